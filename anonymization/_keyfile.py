@@ -1,0 +1,47 @@
+"""The master key file: 32 random bytes, created once with mode 0600, never logged."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+KEY_BYTES = 32
+
+
+class KeyFileError(Exception):
+    """The key file is unreadable, malformed or readable by others."""
+
+
+def load_or_create_master_key(path: str | Path) -> bytes:
+    """Read the master key at `path`, creating it (mode 0600, atomically) when absent."""
+    key_path = Path(path)
+    if not key_path.exists():
+        _create(key_path)
+    mode = key_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise KeyFileError(
+            f"CONSENTGATE_KEY_FILE: {key_path} is accessible by group or others "
+            f"(mode {mode:o}); run chmod 600 on it"
+        )
+    try:
+        key = base64.b64decode(key_path.read_bytes().strip(), validate=True)
+    except ValueError:
+        raise KeyFileError(f"CONSENTGATE_KEY_FILE: {key_path} is not base64") from None
+    if len(key) != KEY_BYTES:
+        raise KeyFileError(f"CONSENTGATE_KEY_FILE: {key_path} must hold {KEY_BYTES} bytes")
+    return key
+
+
+def _create(key_path: Path) -> None:
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    encoded = base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n"
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process created it first; read theirs
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(encoded)
+        handle.flush()
+        os.fsync(handle.fileno())

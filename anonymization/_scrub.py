@@ -1,0 +1,109 @@
+"""Scrubbing free-form values: raw identifiers of the request, e-mail addresses, reserved PII.
+
+A first cut of the detectors (the anonymization issue adds phones, cards, IBANs, …); it is
+pure: values in, scrubbed values out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from anonymization._network import truncate_ip
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+EMAIL_REDACTION = "[email]"
+
+# Segment's reserved traits that identify a person directly: dropped until a source's field
+# policy says to keep them encrypted.
+RESERVED_PII_TRAITS = frozenset(
+    {
+        "email",
+        "phone",
+        "name",
+        "firstName",
+        "lastName",
+        "first_name",
+        "last_name",
+        "username",
+        "address",
+        "birthday",
+        "ip",
+        "avatar",
+    }
+)
+
+# Shorter identifiers ("1", "42") would match inside unrelated text; only whole values are
+# replaced for them.
+_MIN_SUBSTRING_IDENTIFIER = 6
+
+# The context fields that carry no identifier, by path; everything else is dropped.
+_CONTEXT_ALLOWED: Mapping[str, frozenset[str] | None] = {
+    "library": frozenset({"name", "version"}),
+    "app": frozenset({"name", "version", "build", "namespace"}),
+    "os": frozenset({"name", "version"}),
+    "device": frozenset({"type", "manufacturer", "model"}),
+    "screen": frozenset({"width", "height", "density"}),
+    "page": frozenset({"path", "title"}),
+    "locale": None,
+    "timezone": None,
+    "channel": None,
+}
+
+
+class Scrubber:
+    """Scrubs values of one event, knowing its raw identifiers and their pseudonyms."""
+
+    __slots__ = ("_identifiers",)
+
+    def __init__(self, identifiers: Mapping[str, str]) -> None:
+        # Longest first, so that "alice@x.io" is replaced before "alice".
+        self._identifiers = sorted(
+            ((raw, alias) for raw, alias in identifiers.items() if raw),
+            key=lambda item: -len(item[0]),
+        )
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        return value
+
+    def text(self, text: str) -> str:
+        for raw, alias in self._identifiers:
+            if text == raw:
+                return alias
+            if len(raw) >= _MIN_SUBSTRING_IDENTIFIER and raw in text:
+                text = text.replace(raw, alias)
+        if "@" in text:
+            text = EMAIL.sub(EMAIL_REDACTION, text)
+        return text
+
+    def traits(self, traits: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            key: self.value(value)
+            for key, value in traits.items()
+            if key not in RESERVED_PII_TRAITS
+        }
+
+    def context(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        kept: dict[str, Any] = {}
+        for key, allowed in _CONTEXT_ALLOWED.items():
+            value = context.get(key)
+            if value is None:
+                continue
+            if allowed is None:
+                if isinstance(value, str | int | float | bool):
+                    kept[key] = self.value(value)
+            elif isinstance(value, dict):
+                inner = {k: self.value(v) for k, v in value.items() if k in allowed}
+                if inner:
+                    kept[key] = inner
+        ip = context.get("ip")
+        if isinstance(ip, str) and (network := truncate_ip(ip)) is not None:
+            kept["ip"] = network
+        return kept

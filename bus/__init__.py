@@ -1,0 +1,58 @@
+"""The message contract and its transports. Imports none of the domain packages."""
+
+from bus._outbox import OutboxBus
+from bus._tables import NAMING_CONVENTION, metadata
+from bus._transport import Bus, BusError, BusUnavailable, MessageHandler
+from bus.envelope import (
+    CONTROL_SUBJECT,
+    EVENTS_SUBJECT,
+    BusMessage,
+    BusPayload,
+    CallType,
+    ConsentChanged,
+    ControlMessage,
+    Erase,
+    EventEnvelope,
+    OptOut,
+    decode_payload,
+    encode_control,
+    encode_event,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "CONTROL_SUBJECT",
+    "EVENTS_SUBJECT",
+    "Bus",
+    "BusError",
+    "BusMessage",
+    "BusPayload",
+    "BusUnavailable",
+    "CallType",
+    "ConsentChanged",
+    "ControlMessage",
+    "Erase",
+    "EventEnvelope",
+    "MessageHandler",
+    "OptOut",
+    "OutboxBus",
+    "create_bus",
+    "decode_payload",
+    "encode_control",
+    "encode_event",
+    "metadata",
+]
+
+
+def create_bus(bus_url: str, engine: object, *, batch_size: int = 500) -> Bus:
+    """The transport for `bus_url`: `memory://` is the outbox on `engine`."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    if bus_url.startswith("memory://"):
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("the memory bus needs the database engine for its outbox")
+        return OutboxBus(engine, batch_size=batch_size)
+    raise ValueError(
+        f"CONSENTGATE_BUS_URL: {bus_url!r} is not available yet; use memory:// "
+        "(NATS JetStream arrives with its own issue)"
+    )

@@ -1,0 +1,95 @@
+"""The message contract: privacy-safe event envelopes and control messages.
+
+Nothing here carries a raw identifier: `subject`, `anonymous`, `group` and `previous` are
+pseudonyms, and `properties`, `traits` and `context` have been scrubbed by the gateway.
+New fields get defaults; existing field types never change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+CallType = Literal["track", "identify", "page", "screen", "group", "alias"]
+
+EVENTS_SUBJECT = "events"
+CONTROL_SUBJECT = "control"
+
+
+class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="event"):
+    message_id: str
+    source_id: str
+    type: CallType
+    subject: str | None
+    anonymous: str | None
+    received_at: datetime
+    timestamp: datetime
+    event: str | None = None
+    name: str | None = None
+    group: str | None = None
+    previous: str | None = None
+    properties: dict[str, Any] = {}
+    traits: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    purposes: tuple[str, ...] = ()
+    consent_ref: str | None = None
+
+
+class OptOut(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="opt_out"):
+    source_id: str
+    subject: str
+    purposes: tuple[str, ...]
+    at: datetime
+
+
+class Erase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="erase"):
+    source_id: str
+    subject: str
+    request_id: str
+    at: datetime
+
+
+class ConsentChanged(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="consent_changed"
+):
+    source_id: str
+    subject: str
+    at: datetime
+
+
+ControlMessage = OptOut | Erase | ConsentChanged
+BusPayload = EventEnvelope | OptOut | Erase | ConsentChanged
+
+
+class BusMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """What a transport carries: a subject, a dedupe id, headers and an encoded payload."""
+
+    subject: str
+    message_id: str
+    payload: bytes
+    headers: dict[str, str] = {}
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(BusPayload)
+
+
+def encode_event(envelope: EventEnvelope, headers: dict[str, str] | None = None) -> BusMessage:
+    return BusMessage(
+        subject=EVENTS_SUBJECT,
+        message_id=envelope.message_id,
+        payload=_encoder.encode(envelope),
+        headers=headers or {},
+    )
+
+
+def encode_control(message: ControlMessage, message_id: str) -> BusMessage:
+    return BusMessage(
+        subject=CONTROL_SUBJECT, message_id=message_id, payload=_encoder.encode(message)
+    )
+
+
+def decode_payload(message: BusMessage) -> BusPayload:
+    return _decoder.decode(message.payload)

@@ -1,0 +1,146 @@
+"""The validate stage: a body becomes validated calls, or the whole request is refused.
+
+Every call of a batch is checked before any is processed, so a bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from gateway._wire import CALL_TYPES, Alias, Batch, Call, Group
+from gateway.errors import BadRequest, PayloadTooLarge
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int
+    max_batch_events: int
+
+
+@dataclass(slots=True)
+class ValidCall:
+    """One call, checked, with its identifiers normalized and its time corrected."""
+
+    call: Call
+    call_type: str
+    message_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    context: dict[str, Any]
+
+
+_batch_decoder = msgspec.json.Decoder(Batch)
+_call_decoder = msgspec.json.Decoder(Call)
+_single_decoders = {name: msgspec.json.Decoder(kind) for name, kind in CALL_TYPES.items()}
+
+
+def validate_body(
+    body: bytes, call_type: str | None, limits: Limits, received_at: datetime
+) -> list[ValidCall]:
+    """Decode a single call (`call_type` given) or a batch (`call_type` None)."""
+    if call_type is not None:
+        _check_event_size(body, limits, where="$")
+        call = _decode(_single_decoders[call_type], body, prefix="")
+        return [_checked(call, call_type, None, None, received_at, where="$")]
+
+    batch = _decode(_batch_decoder, body, prefix="")
+    if len(batch.batch) > limits.max_batch_events:
+        raise BadRequest(
+            f"batch holds {len(batch.batch)} events; the limit is {limits.max_batch_events}",
+            code="batch_too_large",
+        )
+    calls: list[ValidCall] = []
+    for index, raw in enumerate(batch.batch):
+        where = f"$.batch[{index}]"
+        _check_event_size(raw, limits, where=where)
+        call = _decode(_call_decoder, raw, prefix=f".batch[{index}]")
+        calls.append(
+            _checked(
+                call, call.__struct_config__.tag, batch.sentAt, batch.context, received_at, where
+            )  # type: ignore[arg-type]
+        )
+    return calls
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | msgspec.Raw, prefix: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if prefix and "- at `$" in message:
+            message = message.replace("- at `$", f"- at `${prefix}", 1)
+        elif prefix:
+            message = f"{message} - at `${prefix}`"
+        raise BadRequest(message, code="invalid_event") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+def _check_event_size(data: bytes | msgspec.Raw, limits: Limits, where: str) -> None:
+    size = len(data)
+    if size > limits.max_event_bytes:
+        raise PayloadTooLarge(
+            f"event at {where} is {size} bytes; the limit is {limits.max_event_bytes}",
+            code="event_too_large",
+        )
+
+
+def _checked(
+    call: Call,
+    call_type: str,
+    batch_sent_at: datetime | None,
+    batch_context: dict[str, Any] | None,
+    received_at: datetime,
+    where: str,
+) -> ValidCall:
+    user_id = _identifier(call.userId)
+    anonymous_id = _identifier(call.anonymousId)
+    if user_id is None and anonymous_id is None:
+        raise BadRequest(
+            f"event at {where} has neither userId nor anonymousId", code="no_user_anon_id"
+        )
+    if isinstance(call, Alias) and (user_id is None or _identifier(call.previousId) is None):
+        raise BadRequest(f"alias at {where} needs userId and previousId", code="invalid_event")
+    if isinstance(call, Group) and _identifier(call.groupId) is None:
+        raise BadRequest(f"group at {where} needs a groupId", code="invalid_event")
+    context = {**(batch_context or {}), **(call.context or {})}
+    return ValidCall(
+        call=call,
+        call_type=call_type,
+        message_id=call.messageId or str(uuid.uuid4()),
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        timestamp=corrected_timestamp(call, batch_sent_at, received_at),
+        context=context,
+    )
+
+
+def _identifier(value: str | int | None) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def corrected_timestamp(
+    call: Call, batch_sent_at: datetime | None, received_at: datetime
+) -> datetime:
+    """Segment's clock-skew correction: `receivedAt - (sentAt - originalTimestamp)`."""
+    original = call.timestamp or call.originalTimestamp
+    sent_at = call.sentAt or batch_sent_at
+    if original is None:
+        return received_at
+    original = _utc(original)
+    if sent_at is None:
+        return original
+    return received_at - (_utc(sent_at) - original)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,79 @@
+"""The composition root: `create_app(settings, master_key)` builds the litestar app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar, MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from gateway.errors import GatewayError
+from gateway.routes_health import healthz, readyz
+from gateway.routes_ingest import INGEST_HANDLERS
+from gateway.routes_read import get_profile
+from gateway.runtime import open_runtime
+from gateway.settings import Settings
+
+log = structlog.get_logger("consentgate.http")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "too_many_requests",
+}
+
+
+def _error(status: int, code: str, detail: str) -> Response[dict[str, str]]:
+    return Response(
+        {"error": code, "detail": detail}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def _gateway_error(_: Request, exc: GatewayError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+    return _error(exc.status_code, exc.code, exc.detail)
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return _error(400, "invalid_request", str(exc.detail))
+    return _error(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail))
+
+
+def _unexpected(_: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+    # Never echo the exception: its text may hold request data.
+    log.error("unhandled_error", error=type(exc).__name__)
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
+
+
+def create_app(settings: Settings, master_key: bytes) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime(settings, master_key) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return Litestar(
+        route_handlers=[*INGEST_HANDLERS, get_profile, healthz, readyz],
+        lifespan=[lifespan],
+        exception_handlers={
+            GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        openapi_config=OpenAPIConfig(
+            title="consentgate",
+            version="0.1.0",
+            description="Privacy-first consent and observability gateway.",
+            path="/schema",
+        ),
+        logging_config=None,
+    )

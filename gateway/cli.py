@@ -1,0 +1,140 @@
+"""`consentgate …`: serve, migrate, sources create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from anonymization import KeyFileError, load_or_create_master_key
+from gateway.database import create_engine
+from gateway.migrate import upgrade_to_head
+from gateway.settings import Settings, SettingsError, load_settings
+from gateway.sources import CreatedSource, count_sources, create_source
+from observability import configure_logging
+
+EXIT_CONFIG_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except (SettingsError, KeyFileError, ValueError) as exc:
+        print(f"consentgate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentgate", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (else $CONSENTGATE_CONFIG)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate, then serve the gateway and the core")
+    serve.add_argument("--host", help="listen address (else $CONSENTGATE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (else $CONSENTGATE_PORT, 8000)")
+    serve.set_defaults(command=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.set_defaults(command=_migrate)
+
+    sources = commands.add_parser("sources", help="manage sources").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = sources.add_parser("create", help="create a source; prints its keys as JSON")
+    create.add_argument("name")
+    create.add_argument("--jurisdiction", choices=["gdpr", "ccpa", "none"])
+    create.set_defaults(command=_sources_create)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    settings = load_settings(config_file=args.config)
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    if not changes:
+        return settings
+    import msgspec
+
+    try:
+        return msgspec.convert({**msgspec.to_builtins(settings), **changes}, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+    print(json.dumps({"migrated": True}))
+    return 0
+
+
+def _sources_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+    jurisdiction = args.jurisdiction or settings.default_jurisdiction
+
+    async def create() -> CreatedSource:
+        engine = create_engine(settings.database_url)
+        try:
+            return await create_source(engine, args.name, jurisdiction)
+        finally:
+            await engine.dispose()
+
+    print(json.dumps(asyncio.run(create()).as_json()))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, host=args.host, port=args.port)
+    configure_logging(settings.log_level, settings.log_format)
+    master_key = load_or_create_master_key(settings.key_file)
+    upgrade_to_head(settings.database_url)
+    asyncio.run(_create_default_source(settings))
+
+    import uvicorn
+
+    from gateway.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, master_key),
+            host=settings.host,
+            port=settings.port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    )
+    print(
+        json.dumps({"event": "serving", "url": f"http://{settings.host}:{settings.port}"}),
+        file=sys.stderr,
+        flush=True,
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+async def _create_default_source(settings: Settings) -> None:
+    """On the first start with no source at all, create `default` and show its keys once."""
+    engine = create_engine(settings.database_url)
+    try:
+        if await count_sources(engine):
+            return
+        created = await create_source(engine, "default", settings.default_jurisdiction)
+    finally:
+        await engine.dispose()
+    print(
+        "consentgate: created source 'default'; its keys are shown this once:",
+        file=sys.stderr,
+    )
+    print(json.dumps(created.as_json()), flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

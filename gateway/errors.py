@@ -1,0 +1,44 @@
+"""The gateway's errors, mapped to `{"error": CODE, "detail": TEXT}` in one place (app.py)."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(GatewayError):
+    status_code = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    code = "not_found"
+
+
+class Unavailable(GatewayError):
+    status_code = 503
+    code = "unavailable"

@@ -1,0 +1,120 @@
+"""The ingestion pipeline: authenticate, validate, consent, anonymize, record, forward.
+
+Per-event stages are plain callables over one `EventContext`, run by one loop. A stage that
+refuses an event raises `EventRefused`; the refusal is handled in exactly one place
+(`Pipeline._refused`), which pseudonymizes the identifiers and records the decision. The
+request gets its 200 only after `forward` has the bus's durable acknowledgement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from bus import Bus, BusUnavailable, EventEnvelope, encode_event
+from consent import Decision
+from gateway._validate import Limits, ValidCall, validate_body
+from gateway.errors import Unavailable
+from gateway.sources import Source
+
+
+class EventRefused(Exception):
+    """A stage refused the event; it is recorded and not forwarded."""
+
+
+@dataclass(slots=True)
+class EventContext:
+    """One event on its way through the stages.
+
+    `call` holds the raw inbound event and `user_id`/`anonymous_id` its raw identifiers
+    until the anonymize stage, which clears all three: nothing raw goes past it.
+    """
+
+    source: Source
+    call: ValidCall | None
+    call_type: str
+    message_id: str
+    received_at: datetime
+    sec_gpc: str | None
+    user_id: str | None = field(default=None, repr=False)
+    anonymous_id: str | None = field(default=None, repr=False)
+    subject: str | None = None
+    anonymous: str | None = None
+    event_name: str | None = None
+    decision: Decision | None = None
+    envelope: EventEnvelope | None = None
+
+
+Stage = Callable[[EventContext], EventContext]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    source: Source
+    body: bytes
+    call_type: str | None
+    sec_gpc: str | None
+    traceparent: str | None = None
+
+
+class Pipeline:
+    """Runs the stages for every event of a request; the handler only calls `run`."""
+
+    __slots__ = ("_bus", "_limits", "_pseudonymize_ids", "_record", "_stages")
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        limits: Limits,
+        stages: Sequence[Stage],
+        pseudonymize_ids: Stage,
+        record: Stage,
+    ) -> None:
+        self._bus = bus
+        self._limits = limits
+        self._stages = tuple(stages)
+        self._pseudonymize_ids = pseudonymize_ids
+        self._record = record
+
+    async def run(self, request: IngestRequest) -> None:
+        received_at = datetime.now(UTC)
+        calls = validate_body(request.body, request.call_type, self._limits, received_at)
+        envelopes = []
+        for call in calls:
+            context = EventContext(
+                source=request.source,
+                call=call,
+                call_type=call.call_type,
+                message_id=call.message_id,
+                received_at=received_at,
+                sec_gpc=request.sec_gpc,
+                user_id=call.user_id,
+                anonymous_id=call.anonymous_id,
+            )
+            envelope = self._process(context)
+            if envelope is not None:
+                envelopes.append(envelope)
+        await self._forward(envelopes, request.traceparent)
+
+    def _process(self, context: EventContext) -> EventEnvelope | None:
+        try:
+            for stage in self._stages:
+                context = stage(context)
+        except EventRefused:
+            return self._refused(context)
+        return context.envelope
+
+    def _refused(self, context: EventContext) -> None:
+        context = self._pseudonymize_ids(context)
+        self._record(context)
+        return None
+
+    async def _forward(self, envelopes: list[EventEnvelope], traceparent: str | None) -> None:
+        headers = {"traceparent": traceparent} if traceparent else None
+        try:
+            await self._bus.publish([encode_event(e, headers) for e in envelopes])
+        except BusUnavailable as exc:
+            raise Unavailable(
+                "events were not accepted; retry the request", code="bus_unavailable"
+            ) from exc

@@ -1,0 +1,69 @@
+"""Segment's HTTP Tracking API: /v1/track … /v1/batch and analytics.js's short paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.types import Method
+
+from gateway._body import decode_content, read_limited
+from gateway.auth import authenticate_write_key, basic_username, body_write_key
+from gateway.pipeline import IngestRequest
+from gateway.runtime import Runtime
+
+SUCCESS = b'{"success":true}'
+
+# call type (None: a batch) -> its long and short path
+INGEST_ROUTES: dict[str | None, tuple[str, str]] = {
+    "track": ("/v1/track", "/v1/t"),
+    "identify": ("/v1/identify", "/v1/i"),
+    "page": ("/v1/page", "/v1/p"),
+    "screen": ("/v1/screen", "/v1/s"),
+    "group": ("/v1/group", "/v1/g"),
+    "alias": ("/v1/alias", "/v1/a"),
+    None: ("/v1/batch", "/v1/b"),
+}
+
+
+def _operation_id(_: HTTPRouteHandler, __: Method, path: list[Any]) -> str:
+    return "ingest_" + "_".join(str(part) for part in path if part != "v1")
+
+
+def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteHandler:
+    name = call_type or "batch"
+
+    @post(
+        list(paths),
+        operation_id=_operation_id,
+        summary=f"Segment {name} call",
+        description='Answers 200 {"success": true} once every event is durably on the bus.',
+        tags=["ingestion"],
+        status_code=200,
+    )
+    async def ingest(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
+        runtime: Runtime = request.app.state.runtime
+        settings = runtime.settings
+        headers = request.headers
+        key = basic_username(headers.get("authorization"))
+        source = await authenticate_write_key(runtime, key) if key else None
+        body = await read_limited(request.stream(), settings.max_request_bytes)
+        body = decode_content(body, headers.get("content-encoding"), settings.max_request_bytes)
+        if source is None:
+            source = await authenticate_write_key(runtime, body_write_key(body))
+        await runtime.pipeline.run(
+            IngestRequest(
+                source=source,
+                body=body,
+                call_type=call_type,
+                sec_gpc=headers.get("sec-gpc"),
+                traceparent=headers.get("traceparent"),
+            )
+        )
+        return Response(SUCCESS, media_type="application/json")
+
+    return ingest
+
+
+INGEST_HANDLERS = [_ingest_handler(call_type, paths) for call_type, paths in INGEST_ROUTES.items()]

@@ -1,0 +1,22 @@
+"""Server-key reads: `GET /v1/profiles/{userId}`."""
+
+from __future__ import annotations
+
+from litestar import Request, get
+
+from gateway.auth import authenticate_server_key
+from gateway.errors import NotFound
+from gateway.runtime import Runtime
+from profiles import Profile, read_profile
+
+
+@get("/v1/profiles/{user_id:str}", operation_id="get_profile", tags=["profiles"])
+async def get_profile(request: Request, user_id: str) -> Profile:  # type: ignore[type-arg]
+    """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier."""
+    source = await authenticate_server_key(request)
+    runtime: Runtime = request.app.state.runtime
+    subject = source.pseudonymize("subject", user_id)
+    profile = await read_profile(runtime.engine, source.source_id, subject)
+    if profile is None:
+        raise NotFound("no profile for this user", code="profile_not_found")
+    return profile

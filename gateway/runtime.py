@@ -1,0 +1,103 @@
+"""What a running gateway holds: engine, bus, sources, pipeline, core. Built once per app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus import Bus, BusUnavailable, create_bus
+from gateway import stages
+from gateway._validate import Limits
+from gateway.database import create_engine
+from gateway.pipeline import Pipeline
+from gateway.settings import Settings
+from gateway.sources import SourceRegistry
+from observability import DecisionCounter
+from profiles import ProfileConsumer
+
+log = structlog.get_logger("consentgate.runtime")
+
+_MAINTENANCE_INTERVAL_SECONDS = 600.0
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    bus: Bus
+    sources: SourceRegistry
+    pipeline: Pipeline
+    decisions: DecisionCounter
+    consumer: ProfileConsumer
+
+    async def check_ready(self) -> dict[str, str]:
+        """The state of each dependency: "ok" or why not."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await self.bus.ping()
+            checks["bus"] = "ok"
+        except BusUnavailable as exc:
+            checks["bus"] = f"unavailable: {exc}"
+        return checks
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[Runtime]:
+    """Start everything in order and stop it in reverse; the embedded core runs inside."""
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    bus = create_bus(settings.bus_url, engine, batch_size=settings.outbox_batch_size)
+    consumer = ProfileConsumer(engine)
+    decisions = DecisionCounter()
+    pipeline = Pipeline(
+        bus=bus,
+        limits=Limits(
+            max_event_bytes=settings.max_event_bytes, max_batch_events=settings.max_batch_events
+        ),
+        stages=(stages.consent, stages.anonymize, stages.Record(decisions)),
+        pseudonymize_ids=stages.pseudonymize_ids,
+        record=stages.Record(decisions),
+    )
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        bus=bus,
+        sources=SourceRegistry(engine, master_key),
+        pipeline=pipeline,
+        decisions=decisions,
+        consumer=consumer,
+    )
+    await bus.start(consumer)
+    maintenance = asyncio.create_task(_maintain(runtime), name="core-maintenance")
+    try:
+        yield runtime
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
+        await bus.close()
+        await engine.dispose()
+
+
+async def _maintain(runtime: Runtime) -> None:
+    retention = timedelta(hours=runtime.settings.dedupe_retention_hours)
+    while True:
+        try:
+            purged = await runtime.consumer.purge_processed(retention)
+            if purged:
+                log.info("dedupe_ids_purged", count=purged)
+        except Exception as exc:  # keep maintaining; the next round retries
+            log.warning("maintenance_failed", error=type(exc).__name__)
+        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)

@@ -1,0 +1,109 @@
+"""Settings: `CONSENTGATE_*` environment variables over an optional TOML file over defaults.
+
+The defaults are the embedded shape: SQLite under ./var, the in-process bus, 127.0.0.1:8000.
+An invalid value stops start-up with a `SettingsError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "CONSENTGATE_"
+CONFIG_FILE_VARIABLE = "CONSENTGATE_CONFIG"
+
+Jurisdiction = Literal["gdpr", "ccpa", "none"]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    database_url: str = "sqlite:///var/consentgate.db"
+    bus_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    key_file: str = "var/keys/master.key"
+    otlp_endpoint: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    default_jurisdiction: Jurisdiction = "gdpr"
+    max_event_bytes: PositiveInt = 32 * 1024
+    max_request_bytes: PositiveInt = 500 * 1024
+    max_batch_events: PositiveInt = 2500
+    # Dedupe by messageId must outlive any client's retry window: at least 24 hours.
+    dedupe_retention_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
+    # FULL survives power loss; NORMAL (WAL) survives any process crash and is faster.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    outbox_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+
+    def __post_init__(self) -> None:
+        if "://" not in self.database_url:
+            raise SettingsError(
+                f"{ENV_PREFIX}DATABASE_URL: expected a URL such as sqlite:///var/consentgate.db "
+                "or postgresql://host/db"
+            )
+        if not self.bus_url.startswith(("memory://", "nats://")):
+            raise SettingsError(
+                f"{ENV_PREFIX}BUS_URL: expected memory:// or nats://host:port, got {self.bus_url!r}"
+            )
+
+
+_FIELDS = Settings.__struct_fields__
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Read settings from `environ` (default: the process environment) and a TOML file.
+
+    The TOML file is `config_file`, else `$CONSENTGATE_CONFIG`, else none. Environment
+    variables win over the file.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_file or env.get(CONFIG_FILE_VARIABLE)
+    if path:
+        raw.update(_read_toml(Path(path)))
+    for name in _FIELDS:
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_setting(str(exc))) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: no such file {str(path)!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: {path} is not valid TOML: {exc}") from None
+    section = data.get("consentgate", data)
+    if not isinstance(section, dict):
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: [consentgate] must be a table")
+    return section
+
+
+def _name_the_setting(message: str) -> str:
+    """Turn msgspec's `... - at `$.port`` into `CONSENTGATE_PORT: ...`."""
+    if " - at `$." in message:
+        text, _, where = message.rpartition(" - at `$.")
+        field = where.rstrip("`").split(".")[0].split("[")[0]
+        return f"{ENV_PREFIX}{field.upper()}: {text}"
+    if message.startswith("Object contains unknown field"):
+        field = message.split("`")[1]
+        return f"{ENV_PREFIX}{field.upper()}: unknown setting"
+    return message

@@ -1,0 +1,130 @@
+"""The per-event stages: consent, anonymize, record. Each does one job on an EventContext."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from anonymization import Scrubber
+from bus import EventEnvelope
+from consent import decide, parse_signals, required_purposes
+from gateway._wire import Alias, Group, Identify
+from gateway.pipeline import EventContext, EventRefused
+from observability import DecisionRecord, DecisionSink
+
+
+def consent(context: EventContext) -> EventContext:
+    """Decide the event's purposes; refuse it unless every purpose it needs is allowed."""
+    assert context.call is not None  # noqa: S101 - consent runs before anonymize
+    signals = parse_signals(context.call.context, context.sec_gpc)
+    context.decision = decide(
+        required_purposes(context.call_type), signals, context.source.jurisdiction
+    )
+    if context.decision.action == "drop":
+        raise EventRefused
+    return context
+
+
+def pseudonymize_ids(context: EventContext) -> EventContext:
+    """Replace the raw identifiers by pseudonyms, name the event, and drop the raw event."""
+    _pseudonymize(context, {})
+    return context
+
+
+def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubber:
+    """Set the pseudonyms and the scrubbed event name, clear everything raw.
+
+    Returns the scrubber that knows every raw identifier of the event (those in
+    `identifiers` too), for the free-form fields still to scrub.
+    """
+    pseudonymize = context.source.pseudonymize
+    if context.user_id:
+        context.subject = pseudonymize("subject", context.user_id)
+        identifiers[context.user_id] = context.subject
+    if context.anonymous_id:
+        context.anonymous = pseudonymize("subject", context.anonymous_id)
+        identifiers[context.anonymous_id] = context.anonymous
+    scrub = Scrubber(identifiers)
+    if context.call is not None:
+        event = getattr(context.call.call, "event", None)
+        if event is not None:
+            context.event_name = scrub.text(event)
+    context.call = None
+    context.user_id = None
+    context.anonymous_id = None
+    return scrub
+
+
+def anonymize(context: EventContext) -> EventContext:
+    """Build the privacy-safe envelope: pseudonyms, scrubbed values, reduced context."""
+    call = context.call
+    assert call is not None and context.decision is not None  # noqa: S101 - stage order
+    raw = call.call
+    pseudonymize = context.source.pseudonymize
+    identifiers: dict[str, str] = {}
+    group = previous = None
+    if isinstance(raw, Group):
+        group = pseudonymize("group", str(raw.groupId))
+        identifiers[str(raw.groupId).strip()] = group
+    if isinstance(raw, Alias):
+        previous = pseudonymize("subject", str(raw.previousId))
+        identifiers[str(raw.previousId).strip()] = previous
+    scrub = _pseudonymize(context, identifiers)
+
+    traits: dict[str, Any] = {}
+    if isinstance(raw, Identify | Group):
+        context_traits = call.context.get("traits") if isinstance(raw, Identify) else None
+        base = context_traits if isinstance(context_traits, dict) else {}
+        traits = scrub.traits({**base, **(raw.traits or {})})
+    name = getattr(raw, "name", None)
+    context.envelope = EventEnvelope(
+        message_id=context.message_id,
+        source_id=context.source.source_id,
+        type=call.call_type,  # type: ignore[arg-type]
+        subject=context.subject,
+        anonymous=context.anonymous,
+        received_at=context.received_at,
+        timestamp=call.timestamp,
+        event=context.event_name,
+        name=scrub.text(name) if name is not None else None,
+        group=group,
+        previous=previous,
+        properties=scrub.value(getattr(raw, "properties", None) or {}),
+        traits=traits,
+        context=scrub.context(call.context),
+        purposes=context.decision.allowed,
+        consent_ref=context.decision.consent_ref,
+    )
+    return context
+
+
+class Record:
+    """The record stage: one decision record per event, pseudonyms only."""
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: DecisionSink) -> None:
+        self._sink = sink
+
+    def __call__(self, context: EventContext) -> EventContext:
+        decision = context.decision
+        assert decision is not None  # noqa: S101 - consent always decides first
+        self._sink.add(
+            DecisionRecord(
+                message_id=context.message_id,
+                source_id=context.source.source_id,
+                subject=context.subject,
+                anonymous=context.anonymous,
+                type=context.call_type,
+                event=context.event_name,
+                purposes_required=decision.required,
+                purposes_allowed=decision.allowed,
+                action=decision.action,
+                reasons=decision.reasons,
+                consent_ref=decision.consent_ref,
+                trace_id=None,
+                decided_at=datetime.now(UTC),
+            )
+        )
+        context.call = None
+        return context

@@ -1,0 +1,47 @@
+"""Reading profiles: the shape `GET /v1/profiles/{userId}` returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from profiles._apply import as_utc
+from profiles._tables import ProfileRow
+
+_profiles = ProfileRow.__table__
+
+
+class Computed(msgspec.Struct, frozen=True, kw_only=True):
+    first_seen: datetime
+    last_seen: datetime
+    event_counts: dict[str, int]
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    subject: str
+    traits: dict[str, Any]
+    computed: Computed
+    segments: list[str] = []
+
+
+async def read_profile(engine: AsyncEngine, source_id: str, subject: str) -> Profile | None:
+    query = select(_profiles).where(
+        _profiles.c.source_id == source_id, _profiles.c.subject == subject
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return Profile(
+        subject=row.subject,
+        traits=dict(row.traits),
+        computed=Computed(
+            first_seen=as_utc(row.first_seen),
+            last_seen=as_utc(row.last_seen),
+            event_counts=dict(row.event_counts),
+        ),
+    )
