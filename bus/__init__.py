@@ -20,9 +20,9 @@ from bus.envelope import (
 )
 
 __all__ = [
-    "NAMING_CONVENTION",
     "CONTROL_SUBJECT",
     "EVENTS_SUBJECT",
+    "NAMING_CONVENTION",
     "Bus",
     "BusError",
     "BusMessage",

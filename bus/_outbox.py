@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus._tables import dead_letters, outbox
@@ -26,7 +26,9 @@ from bus.envelope import BusMessage
 
 log = structlog.get_logger("consentgate.bus")
 
-_Pending = tuple[list[dict[str, Any]], asyncio.Future[None]]
+_Publish = tuple[list[dict[str, Any]], asyncio.Future[None]]
+_Pending = _Publish | None  # None: stop
+_CLOSE_GRACE_SECONDS = 5.0
 
 
 class OutboxBus:
@@ -49,6 +51,7 @@ class OutboxBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: MessageHandler | None = None
         self._skip_locked = engine.dialect.name == "postgresql"
+        self._closing = False
 
     async def start(self, handler: MessageHandler | None = None) -> None:
         self._handler = handler
@@ -58,7 +61,7 @@ class OutboxBus:
             self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="outbox-dispatch"))
 
     async def publish(self, messages: Sequence[BusMessage]) -> None:
-        if not self._tasks:
+        if not self._tasks or self._closing:
             raise BusUnavailable("the outbox is not started")
         if not messages:
             return
@@ -83,56 +86,73 @@ class OutboxBus:
             raise BusUnavailable("the outbox writer is not running")
 
     async def close(self) -> None:
+        """Commit what is pending, let the current delivery finish, then stop."""
+        self._closing = True
+        self._pending.put_nowait(None)
+        self._wakeup.set()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_CLOSE_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def pending_count(self) -> int:
         """Messages committed but not yet processed (bus lag)."""
-        from sqlalchemy import func
-
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
 
     async def _commit_loop(self) -> None:
-        while True:
-            group = [await self._pending.get()]
-            count = len(group[0][0])
-            while count < self._max_group and not self._pending.empty():
-                item = self._pending.get_nowait()
-                group.append(item)
-                count += len(item[0])
+        stopping = False
+        while not stopping:
+            group, stopping = await self._take_group()
+            if not group:
+                return
             rows = [row for item in group for row in item[0]]
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(insert(outbox), rows)
             except asyncio.CancelledError:
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(BusUnavailable("the outbox is shutting down"))
+                _fail(group, "the outbox is shutting down")
                 raise
             except Exception as exc:  # any database failure fails exactly these publishers
                 log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(BusUnavailable("the outbox could not commit"))
+                _fail(group, "the outbox could not commit")
             else:
                 for _, done in group:
                     if not done.done():
                         done.set_result(None)
                 self._wakeup.set()
 
+    async def _take_group(
+        self,
+    ) -> tuple[list[_Publish], bool]:
+        """Everything pending now (up to `max_group` rows), and whether close was asked."""
+        first = await self._pending.get()
+        if first is None:
+            return [], True
+        group = [first]
+        count = len(first[0])
+        while count < self._max_group and not self._pending.empty():
+            item = self._pending.get_nowait()
+            if item is None:
+                return group, True
+            group.append(item)
+            count += len(item[0])
+        return group, False
+
     async def _dispatch_loop(self) -> None:
-        assert self._handler is not None  # noqa: S101 - start() guarantees it
+        assert self._handler is not None
         failures = 0
-        while True:
+        while not self._closing:
             if not self._wakeup.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
             self._wakeup.clear()
+            if self._closing:
+                return
             try:
                 delivered = await self._deliver_one_batch(self._handler)
                 failures = 0
@@ -202,6 +222,12 @@ class OutboxBus:
             )
             await conn.execute(delete(outbox).where(outbox.c.id == row["id"]))
         log.error("outbox_dead_letter", message_id=row["message_id"], error=error)
+
+
+def _fail(group: list[_Publish], why: str) -> None:
+    for _, done in group:
+        if not done.done():
+            done.set_exception(BusUnavailable(why))
 
 
 def _to_message(row: Any) -> BusMessage:

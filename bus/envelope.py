@@ -92,4 +92,5 @@ def encode_control(message: ControlMessage, message_id: str) -> BusMessage:
 
 
 def decode_payload(message: BusMessage) -> BusPayload:
-    return _decoder.decode(message.payload)
+    payload: BusPayload = _decoder.decode(message.payload)
+    return payload

@@ -35,6 +35,7 @@ class ValidCall:
     context: dict[str, Any]
 
 
+_CALL_NAMES = {kind: name for name, kind in CALL_TYPES.items()}
 _batch_decoder = msgspec.json.Decoder(Batch)
 _call_decoder = msgspec.json.Decoder(Call)
 _single_decoders = {name: msgspec.json.Decoder(kind) for name, kind in CALL_TYPES.items()}
@@ -61,9 +62,7 @@ def validate_body(
         _check_event_size(raw, limits, where=where)
         call = _decode(_call_decoder, raw, prefix=f".batch[{index}]")
         calls.append(
-            _checked(
-                call, call.__struct_config__.tag, batch.sentAt, batch.context, received_at, where
-            )  # type: ignore[arg-type]
+            _checked(call, _CALL_NAMES[type(call)], batch.sentAt, batch.context, received_at, where)
         )
     return calls
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
 from consent import Decision
 from gateway._validate import Limits, ValidCall, validate_body
@@ -102,13 +103,9 @@ class Pipeline:
             for stage in self._stages:
                 context = stage(context)
         except EventRefused:
-            return self._refused(context)
+            self._record(self._pseudonymize_ids(context))
+            return None
         return context.envelope
-
-    def _refused(self, context: EventContext) -> None:
-        context = self._pseudonymize_ids(context)
-        self._record(context)
-        return None
 
     async def _forward(self, envelopes: list[EventEnvelope], traceparent: str | None) -> None:
         headers = {"traceparent": traceparent} if traceparent else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, get
+from litestar.params import FromPath
 
 from gateway.auth import authenticate_server_key
 from gateway.errors import NotFound
@@ -11,7 +12,7 @@ from profiles import Profile, read_profile
 
 
 @get("/v1/profiles/{user_id:str}", operation_id="get_profile", tags=["profiles"])
-async def get_profile(request: Request, user_id: str) -> Profile:  # type: ignore[type-arg]
+async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # type: ignore[type-arg]
     """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier."""
     source = await authenticate_server_key(request)
     runtime: Runtime = request.app.state.runtime

@@ -12,15 +12,16 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from anonymization import Pseudonymizer, derive_source_key
 from consent import Jurisdiction
 from gateway._tables import SourceRow
 
-_sources = SourceRow.__table__
+_sources = cast(Table, SourceRow.__table__)
 WRITE_KEY_PREFIX = "wk_"
 SERVER_KEY_PREFIX = "sk_"
 _NEGATIVE_TTL_SECONDS = 5.0

@@ -15,7 +15,7 @@ from observability import DecisionRecord, DecisionSink
 
 def consent(context: EventContext) -> EventContext:
     """Decide the event's purposes; refuse it unless every purpose it needs is allowed."""
-    assert context.call is not None  # noqa: S101 - consent runs before anonymize
+    assert context.call is not None
     signals = parse_signals(context.call.context, context.sec_gpc)
     context.decision = decide(
         required_purposes(context.call_type), signals, context.source.jurisdiction
@@ -58,7 +58,8 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
 def anonymize(context: EventContext) -> EventContext:
     """Build the privacy-safe envelope: pseudonyms, scrubbed values, reduced context."""
     call = context.call
-    assert call is not None and context.decision is not None  # noqa: S101 - stage order
+    assert call is not None
+    assert context.decision is not None
     raw = call.call
     pseudonymize = context.source.pseudonymize
     identifiers: dict[str, str] = {}
@@ -108,7 +109,7 @@ class Record:
 
     def __call__(self, context: EventContext) -> EventContext:
         decision = context.decision
-        assert decision is not None  # noqa: S101 - consent always decides first
+        assert decision is not None
         self._sink.add(
             DecisionRecord(
                 message_id=context.message_id,

@@ -7,13 +7,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import bus
-import gateway._tables
-import profiles
 from gateway.database import create_engine
+from migrations.metadata import TARGET_METADATA
 
 config = context.config
-target_metadata = [gateway._tables.metadata, bus.metadata, profiles.metadata]
+target_metadata = TARGET_METADATA
 
 
 def _run(connection: Connection) -> None:

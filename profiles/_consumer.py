@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import structlog
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus import BusMessage, EventEnvelope, decode_payload
@@ -19,8 +20,8 @@ from profiles._tables import ProcessedMessage, ProfileRow
 
 log = structlog.get_logger("consentgate.profiles")
 
-_profiles = ProfileRow.__table__
-_processed = ProcessedMessage.__table__
+_profiles = cast(Table, ProfileRow.__table__)
+_processed = cast(Table, ProcessedMessage.__table__)
 
 
 class ProfileConsumer:
@@ -84,7 +85,7 @@ class ProfileConsumer:
             is_new = state is None
             for envelope in events:
                 state = apply_event(state, envelope, subject)
-            assert state is not None  # noqa: S101 - every group holds at least one event
+            assert state is not None
             values = {
                 "traits": state.traits,
                 "event_counts": state.event_counts,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profiles._apply import as_utc
 from profiles._tables import ProfileRow
 
-_profiles = ProfileRow.__table__
+_profiles = cast(Table, ProfileRow.__table__)
 
 
 class Computed(msgspec.Struct, frozen=True, kw_only=True):

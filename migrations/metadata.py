@@ -1,0 +1,9 @@
+"""Every package's MetaData: what migrations create and autogenerate compares."""
+
+from __future__ import annotations
+
+import bus
+import gateway
+import profiles
+
+TARGET_METADATA = [gateway.metadata, bus.metadata, profiles.metadata]

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated embedded gateway per test (SQLite file, key file in tmp)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from anonymization import load_or_create_master_key
+from gateway.app import create_app
+from gateway.database import create_engine
+from gateway.migrate import upgrade_to_head
+from gateway.settings import Settings, load_settings
+from gateway.sources import CreatedSource, create_source
+
+
+def embedded_environ(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CONSENTGATE_DATABASE_URL": f"sqlite:///{tmp_path}/consentgate.db",
+        "CONSENTGATE_KEY_FILE": str(tmp_path / "keys" / "master.key"),
+        "CONSENTGATE_LOG_LEVEL": "warning",
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(environ=embedded_environ(tmp_path))
+
+
+@pytest.fixture
+def master_key(settings: Settings) -> bytes:
+    return load_or_create_master_key(settings.key_file)
+
+
+@pytest.fixture
+def migrated(settings: Settings) -> Settings:
+    upgrade_to_head(settings.database_url)
+    return settings
+
+
+MakeSource = Callable[..., CreatedSource]
+
+
+@pytest.fixture
+def make_source(migrated: Settings) -> MakeSource:
+    def make(name: str = "app", jurisdiction: str = "none") -> CreatedSource:
+        async def create() -> CreatedSource:
+            engine = create_engine(migrated.database_url)
+            try:
+                return await create_source(engine, name, jurisdiction)  # type: ignore[arg-type]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(create())
+
+    return make
+
+
+@pytest.fixture
+def source(make_source: MakeSource) -> CreatedSource:
+    return make_source("app", "none")
+
+
+@pytest.fixture
+def client(migrated: Settings, master_key: bytes) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    with TestClient(create_app(migrated, master_key)) as test_client:
+        yield test_client
+
+
+def basic(write_key: str) -> dict[str, str]:
+    token = base64.b64encode(f"{write_key}:".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,91 @@
+"""Running the real `consentgate serve` in a subprocess, on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import embedded_environ
+
+CONSENTGATE = str(Path(sys.executable).parent / "consentgate")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gateway:
+    """One gateway process on its own SQLite file and key file under `workdir`."""
+
+    def __init__(self, workdir: Path, **extra_env: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            **embedded_environ(workdir),
+            "CONSENTGATE_PORT": str(self.port),
+            **extra_env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        """Run a CLI command; its stdout must be exactly one JSON object."""
+        done = subprocess.run(
+            [CONSENTGATE, *args], env=self.env, capture_output=True, check=True, timeout=60
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def start(self, timeout: float = 30.0) -> None:
+        with (
+            open(self.workdir / "stdout.log", "ab") as stdout,
+            open(self.workdir / "stderr.log", "ab") as stderr,
+        ):
+            self.process = subprocess.Popen(
+                [CONSENTGATE, "serve"], env=self.env, stdout=stdout, stderr=stderr
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited early:\n{self.logs()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway not ready within {timeout}s:\n{self.logs()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, as in a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def logs(self) -> str:
+        return "".join(
+            (self.workdir / name).read_text(errors="replace")
+            for name in ("stdout.log", "stderr.log")
+            if (self.workdir / name).exists()
+        )

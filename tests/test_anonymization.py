@@ -1,0 +1,132 @@
+"""Pseudonyms (known answers), key file handling, IP truncation and scrubbing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anonymization import (
+    KeyFileError,
+    Pseudonymizer,
+    Scrubber,
+    derive_source_key,
+    load_or_create_master_key,
+    truncate_ip,
+)
+
+KEY = bytes(range(32))
+
+
+def test_pseudonym_known_answer() -> None:
+    """p1_ + base64url(HMAC-SHA256(key, "subject\\0" + id)[:16]), as an independent computation."""
+    expected_digest = hmac.new(KEY, b"subject\x00alice", hashlib.sha256).digest()[:16]
+    expected = "p1_" + base64.urlsafe_b64encode(expected_digest).rstrip(b"=").decode()
+    assert Pseudonymizer(KEY)("subject", "alice") == expected
+    assert (
+        expected
+        == "p1_"
+        + base64.urlsafe_b64encode(
+            bytes.fromhex(hmac.new(KEY, b"subject\x00alice", "sha256").hexdigest())[:16]
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+
+
+def test_pseudonyms_normalize_and_separate_domains() -> None:
+    """Emails are case-folded and trimmed; group ids and subject ids never collide."""
+    pseudonymize = Pseudonymizer(KEY)
+    assert pseudonymize("subject", " Alice@Example.COM ") == pseudonymize(
+        "subject", "alice@example.com"
+    )
+    assert pseudonymize("subject", "Bob") != pseudonymize("subject", "bob")
+    assert pseudonymize("group", "acme") != pseudonymize("subject", "acme")
+    assert "key" in repr(pseudonymize)
+    assert KEY.hex() not in repr(pseudonymize)
+
+
+def test_source_keys_differ() -> None:
+    """Each source derives its own key from the master key."""
+    assert derive_source_key(KEY, "src_a") != derive_source_key(KEY, "src_b")
+    assert derive_source_key(KEY, "src_a") == derive_source_key(KEY, "src_a")
+
+
+def test_key_file_is_created_0600_and_reused(tmp_path: Path) -> None:
+    """The master key file is created once with mode 0600 and read back unchanged."""
+    path = tmp_path / "keys" / "master.key"
+    first = load_or_create_master_key(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert load_or_create_master_key(path) == first
+    assert len(first) == 32
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """A key file other users can read stops start-up, naming the setting."""
+    path = tmp_path / "master.key"
+    load_or_create_master_key(path)
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError, match="CONSENTGATE_KEY_FILE"):
+        load_or_create_master_key(path)
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("203.0.113.77", "203.0.113.0"),
+        ("2001:db8:1234:5678::1", "2001:db8:1234::"),
+        ("::ffff:198.51.100.9", "198.51.100.0"),
+        ("not an ip", None),
+    ],
+)
+def test_ip_truncation(address: str, network: str | None) -> None:
+    """IPv4 keeps its /24, IPv6 its /48; anything else is not an address."""
+    assert truncate_ip(address) == network
+
+
+_local = st.from_regex(r"[a-z][a-z0-9._]{0,15}", fullmatch=True)
+_domain = st.from_regex(r"[a-z][a-z0-9]{0,10}\.(com|org|io|co\.uk)", fullmatch=True)
+_emails = st.builds(lambda local, domain: f"{local}@{domain}", _local, _domain)
+_text = st.text(alphabet=st.characters(blacklist_characters="@"), max_size=30)
+
+
+@given(email=_emails, before=_text, after=_text)
+def test_planted_emails_never_survive(email: str, before: str, after: str) -> None:
+    """An email planted anywhere in nested properties is redacted."""
+    scrubbed = Scrubber({}).value({"a": [f"{before} {email} {after}"], "b": {"c": email}})
+    assert email not in repr(scrubbed)
+
+
+@given(identifier=st.from_regex(r"[A-Za-z0-9_-]{6,40}", fullmatch=True), before=_text, after=_text)
+def test_raw_identifier_inside_text_is_replaced(identifier: str, before: str, after: str) -> None:
+    """A raw identifier inside a free-form value becomes its pseudonym."""
+    scrubbed = Scrubber({identifier: "p1_x"}).text(f"{before}{identifier}{after}")
+    assert identifier not in scrubbed
+
+
+def test_reserved_traits_are_dropped_and_context_reduced() -> None:
+    """Direct identifiers among traits are dropped; context keeps only allow-listed fields."""
+    scrub = Scrubber({})
+    assert scrub.traits({"email": "a@b.co", "firstName": "A", "plan": "pro"}) == {"plan": "pro"}
+    context = scrub.context(
+        {
+            "ip": "203.0.113.77",
+            "userAgent": "Mozilla/5.0",
+            "device": {"id": "device-id", "advertisingId": "ad-id", "type": "ios"},
+            "page": {"url": "https://x/?e=a@b.co", "path": "/signup"},
+            "library": {"name": "analytics-python", "version": "2.4"},
+            "traits": {"email": "a@b.co"},
+        }
+    )
+    assert context == {
+        "ip": "203.0.113.0",
+        "device": {"type": "ios"},
+        "page": {"path": "/signup"},
+        "library": {"name": "analytics-python", "version": "2.4"},
+    }

@@ -1,0 +1,128 @@
+"""The embedded bus: durable on return, delivered after a restart, poison moved aside."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from bus import BusMessage, EventEnvelope, OutboxBus, decode_payload, encode_event
+from bus._tables import dead_letters, outbox
+from gateway.database import create_engine
+from gateway.settings import Settings
+
+
+def _message(n: int) -> BusMessage:
+    now = datetime.now(UTC)
+    envelope = EventEnvelope(
+        message_id=f"m{n}",
+        source_id="src",
+        type="track",
+        subject="p1_s",
+        anonymous=None,
+        received_at=now,
+        timestamp=now,
+        event="e",
+    )
+    return encode_event(envelope, {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
+
+
+async def _count(settings: Settings, table: object) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def test_published_messages_survive_until_a_consumer_takes_them(migrated: Settings) -> None:
+    """Messages published with no consumer are delivered, in order, by the next bus started."""
+    engine = create_engine(migrated.database_url)
+    writer = OutboxBus(engine)
+    await writer.start()
+    await asyncio.gather(*(writer.publish([_message(n)]) for n in range(50)))
+    await writer.close()
+    assert await _count(migrated, outbox) == 50
+
+    received: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(messages: Sequence[BusMessage]) -> None:
+        received.extend(m.message_id for m in messages)
+        assert messages[0].headers["traceparent"].startswith("00-")
+        if len(received) >= 50:
+            done.set()
+
+    reader = OutboxBus(engine, batch_size=7)
+    await reader.start(handler)
+    await asyncio.wait_for(done.wait(), 10)
+    await reader.close()
+    await engine.dispose()
+    assert sorted(received, key=lambda m: int(m[1:])) == [f"m{n}" for n in range(50)]
+    assert await _count(migrated, outbox) == 0
+
+
+async def test_a_failing_handler_gets_the_messages_again(migrated: Settings) -> None:
+    """A handler that raises is retried; nothing is removed before it succeeds."""
+    engine = create_engine(migrated.database_url)
+    attempts = 0
+    done = asyncio.Event()
+
+    async def flaky(messages: Sequence[BusMessage]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise RuntimeError("core down")
+        assert isinstance(decode_payload(messages[0]), EventEnvelope)
+        done.set()
+
+    bus = OutboxBus(engine)
+    await bus.start(flaky)
+    await bus.publish([_message(1)])
+    await asyncio.wait_for(done.wait(), 10)
+    await bus.close()
+    await engine.dispose()
+    assert await _count(migrated, outbox) == 0
+
+
+async def test_a_poison_message_goes_to_dead_letters_not_away(migrated: Settings) -> None:
+    """A message that always fails is kept in the dead-letter table; the others go through."""
+    engine = create_engine(migrated.database_url)
+    delivered: list[str] = []
+
+    async def handler(messages: Sequence[BusMessage]) -> None:
+        if any(m.message_id == "m13" for m in messages):
+            raise ValueError("poison")
+        delivered.extend(m.message_id for m in messages)
+
+    bus = OutboxBus(engine, max_attempts=2)
+    await bus.start(handler)
+    await bus.publish([_message(n) for n in range(10, 16)])
+    for _ in range(500):
+        if await _count(migrated, dead_letters) == 1 and await _count(migrated, outbox) == 0:
+            break
+        await asyncio.sleep(0.02)
+    await bus.close()
+    await engine.dispose()
+    assert sorted(delivered) == ["m10", "m11", "m12", "m14", "m15"]
+    assert await _count(migrated, dead_letters) == 1
+
+
+async def test_publish_before_start_is_unavailable(migrated: Settings) -> None:
+    """Publishing on a bus that is not started raises BusUnavailable (no silent loss)."""
+    from bus import BusUnavailable
+
+    engine = create_engine(migrated.database_url)
+    try:
+        bus = OutboxBus(engine)
+        try:
+            await bus.publish([_message(1)])
+        except BusUnavailable:
+            pass
+        else:
+            raise AssertionError("publish succeeded on a stopped bus")
+    finally:
+        await engine.dispose()

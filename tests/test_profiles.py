@@ -1,0 +1,52 @@
+"""The profile core: pure updates and the consumer's dedupe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bus import EventEnvelope, encode_event
+from gateway.database import create_engine
+from gateway.settings import Settings
+from profiles import ProfileConsumer, apply_event, read_profile
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _envelope(
+    message_id: str, kind: str = "track", at: datetime = T0, **fields: object
+) -> EventEnvelope:
+    return EventEnvelope(
+        message_id=message_id,
+        source_id="src",
+        type=kind,  # type: ignore[arg-type]
+        subject="p1_s",
+        anonymous=None,
+        received_at=at,
+        timestamp=at,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_apply_event_tracks_first_and_last_seen_out_of_order() -> None:
+    """first_seen/last_seen hold the extremes whatever the arrival order."""
+    state = apply_event(None, _envelope("a", at=T0 + timedelta(hours=2), event="x"), "p1_s")
+    state = apply_event(state, _envelope("b", at=T0, event="x"), "p1_s")
+    state = apply_event(state, _envelope("c", kind="page", at=T0 + timedelta(hours=1)), "p1_s")
+    assert (state.first_seen, state.last_seen) == (T0, T0 + timedelta(hours=2))
+    assert state.event_counts == {"x": 2, "page": 1}
+
+
+async def test_consumer_applies_each_message_id_once(migrated: Settings) -> None:
+    """Redelivered messages, in one batch or across batches, change nothing."""
+    engine = create_engine(migrated.database_url)
+    consumer = ProfileConsumer(engine)
+    first = [encode_event(_envelope(f"m{n}", event="x")) for n in range(3)]
+    await consumer(first + first[:1])
+    await consumer(first)
+    await consumer([encode_event(_envelope("id1", kind="identify", traits={"plan": "pro"}))])
+    profile = await read_profile(engine, "src", "p1_s")
+    assert profile is not None
+    assert profile.computed.event_counts == {"x": 3, "identify": 1}
+    assert profile.traits == {"plan": "pro"}
+    assert await consumer.purge_processed(timedelta(hours=24)) == 0
+    await engine.dispose()

@@ -1,0 +1,61 @@
+"""Settings from the environment and TOML, and errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_shape() -> None:
+    """With nothing set: SQLite under var/, the in-process bus, 127.0.0.1:8000."""
+    settings = load_settings(environ={})
+    assert settings.database_url == "sqlite:///var/consentgate.db"
+    assert settings.bus_url == "memory://"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_environment_overrides_toml(tmp_path: Path) -> None:
+    """CONSENTGATE_* variables win over the TOML file, which wins over defaults."""
+    config = tmp_path / "consentgate.toml"
+    config.write_text('[consentgate]\nport = 9000\nhost = "0.0.0.0"\n')
+    settings = load_settings(environ={"CONSENTGATE_PORT": "9100"}, config_file=config)
+    assert settings == Settings(port=9100, host="0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"CONSENTGATE_PORT": "eighty"}, "CONSENTGATE_PORT"),
+        ({"CONSENTGATE_PORT": "70000"}, "CONSENTGATE_PORT"),
+        ({"CONSENTGATE_BUS_URL": "kafka://x"}, "CONSENTGATE_BUS_URL"),
+        ({"CONSENTGATE_DATABASE_URL": "nonsense"}, "CONSENTGATE_DATABASE_URL"),
+        ({"CONSENTGATE_DEFAULT_JURISDICTION": "mars"}, "CONSENTGATE_DEFAULT_JURISDICTION"),
+        ({"CONSENTGATE_DEDUPE_RETENTION_HOURS": "1"}, "CONSENTGATE_DEDUPE_RETENTION_HOURS"),
+    ],
+)
+def test_invalid_settings_name_the_setting(environ: dict[str, str], named: str) -> None:
+    """An invalid value raises SettingsError whose message starts with the variable's name."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value).startswith(named)
+
+
+def test_unknown_toml_key_is_named(tmp_path: Path) -> None:
+    """A misspelt key in the TOML file is refused by name."""
+    config = tmp_path / "c.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(SettingsError, match="CONSENTGATE_PROT"):
+        load_settings(environ={}, config_file=config)
+
+
+def test_serve_refuses_to_start_on_invalid_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`consentgate serve` exits 2 with a message naming the bad setting."""
+    monkeypatch.setenv("CONSENTGATE_PORT", "not-a-port")
+    assert main(["serve"]) == 2
+    assert "CONSENTGATE_PORT" in capsys.readouterr().err
