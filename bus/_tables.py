@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-)
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,34 +16,47 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 _RowId = BigInteger().with_variant(Integer(), "sqlite")
 
-outbox = Table(
-    "bus_outbox",
-    metadata,
-    Column("id", _RowId, primary_key=True, autoincrement=True),
-    Column("subject", String(64), nullable=False),
-    Column("message_id", String(128), nullable=False),
-    Column("headers", JSON, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("last_error", String(200), nullable=True),
-)
 
-dead_letters = Table(
-    "bus_dead_letters",
-    metadata,
-    Column("id", _RowId, primary_key=True, autoincrement=True),
-    Column("subject", String(64), nullable=False),
-    Column("message_id", String(128), nullable=False, index=True),
-    Column("headers", JSON, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("failed_at", DateTime(timezone=True), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("last_error", String(200), nullable=True),
-)
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+class OutboxRow(Base):
+    """A message committed for delivery; deleted once the handler has processed it."""
+
+    __tablename__ = "bus_outbox"
+
+    id: Mapped[int] = mapped_column(_RowId, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(128))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class DeadLetterRow(Base):
+    """A message that failed `max_attempts` times on its own: kept for inspection and replay."""
+
+    __tablename__ = "bus_dead_letters"
+
+    id: Mapped[int] = mapped_column(_RowId, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(128), index=True)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+outbox = cast(Table, OutboxRow.__table__)
+dead_letters = cast(Table, DeadLetterRow.__table__)

@@ -18,6 +18,7 @@ from gateway.errors import BadRequest, PayloadTooLarge
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    max_request_bytes: int
     max_event_bytes: int
     max_batch_events: int
 

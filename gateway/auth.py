@@ -6,12 +6,10 @@ import base64
 import binascii
 
 import msgspec
-from litestar import Request
 
 from gateway._wire import WriteKeyOnly
 from gateway.errors import Unauthorized
-from gateway.runtime import Runtime
-from gateway.sources import Source
+from gateway.sources import Source, SourceRegistry
 
 _write_key_decoder = msgspec.json.Decoder(WriteKeyOnly)
 
@@ -38,33 +36,41 @@ def body_write_key(body: bytes) -> str | None:
         return None
 
 
-async def authenticate_write_key(runtime: Runtime, key: str | None) -> Source:
-    if not key:
-        raise Unauthorized(
-            "missing write key: send it as the HTTP Basic username or as writeKey in the body",
-            code="missing_write_key",
-        )
-    source = await runtime.sources.by_write_key(key)
-    if source is None:
-        raise Unauthorized("unknown write key", code="invalid_write_key")
-    return source
-
-
-def bearer_token(request: Request) -> str | None:  # type: ignore[type-arg]
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-async def authenticate_server_key(request: Request) -> Source:  # type: ignore[type-arg]
-    runtime: Runtime = request.app.state.runtime
-    token = bearer_token(request)
+class WriteKeyAuthenticator:
+    """The authenticate stage: the Basic username, else `writeKey` in the body."""
+
+    __slots__ = ("_sources",)
+
+    def __init__(self, sources: SourceRegistry) -> None:
+        self._sources = sources
+
+    async def __call__(self, authorization: str | None, body: bytes) -> Source:
+        key = basic_username(authorization) or body_write_key(body)
+        if not key:
+            raise Unauthorized(
+                "missing write key: send it as the HTTP Basic username or as writeKey in the body",
+                code="missing_write_key",
+            )
+        source = await self._sources.by_write_key(key)
+        if source is None:
+            raise Unauthorized("unknown write key", code="invalid_write_key")
+        return source
+
+
+async def authenticate_server_key(sources: SourceRegistry, authorization: str | None) -> Source:
+    token = bearer_token(authorization)
     if token is None:
         raise Unauthorized(
             "send the server key as Authorization: Bearer sk_…", code="missing_server_key"
         )
-    source = await runtime.sources.by_server_key(token)
+    source = await sources.by_server_key(token)
     if source is None:
         raise Unauthorized("unknown server key", code="invalid_server_key")
     return source

@@ -1,19 +1,21 @@
 """The ingestion pipeline: authenticate, validate, consent, anonymize, record, forward.
 
-Per-event stages are plain callables over one `EventContext`, run by one loop. A stage that
-refuses an event raises `EventRefused`; the refusal is handled in exactly one place
-(`Pipeline._refused`), which pseudonymizes the identifiers and records the decision. The
+`Pipeline.run` is the whole sequence for one request; the HTTP handler only reads the body
+and calls it. Per-event stages are plain callables over one `EventContext`, run by one loop.
+A stage that refuses an event raises `EventRefused`, handled in exactly one place
+(`Pipeline._process`): the identifiers are pseudonymized and the decision recorded. The
 request gets its 200 only after `forward` has the bus's durable acknowledgement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
 from consent import Decision
+from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import Unavailable
 from gateway.sources import Source
@@ -47,31 +49,37 @@ class EventContext:
 
 
 Stage = Callable[[EventContext], EventContext]
+Authenticate = Callable[[str | None, bytes], Awaitable[Source]]
 
 
 @dataclass(frozen=True, slots=True)
 class IngestRequest:
-    source: Source
+    """What the pipeline needs of an HTTP request: its body as received and a few headers."""
+
+    call_type: str | None  # None: a batch
     body: bytes
-    call_type: str | None
-    sec_gpc: str | None
+    content_encoding: str | None = None
+    authorization: str | None = None
+    sec_gpc: str | None = None
     traceparent: str | None = None
 
 
 class Pipeline:
     """Runs the stages for every event of a request; the handler only calls `run`."""
 
-    __slots__ = ("_bus", "_limits", "_pseudonymize_ids", "_record", "_stages")
+    __slots__ = ("_authenticate", "_bus", "_limits", "_pseudonymize_ids", "_record", "_stages")
 
     def __init__(
         self,
         *,
+        authenticate: Authenticate,
         bus: Bus,
         limits: Limits,
         stages: Sequence[Stage],
         pseudonymize_ids: Stage,
         record: Stage,
     ) -> None:
+        self._authenticate = authenticate
         self._bus = bus
         self._limits = limits
         self._stages = tuple(stages)
@@ -80,11 +88,15 @@ class Pipeline:
 
     async def run(self, request: IngestRequest) -> None:
         received_at = datetime.now(UTC)
-        calls = validate_body(request.body, request.call_type, self._limits, received_at)
+        body = decode_content(
+            request.body, request.content_encoding, self._limits.max_request_bytes
+        )
+        source = await self._authenticate(request.authorization, body)
+        calls = validate_body(body, request.call_type, self._limits, received_at)
         envelopes = []
         for call in calls:
             context = EventContext(
-                source=request.source,
+                source=source,
                 call=call,
                 call_type=call.call_type,
                 message_id=call.message_id,

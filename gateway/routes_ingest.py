@@ -8,8 +8,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import Method
 
-from gateway._body import decode_content, read_limited
-from gateway.auth import authenticate_write_key, basic_username, body_write_key
+from gateway._body import read_limited
 from gateway.pipeline import IngestRequest
 from gateway.runtime import Runtime
 
@@ -44,19 +43,13 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
     )
     async def ingest(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
         runtime: Runtime = request.app.state.runtime
-        settings = runtime.settings
         headers = request.headers
-        key = basic_username(headers.get("authorization"))
-        source = await authenticate_write_key(runtime, key) if key else None
-        body = await read_limited(request.stream(), settings.max_request_bytes)
-        body = decode_content(body, headers.get("content-encoding"), settings.max_request_bytes)
-        if source is None:
-            source = await authenticate_write_key(runtime, body_write_key(body))
         await runtime.pipeline.run(
             IngestRequest(
-                source=source,
-                body=body,
                 call_type=call_type,
+                body=await read_limited(request.stream(), runtime.settings.max_request_bytes),
+                content_encoding=headers.get("content-encoding"),
+                authorization=headers.get("authorization"),
                 sec_gpc=headers.get("sec-gpc"),
                 traceparent=headers.get("traceparent"),
             )

@@ -14,8 +14,8 @@ from profiles import Profile, read_profile
 @get("/v1/profiles/{user_id:str}", operation_id="get_profile", tags=["profiles"])
 async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # type: ignore[type-arg]
     """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier."""
-    source = await authenticate_server_key(request)
     runtime: Runtime = request.app.state.runtime
+    source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
     subject = source.pseudonymize("subject", user_id)
     profile = await read_profile(runtime.engine, source.source_id, subject)
     if profile is None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus import Bus, BusUnavailable, create_bus
 from gateway import stages
 from gateway._validate import Limits
+from gateway.auth import WriteKeyAuthenticator
 from gateway.database import create_engine
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
@@ -61,20 +62,25 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
     bus = create_bus(settings.bus_url, engine, batch_size=settings.outbox_batch_size)
     consumer = ProfileConsumer(engine)
     decisions = DecisionCounter()
+    sources = SourceRegistry(engine, master_key)
+    record = stages.Record(decisions)
     pipeline = Pipeline(
+        authenticate=WriteKeyAuthenticator(sources),
         bus=bus,
         limits=Limits(
-            max_event_bytes=settings.max_event_bytes, max_batch_events=settings.max_batch_events
+            max_request_bytes=settings.max_request_bytes,
+            max_event_bytes=settings.max_event_bytes,
+            max_batch_events=settings.max_batch_events,
         ),
-        stages=(stages.consent, stages.anonymize, stages.Record(decisions)),
+        stages=(stages.consent, stages.anonymize, record),
         pseudonymize_ids=stages.pseudonymize_ids,
-        record=stages.Record(decisions),
+        record=record,
     )
     runtime = Runtime(
         settings=settings,
         engine=engine,
         bus=bus,
-        sources=SourceRegistry(engine, master_key),
+        sources=sources,
         pipeline=pipeline,
         decisions=decisions,
         consumer=consumer,

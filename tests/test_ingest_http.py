@@ -365,3 +365,17 @@ def test_health_readiness_and_schema(client: Client) -> None:
     schema = client.get("/schema/openapi.json").json()
     assert "/v1/batch" in schema["paths"]
     assert "/v1/profiles/{user_id}" in schema["paths"]
+
+
+async def test_readiness_names_what_is_down(settings: Settings, master_key: bytes) -> None:
+    """/readyz reports an unreachable database and a stopped bus by name."""
+    import msgspec
+
+    from gateway.runtime import open_runtime
+
+    broken = msgspec.structs.replace(settings, database_url="postgresql://127.0.0.1:1/none")
+    async with open_runtime(broken, master_key) as runtime:
+        await runtime.bus.close()
+        checks = await runtime.check_ready()
+    assert checks["database"].startswith("unreachable")
+    assert checks["bus"].startswith("unavailable")
