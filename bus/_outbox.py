@@ -1,11 +1,13 @@
 """The embedded bus: a durable outbox table plus in-process dispatch.
 
-`publish` returns once its rows are committed. Concurrent publishers share one transaction
-(group commit), so many small requests cost one fsync. A dispatcher task reads committed rows
-in id order, hands them to the handler, and deletes them once the handler returns; after a
-crash the rows are still there and are delivered on the next start (at least once; the core
-dedupes by message id). A message that keeps failing on its own is moved to the dead-letter
-table after `max_attempts`, never dropped.
+`publish` returns once its messages are committed. A publish is one row (a unit holding all
+its messages), and concurrent publishers share one transaction (group commit), so a request
+costs one row and a share of one fsync whatever its size. A dispatcher task reads committed
+units in id order, hands their messages to the handler, and deletes them once the handler
+returns (in the transaction that reads the next units). After a crash the units are still
+there and are delivered on the next start: at least once, and the core dedupes by message id.
+A message that keeps failing on its own is moved to the dead-letter table after
+`max_attempts`, never dropped.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus._tables import dead_letters, outbox
 from bus._transport import BusUnavailable, MessageHandler
@@ -26,9 +29,13 @@ from bus.envelope import BusMessage
 
 log = structlog.get_logger("consentgate.bus")
 
-_Publish = tuple[list[dict[str, Any]], asyncio.Future[None]]
+_Publish = tuple[dict[str, Any], asyncio.Future[None]]
 _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
+_UNITS_PER_READ = 64
+
+_unit_encoder = msgspec.msgpack.Encoder()
+_unit_decoder = msgspec.msgpack.Decoder(list[BusMessage])
 
 
 class OutboxBus:
@@ -39,7 +46,7 @@ class OutboxBus:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_attempts: int = 5,
-        max_group: int = 5000,
+        max_group: int = 1000,
     ) -> None:
         self._engine = engine
         self._batch_size = batch_size
@@ -52,6 +59,7 @@ class OutboxBus:
         self._handler: MessageHandler | None = None
         self._skip_locked = engine.dialect.name == "postgresql"
         self._closing = False
+        self._delivered: list[int] = []  # units handled, deleted with the next read
 
     async def start(self, handler: MessageHandler | None = None) -> None:
         self._handler = handler
@@ -65,19 +73,13 @@ class OutboxBus:
             raise BusUnavailable("the outbox is not started")
         if not messages:
             return
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "subject": m.subject,
-                "message_id": m.message_id,
-                "headers": m.headers,
-                "payload": m.payload,
-                "created_at": now,
-            }
-            for m in messages
-        ]
+        row = {
+            "messages": _unit_encoder.encode(list(messages)),
+            "message_count": len(messages),
+            "created_at": datetime.now(UTC),
+        }
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait((rows, done))
+        self._pending.put_nowait((row, done))
         # Shielded: a client that disconnects must not cancel a commit others wait on.
         await asyncio.shield(done)
 
@@ -98,11 +100,15 @@ class OutboxBus:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._delivered:
+            async with self._engine.begin() as conn:
+                await self._delete_delivered(conn)
 
     async def pending_count(self) -> int:
         """Messages committed but not yet processed (bus lag)."""
+        query = select(func.coalesce(func.sum(outbox.c.message_count), 0))
         async with self._engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+            return int((await conn.execute(query)).scalar_one())
 
     async def _commit_loop(self) -> None:
         stopping = False
@@ -110,7 +116,7 @@ class OutboxBus:
             group, stopping = await self._take_group()
             if not group:
                 return
-            rows = [row for item in group for row in item[0]]
+            rows = [row for row, _ in group]
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(insert(outbox), rows)
@@ -129,18 +135,16 @@ class OutboxBus:
     async def _take_group(
         self,
     ) -> tuple[list[_Publish], bool]:
-        """Everything pending now (up to `max_group` rows), and whether close was asked."""
+        """Everything pending now (up to `max_group` publishes), and whether close was asked."""
         first = await self._pending.get()
         if first is None:
             return [], True
         group = [first]
-        count = len(first[0])
-        while count < self._max_group and not self._pending.empty():
+        while len(group) < self._max_group and not self._pending.empty():
             item = self._pending.get_nowait()
             if item is None:
                 return group, True
             group.append(item)
-            count += len(item[0])
         return group, False
 
     async def _dispatch_loop(self) -> None:
@@ -168,72 +172,94 @@ class OutboxBus:
                 self._wakeup.set()  # there may be more behind this batch
 
     async def _deliver_one_batch(self, handler: MessageHandler) -> int:
-        query = select(outbox).order_by(outbox.c.id).limit(self._batch_size)
+        units = await self._read_units()
+        if not units:
+            return 0
+        messages = [message for _, unit in units for message in unit]
+        try:
+            await handler(messages)
+            self._delivered.extend(unit_id for unit_id, _ in units)
+        except Exception as exc:
+            log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
+            await self._deliver_one_by_one(handler, units)
+        return len(messages)
+
+    async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
+        """Delete the units already handled, then read the next ones, in one transaction."""
+        query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count).order_by(outbox.c.id)
+        query = query.limit(_UNITS_PER_READ)
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        if not rows:
-            return 0
-        messages = [_to_message(row) for row in rows]
-        try:
-            await handler(messages)
-            handled = [row["id"] for row in rows]
-        except Exception as exc:
-            log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(rows))
-            handled = await self._deliver_one_by_one(handler, rows)
-        if handled:
-            async with self._engine.begin() as conn:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(handled)))
-        return len(rows)
-
-    async def _deliver_one_by_one(self, handler: MessageHandler, rows: Sequence[Any]) -> list[int]:
-        handled: list[int] = []
+            await self._delete_delivered(conn)
+            rows = (await conn.execute(query)).all()
+        units: list[tuple[int, list[BusMessage]]] = []
+        taken = 0
         for row in rows:
-            try:
-                await handler([_to_message(row)])
-                handled.append(row["id"])
-            except Exception as exc:
-                await self._record_failure(row, exc)
-        return handled
+            if units and taken + row.message_count > self._batch_size:
+                break
+            units.append((row.id, _unit_decoder.decode(row.messages)))
+            taken += row.message_count
+        return units
 
-    async def _record_failure(self, row: Any, exc: Exception) -> None:
-        attempts = row["attempts"] + 1
-        error = type(exc).__name__
+    async def _delete_delivered(self, conn: AsyncConnection) -> None:
+        if self._delivered:
+            await conn.execute(delete(outbox).where(outbox.c.id.in_(self._delivered)))
+            self._delivered = []
+
+    async def _deliver_one_by_one(
+        self, handler: MessageHandler, units: list[tuple[int, list[BusMessage]]]
+    ) -> None:
+        for unit_id, unit in units:
+            failed: list[tuple[BusMessage, Exception]] = []
+            for message in unit:
+                try:
+                    await handler([message])
+                except Exception as exc:
+                    failed.append((message, exc))
+            if failed:
+                await self._record_failures(unit_id, failed)
+            else:
+                self._delivered.append(unit_id)
+
+    async def _record_failures(
+        self, unit_id: int, failed: list[tuple[BusMessage, Exception]]
+    ) -> None:
+        """Count an attempt on the unit; past `max_attempts`, dead-letter what failed."""
         async with self._engine.begin() as conn:
+            attempts = (
+                await conn.execute(select(outbox.c.attempts).where(outbox.c.id == unit_id))
+            ).scalar_one() + 1
+            error = type(failed[-1][1]).__name__
             if attempts < self._max_attempts:
                 await conn.execute(
                     update(outbox)
-                    .where(outbox.c.id == row["id"])
+                    .where(outbox.c.id == unit_id)
                     .values(attempts=attempts, last_error=error)
                 )
                 return
+            now = datetime.now(UTC)
             await conn.execute(
-                insert(dead_letters).values(
-                    subject=row["subject"],
-                    message_id=row["message_id"],
-                    headers=row["headers"],
-                    payload=row["payload"],
-                    created_at=row["created_at"],
-                    failed_at=datetime.now(UTC),
-                    attempts=attempts,
-                    last_error=error,
-                )
+                insert(dead_letters),
+                [
+                    {
+                        "subject": message.subject,
+                        "message_id": message.message_id,
+                        "headers": message.headers,
+                        "payload": message.payload,
+                        "failed_at": now,
+                        "attempts": attempts,
+                        "last_error": type(exc).__name__,
+                    }
+                    for message, exc in failed
+                ],
             )
-            await conn.execute(delete(outbox).where(outbox.c.id == row["id"]))
-        log.error("outbox_dead_letter", message_id=row["message_id"], error=error)
+            await conn.execute(delete(outbox).where(outbox.c.id == unit_id))
+        for message, exc in failed:
+            log.error("outbox_dead_letter", message_id=message.message_id, error=type(exc).__name__)
 
 
 def _fail(group: list[_Publish], why: str) -> None:
     for _, done in group:
         if not done.done():
             done.set_exception(BusUnavailable(why))
-
-
-def _to_message(row: Any) -> BusMessage:
-    return BusMessage(
-        subject=row["subject"],
-        message_id=row["message_id"],
-        payload=bytes(row["payload"]),
-        headers=dict(row["headers"] or {}),
-    )

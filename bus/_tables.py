@@ -28,15 +28,13 @@ metadata = Base.metadata
 
 
 class OutboxRow(Base):
-    """A message committed for delivery; deleted once the handler has processed it."""
+    """One publish (its messages, encoded together), deleted once they are processed."""
 
     __tablename__ = "bus_outbox"
 
     id: Mapped[int] = mapped_column(_RowId, primary_key=True, autoincrement=True)
-    subject: Mapped[str] = mapped_column(String(64))
-    message_id: Mapped[str] = mapped_column(String(128))
-    headers: Mapped[dict[str, str]] = mapped_column(JSON)
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    messages: Mapped[bytes] = mapped_column(LargeBinary)
+    message_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(200))
@@ -52,7 +50,6 @@ class DeadLetterRow(Base):
     message_id: Mapped[str] = mapped_column(String(128), index=True)
     headers: Mapped[dict[str, str]] = mapped_column(JSON)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(200))

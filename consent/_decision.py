@@ -38,23 +38,23 @@ def decide(
     suppressed: bool = False,
 ) -> Decision:
     required = tuple(required)
-    reasons: list[str] = list(signals.malformed)
     if suppressed:
         return Decision(action="drop", required=required, allowed=(), reasons=("suppressed",))
+    reasons: list[str] = list(signals.malformed)
     allowed: list[str] = []
+    explicit = False
     for purpose in required:
         granted, reason = _decide_purpose(purpose, signals, jurisdiction)
         reasons.append(reason)
+        explicit = explicit or purpose in signals.choices
         if granted:
             allowed.append(purpose)
-    action: Action = "forward" if len(allowed) == len(required) else "drop"
-    ref = "event" if any(p in signals.choices for p in required) else f"default:{jurisdiction}"
     return Decision(
-        action=action,
+        action="forward" if len(allowed) == len(required) else "drop",
         required=required,
         allowed=tuple(allowed),
         reasons=tuple(reasons),
-        consent_ref=ref,
+        consent_ref="event" if explicit else f"default:{jurisdiction}",
     )
 
 

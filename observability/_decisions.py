@@ -1,7 +1,7 @@
 """Decision records: what was decided for each event, and why.
 
-The record holds pseudonyms only. This first cut counts decisions by action and reason and
-logs them at debug level; the durable decision log (`GET /v1/decisions`) is its own issue.
+The record holds pseudonyms only. This first cut counts decisions by action and reason; the
+durable decision log (`GET /v1/decisions`) is its own issue.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from datetime import datetime
 from typing import Protocol
 
 import msgspec
-import structlog
-
-log = structlog.get_logger("consentgate.decisions")
 
 
 class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +34,7 @@ class DecisionSink(Protocol):
 
 
 class DecisionCounter:
-    """Counts decisions by (source, action) and by reason; logs each at debug level."""
+    """Counts decisions by (source, action) and by reason code."""
 
     def __init__(self) -> None:
         self.by_action: Counter[tuple[str, str]] = Counter()
@@ -45,11 +42,5 @@ class DecisionCounter:
 
     def add(self, record: DecisionRecord) -> None:
         self.by_action[(record.source_id, record.action)] += 1
-        self.by_reason.update(reason.split(":", 1)[0] for reason in record.reasons)
-        log.debug(
-            "decision",
-            message_id=record.message_id,
-            subject=record.subject,
-            action=record.action,
-            reasons=record.reasons,
-        )
+        for reason in record.reasons:
+            self.by_reason[reason.partition(":")[0]] += 1

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus import BusMessage, EventEnvelope, decode_payload
@@ -22,6 +24,7 @@ log = structlog.get_logger("consentgate.profiles")
 
 _profiles = cast(Table, ProfileRow.__table__)
 _processed = cast(Table, ProcessedMessage.__table__)
+_UPDATED_COLUMNS = ("traits", "event_counts", "first_seen", "last_seen", "updated_at")
 
 
 class ProfileConsumer:
@@ -30,6 +33,7 @@ class ProfileConsumer:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._lock_rows = engine.dialect.name == "postgresql"
+        self._insert = postgresql_insert if self._lock_rows else sqlite_insert
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:
         envelopes: list[EventEnvelope] = []
@@ -79,30 +83,32 @@ class ProfileConsumer:
             for row in (await conn.execute(query)).all()
         }
         now = datetime.now(UTC)
-        inserts = []
+        rows = []
         for (source_id, subject), events in by_profile.items():
             state = existing.get((source_id, subject))
-            is_new = state is None
             for envelope in events:
                 state = apply_event(state, envelope, subject)
-            assert state is not None
-            values = {
-                "traits": state.traits,
-                "event_counts": state.event_counts,
-                "first_seen": state.first_seen,
-                "last_seen": state.last_seen,
-                "updated_at": now,
-            }
-            if is_new:
-                inserts.append({"source_id": source_id, "subject": subject, **values})
-            else:
-                await conn.execute(
-                    update(_profiles)
-                    .where(_profiles.c.source_id == source_id, _profiles.c.subject == subject)
-                    .values(**values)
-                )
-        if inserts:
-            await conn.execute(insert(_profiles), inserts)
+            assert state is not None  # every group holds at least one event
+            rows.append(
+                {
+                    "source_id": source_id,
+                    "subject": subject,
+                    "traits": state.traits,
+                    "event_counts": state.event_counts,
+                    "first_seen": state.first_seen,
+                    "last_seen": state.last_seen,
+                    "updated_at": now,
+                }
+            )
+        # One statement for every profile touched: the write lock is held for one round trip.
+        upsert = self._insert(_profiles)
+        await conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[_profiles.c.source_id, _profiles.c.subject],
+                set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
+            ),
+            rows,
+        )
 
 
 async def _claim_new(conn: AsyncConnection, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:

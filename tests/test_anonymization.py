@@ -40,6 +40,16 @@ def test_pseudonym_known_answer() -> None:
     )
 
 
+@given(key=st.binary(min_size=1, max_size=100), value=st.text(max_size=50))
+def test_pseudonym_is_rfc2104_hmac_for_any_key(key: bytes, value: str) -> None:
+    """The precomputed-pad HMAC equals the hmac module's for any key length and identifier."""
+    digest = hmac.digest(key, b"subject\x00" + value.strip().encode(), hashlib.sha256)[:16]
+    if "@" in value:
+        digest = hmac.digest(key, b"subject\x00" + value.strip().lower().encode(), hashlib.sha256)[:16]
+    expected = "p1_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert Pseudonymizer(key)("subject", value) == expected
+
+
 def test_pseudonyms_normalize_and_separate_domains() -> None:
     """Emails are case-folded and trimmed; group ids and subject ids never collide."""
     pseudonymize = Pseudonymizer(KEY)
@@ -130,3 +140,20 @@ def test_reserved_traits_are_dropped_and_context_reduced() -> None:
         "page": {"path": "/signup"},
         "library": {"name": "analytics-python", "version": "2.4"},
     }
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_fast_path_agrees_with_ipaddress(address: object) -> None:
+    """The IPv4 fast path truncates exactly as the ipaddress module does."""
+    import ipaddress
+
+    expected = str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
+    assert truncate_ip(str(address)) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "a.b.c.d", "\u0661.2.3.4"]
+)
+def test_ipv4_fast_path_refuses_non_addresses(text: str) -> None:
+    """Malformed dotted quads are not addresses."""
+    assert truncate_ip(text) is None

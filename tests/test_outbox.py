@@ -89,7 +89,7 @@ async def test_a_failing_handler_gets_the_messages_again(migrated: Settings) -> 
 
 
 async def test_a_poison_message_goes_to_dead_letters_not_away(migrated: Settings) -> None:
-    """A message that always fails is kept in the dead-letter table; the others go through."""
+    """A message that always fails is dead-lettered; the others of its publish go through."""
     engine = create_engine(migrated.database_url)
     delivered: list[str] = []
 
@@ -107,7 +107,7 @@ async def test_a_poison_message_goes_to_dead_letters_not_away(migrated: Settings
         await asyncio.sleep(0.02)
     await bus.close()
     await engine.dispose()
-    assert sorted(delivered) == ["m10", "m11", "m12", "m14", "m15"]
+    assert set(delivered) == {"m10", "m11", "m12", "m14", "m15"}
     assert await _count(migrated, dead_letters) == 1
 
 

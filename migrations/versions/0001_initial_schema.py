@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 20:29:37.716776
+Create Date: 2026-11-26 20:44:28.218565
 """
 
 from collections.abc import Sequence
@@ -41,7 +41,6 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=128), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
@@ -60,10 +59,8 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("subject", sa.String(length=64), nullable=False),
-        sa.Column("message_id", sa.String(length=128), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("messages", sa.LargeBinary(), nullable=False),
+        sa.Column("message_count", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),

@@ -1,0 +1,98 @@
+"""`make bench` / `consentgate bench`: every figure in one run, on loopback, in a few minutes."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import compute, e2e, report, servers
+from benchmarks.http import load_client, run_load
+from benchmarks.payloads import batch_body, track_body
+from observability import configure_logging
+
+BATCH = 100
+
+
+def run(seconds: float, e2e_rate: float) -> dict[str, object]:
+    configure_logging("warning")
+    figures: dict[str, float] = {}
+    print("floor …", flush=True)
+    figures["floor_events_per_s"] = compute.floor_events_per_s()
+    print("pipeline in-process …", flush=True)
+    stage_us = compute.pipeline_stage_costs()
+    figures.update({f"pipeline_{name}_us": us for name, us in stage_us.items()})
+    figures["pipeline_events_per_s"] = 1e6 / sum(stage_us.values())
+
+    print("bare litestar …", flush=True)
+    with servers.bare() as bare:
+        _measure(figures, "bare_track", bare.url + "/v1/track", track_body(), seconds, None)
+        _measure(figures, "bare_batch", bare.url + "/v1/batch", batch_body(BATCH), seconds, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        server, source = servers.gateway(workdir)
+        with server:
+            print("gateway /v1/track …", flush=True)
+            key = source["write_key"]
+            _measure(figures, "track", server.url + "/v1/track", track_body(), seconds, key)
+            print("gateway /v1/batch …", flush=True)
+            _measure(figures, "batch", server.url + "/v1/batch", batch_body(BATCH), seconds, key)
+            figures["gateway_rss_mb"] = server.peak_rss_mb()
+            figures["outbox_backlog_after_load"] = _outbox_backlog(workdir)
+            figures["core_drain_s"] = _drain(workdir)
+            print("end-to-end …", flush=True)
+            figures.update(e2e.measure(server.url, workdir, source, e2e_rate, seconds))
+
+    ratio_values = report.ratios(figures)
+    targets = report.verdicts(figures, ratio_values)
+    result = {
+        "machine": report.machine(load_client()),
+        "figures": figures,
+        "ratios": ratio_values,
+        "targets": targets,
+    }
+    print(report.markdown(figures, ratio_values, targets))
+    print(f"\nwritten to {report.write(result)} and {report.RESULTS / 'latest.json'}")
+    return result
+
+
+def _measure(
+    figures: dict[str, float], name: str, url: str, body: bytes, seconds: float, key: str | None
+) -> None:
+    run_load(url, body, min(2.0, seconds), key)  # warm-up, not counted
+    result = run_load(url, body, seconds, key)
+    events = BATCH if name.endswith("batch") else 1
+    figures[f"{name}_req_per_s"] = result["req_per_s"]
+    figures[f"{name}_events_per_s"] = result["req_per_s"] * events
+    figures[f"{name}_p50_ms"] = result["p50_ms"]
+    figures[f"{name}_p99_ms"] = result["p99_ms"]
+    figures[f"{name}_errors"] = float(result["errors"])
+
+
+def _outbox_backlog(workdir: Path) -> float:
+    with sqlite3.connect(workdir / "bench.db") as conn:
+        return float(conn.execute("SELECT count(*) FROM bus_outbox").fetchone()[0])
+
+
+def _drain(workdir: Path, timeout: float = 120.0) -> float:
+    """Seconds until the core has caught up with everything acknowledged."""
+    started = time.monotonic()
+    while _outbox_backlog(workdir) and time.monotonic() - started < timeout:
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="consentgate bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP measurement")
+    parser.add_argument("--e2e-rate", type=float, default=2000.0, help="events/s offered")
+    args = parser.parse_args(argv)
+    run(args.seconds, args.e2e_rate)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

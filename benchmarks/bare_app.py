@@ -1,0 +1,40 @@
+"""The bare framework baseline: litestar under the same server, decoding the body, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, Response, post
+
+SUCCESS = b'{"success":true}'
+_decoder = msgspec.json.Decoder()
+
+
+@post(["/v1/track", "/v1/batch"], status_code=200)
+async def decode_only(request: Request) -> Response[bytes]:  # type: ignore[type-arg]
+    _decoder.decode(await request.body())
+    return Response(SUCCESS, media_type="application/json")
+
+
+app = Litestar(route_handlers=[decode_only], openapi_config=None, logging_config=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""End-to-end latency: from the 200 to the event being visible in the profile, at a steady rate."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from anonymization import Pseudonymizer, derive_source_key, load_or_create_master_key
+from benchmarks.payloads import batch_body
+
+EVENTS_PER_REQUEST = 20
+
+
+async def _send_at_rate(url: str, write_key: str, rate: float, seconds: float) -> dict[str, float]:
+    """One batch per tick, each batch a new user; returns user -> wall time of its 200."""
+    interval = EVENTS_PER_REQUEST / rate
+    acked: dict[str, float] = {}
+    tasks = []
+    async with httpx.AsyncClient(base_url=url, auth=(write_key, ""), timeout=10) as client:
+
+        async def send(user: str) -> None:
+            response = await client.post("/v1/batch", content=batch_body(EVENTS_PER_REQUEST, user))
+            if response.status_code == 200:
+                acked[user] = time.time()
+
+        started = time.perf_counter()
+        n = 0
+        while (elapsed := time.perf_counter() - started) < seconds:
+            tasks.append(asyncio.create_task(send(f"e2e-{n}")))
+            n += 1
+            await asyncio.sleep(max(0.0, n * interval - elapsed))
+        await asyncio.gather(*tasks)
+    return acked
+
+
+def measure(
+    url: str, workdir: Path, source: dict[str, Any], rate: float, seconds: float
+) -> dict[str, float]:
+    """p50/p99 milliseconds from a batch's 200 to its profile row being committed."""
+    acked = asyncio.run(_send_at_rate(url, source["write_key"], rate, seconds))
+    key = derive_source_key(
+        load_or_create_master_key(workdir / "keys" / "master.key"), source["source_id"]
+    )
+    pseudonymize = Pseudonymizer(key)
+    subjects = {pseudonymize("subject", user): at for user, at in acked.items()}
+    visible = _wait_visible(workdir / "bench.db", subjects, timeout=60)
+    latencies = sorted((visible[s] - at) * 1000 for s, at in subjects.items() if s in visible)
+    return {
+        "e2e_p50_ms": latencies[len(latencies) // 2],
+        "e2e_p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "e2e_events_per_s_offered": rate,
+        "e2e_events_acked": len(acked) * EVENTS_PER_REQUEST,
+        "e2e_events_visible": len(latencies) * EVENTS_PER_REQUEST,
+    }
+
+
+def _wait_visible(database: Path, subjects: dict[str, float], timeout: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute("SELECT subject, updated_at FROM profiles").fetchall()
+        visible = {s: _epoch(at) for s, at in rows if s in subjects}
+        if len(visible) == len(subjects) or time.monotonic() > deadline:
+            return visible
+        time.sleep(0.2)
+
+
+def _epoch(stored: str) -> float:
+    # SQLite keeps the naive UTC text SQLAlchemy wrote.
+    return datetime.fromisoformat(stored + "+00:00" if "+" not in stored else stored).timestamp()

@@ -1,0 +1,67 @@
+"""HTTP load from a separate process: wrk with a Lua script when installed, else benchmarks.load."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+LUA = Path(__file__).with_name("wrk_report.lua")
+CONNECTIONS = 32
+
+
+def load_client() -> str:
+    return "wrk" if shutil.which("wrk") else "asyncio"
+
+
+def run_load(url: str, body: bytes, seconds: float, write_key: str | None = None) -> dict[str, Any]:
+    """POST `body` to `url` for `seconds` from another process; req/s, p50, p99, errors."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as handle:
+        handle.write(body)
+        handle.flush()
+        if load_client() == "wrk":
+            result = _wrk(url, handle.name, seconds, write_key)
+        else:
+            result = _asyncio(url, handle.name, seconds, write_key)
+    result["req_per_s"] = result["requests"] / result["seconds"]
+    return result
+
+
+def _wrk(url: str, body_file: str, seconds: float, write_key: str | None) -> dict[str, Any]:
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode() if write_key else ""
+    env = {**os.environ, "BENCH_BODY_FILE": body_file, "BENCH_AUTH_HEADER": auth}
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "-s", str(LUA), url],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    last = [line for line in done.stdout.decode().splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(last)
+    return result
+
+
+def _asyncio(url: str, body_file: str, seconds: float, write_key: str | None) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.load",
+        url,
+        body_file,
+        f"--seconds={seconds}",
+        f"--connections={CONNECTIONS}",
+    ]
+    if write_key:
+        command.append(f"--auth={write_key}:")
+    done = subprocess.run(command, capture_output=True, check=True, timeout=seconds + 60)
+    result: dict[str, Any] = json.loads(done.stdout)
+    statuses = result.pop("statuses")
+    result["errors"] = sum(n for code, n in statuses.items() if code != "200")
+    return result

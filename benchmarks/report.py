@@ -1,0 +1,97 @@
+"""Ratios, targets, the markdown table and the results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("results")
+
+# ratio or figure -> (comparison, bound): reported beside each figure, never enforced in tests.
+TARGETS: dict[str, tuple[str, float]] = {
+    "batch_vs_floor": (">=", 0.6),
+    "track_vs_bare": (">=", 0.75),
+    "e2e_p99_ms": ("<", 100.0),
+    "gateway_rss_mb": ("<", 200.0),
+}
+
+
+def ratios(figures: dict[str, float]) -> dict[str, float]:
+    pairs = {
+        "batch_vs_floor": ("batch_events_per_s", "floor_events_per_s"),
+        "track_vs_bare": ("track_req_per_s", "bare_track_req_per_s"),
+        "batch_vs_bare": ("batch_events_per_s", "bare_batch_events_per_s"),
+        "pipeline_vs_floor": ("pipeline_events_per_s", "floor_events_per_s"),
+    }
+    return {
+        name: figures[top] / figures[bottom]
+        for name, (top, bottom) in pairs.items()
+        if figures.get(bottom)
+    }
+
+
+def verdicts(
+    figures: dict[str, float], ratio_values: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    values = {**figures, **ratio_values}
+    out: dict[str, dict[str, Any]] = {}
+    for name, (op, bound) in TARGETS.items():
+        if name in values:
+            value = values[name]
+            ok = value >= bound if op == ">=" else value < bound
+            out[name] = {"value": value, "target": f"{op} {bound}", "pass": ok}
+    return out
+
+
+def machine(client: str) -> dict[str, Any]:
+    import uvicorn
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "server": f"uvicorn {uvicorn.__version__} (uvloop, httptools)",
+        "workers": 1,
+        "load_client": client,
+        "shape": "embedded (SQLite outbox, in-process core)",
+        "commit": _git("rev-parse", "--short", "HEAD"),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, check=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def markdown(
+    figures: dict[str, float], ratio_values: dict[str, float], targets: dict[str, Any]
+) -> str:
+    lines = ["| figure | value | target |", "|---|---:|---|"]
+    for name, value in {**figures, **ratio_values}.items():
+        verdict = targets.get(name)
+        mark = f"{verdict['target']} {'PASS' if verdict['pass'] else 'FAIL'}" if verdict else ""
+        lines.append(f"| `{name}` | {value:,.2f} | {mark} |")
+    return "\n".join(lines)
+
+
+def write(result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(result, indent=2, sort_keys=False) + "\n"
+    (RESULTS / "latest.json").write_text(text)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{stamp}-{result['machine']['commit']}.json"
+    path.write_text(text)
+    return path

@@ -1,0 +1,113 @@
+"""The servers under test, each its own process on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _readyz(url: str) -> bool:
+    return httpx.get(url + "/readyz", timeout=1).status_code == 200
+
+
+def _decodes(url: str) -> bool:
+    return httpx.post(url + "/v1/track", content=b"{}", timeout=1).status_code == 200
+
+
+class Server:
+    """A process serving HTTP on 127.0.0.1:`port`, ready once `probe(url)` is true."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str], port: int, probe: Callable[[str], bool]
+    ) -> None:
+        self.command = command
+        self.env = env
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.probe = probe
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.command[0]} exited: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                if self.probe(self.url):
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.command} not ready within 30 s")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def peak_rss_mb(self) -> float:
+        """The process's high-water resident set size (VmHWM), in MiB."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def gateway_env(workdir: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CONSENTGATE_DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+        "CONSENTGATE_KEY_FILE": str(workdir / "keys" / "master.key"),
+        "CONSENTGATE_PORT": str(port),
+        "CONSENTGATE_LOG_LEVEL": "warning",
+    }
+
+
+def create_source(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(BIN / "consentgate"), "sources", "create", "bench", "--jurisdiction", "gdpr"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def gateway(workdir: Path) -> tuple[Server, dict[str, Any]]:
+    port = free_port()
+    env = gateway_env(workdir, port)
+    source = create_source(env)
+    return Server([str(BIN / "consentgate"), "serve"], env, port, _readyz), source
+
+
+def bare() -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port)]
+    return Server(command, dict(os.environ), port, _decodes)
