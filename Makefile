@@ -26,6 +26,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/consentgate bench
 
+profile: $(STAMP)
+	$(BIN)/python -m benchmarks.profile
+
 migrate: $(STAMP)
 	$(BIN)/consentgate migrate
 

@@ -91,19 +91,27 @@ class Scrubber:
         }
 
     def context(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the allow-listed context fields, scrubbed; `ip` truncated. The hot path."""
         kept: dict[str, Any] = {}
-        for key, allowed in _CONTEXT_ALLOWED.items():
-            value = context.get(key)
-            if value is None:
+        for key, value in context.items():
+            if key not in _CONTEXT_ALLOWED or value is None:
+                if key == "ip" and isinstance(value, str):
+                    network = truncate_ip(value)
+                    if network is not None:
+                        kept["ip"] = network
                 continue
+            allowed = _CONTEXT_ALLOWED[key]
             if allowed is None:
-                if isinstance(value, str | int | float | bool):
-                    kept[key] = self.value(value)
+                if isinstance(value, str):
+                    kept[key] = self.text(value)
+                elif isinstance(value, int | float | bool):
+                    kept[key] = value
             elif isinstance(value, dict):
-                inner = {k: self.value(v) for k, v in value.items() if k in allowed}
+                inner = {
+                    name: self.text(item) if isinstance(item, str) else self.value(item)
+                    for name, item in value.items()
+                    if name in allowed
+                }
                 if inner:
                     kept[key] = inner
-        ip = context.get("ip")
-        if isinstance(ip, str) and (network := truncate_ip(ip)) is not None:
-            kept["ip"] = network
         return kept

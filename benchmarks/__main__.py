@@ -48,7 +48,7 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
 
     ratio_values = report.ratios(figures)
     targets = report.verdicts(figures, ratio_values)
-    result = {
+    result: dict[str, object] = {
         "machine": report.machine(load_client()),
         "figures": figures,
         "ratios": ratio_values,

@@ -19,7 +19,7 @@ from benchmarks.payloads import batch_body, track_body
 from bus import OutboxBus, encode_event
 from gateway import stages
 from gateway._validate import Limits, validate_body
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.pipeline import EventContext, EventRefused
 from gateway.sources import Source
@@ -58,6 +58,7 @@ def floor_events_per_s(seconds: float = 2.0) -> float:
         result = outer.copy()
         result.update(state.digest())
         return result.digest()
+
     decoder = msgspec.json.Decoder()
     encoder = msgspec.json.Encoder()
 
@@ -99,7 +100,7 @@ async def _stage_costs(events: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         await asyncio.to_thread(upgrade_to_head, url)
-        engine = create_engine(url)
+        engine = open_database(url)
         bus = OutboxBus(engine)
         await bus.start()
         for _ in range(events // 100):

@@ -31,7 +31,7 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
     return {
         name: figures[top] / figures[bottom]
         for name, (top, bottom) in pairs.items()
-        if figures.get(bottom)
+        if top in figures and figures.get(bottom)
     }
 
 
@@ -64,7 +64,7 @@ def machine(client: str) -> dict[str, Any]:
         "workers": 1,
         "load_client": client,
         "shape": "embedded (SQLite outbox, in-process core)",
-        "commit": _git("rev-parse", "--short", "HEAD"),
+        "commit": _git("describe", "--always", "--dirty"),
     }
 
 
@@ -88,10 +88,11 @@ def markdown(
 
 
 def write(result: dict[str, Any]) -> Path:
+    machine_info: dict[str, Any] = result["machine"]
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(result, indent=2, sort_keys=False) + "\n"
     (RESULTS / "latest.json").write_text(text)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{stamp}-{result['machine']['commit']}.json"
+    path = RESULTS / f"{stamp}-{machine_info['commit']}.json"
     path.write_text(text)
     return path

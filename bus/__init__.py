@@ -1,5 +1,6 @@
 """The message contract and its transports. Imports none of the domain packages."""
 
+from bus._database import Database
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
 from bus._transport import Bus, BusError, BusUnavailable, MessageHandler
@@ -31,6 +32,7 @@ __all__ = [
     "CallType",
     "ConsentChanged",
     "ControlMessage",
+    "Database",
     "Erase",
     "EventEnvelope",
     "MessageHandler",
@@ -44,14 +46,10 @@ __all__ = [
 ]
 
 
-def create_bus(bus_url: str, engine: object, *, batch_size: int = 500) -> Bus:
-    """The transport for `bus_url`: `memory://` is the outbox on `engine`."""
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
+def create_bus(bus_url: str, database: Database, *, batch_size: int = 500) -> Bus:
+    """The transport for `bus_url`: `memory://` is the outbox in `database`."""
     if bus_url.startswith("memory://"):
-        if not isinstance(engine, AsyncEngine):
-            raise TypeError("the memory bus needs the database engine for its outbox")
-        return OutboxBus(engine, batch_size=batch_size)
+        return OutboxBus(database, batch_size=batch_size)
     raise ValueError(
         f"CONSENTGATE_BUS_URL: {bus_url!r} is not available yet; use memory:// "
         "(NATS JetStream arrives with its own issue)"

@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
 import structlog
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
+from bus._database import Database
 from bus._tables import dead_letters, outbox
 from bus._transport import BusUnavailable, MessageHandler
 from bus.envelope import BusMessage
@@ -41,14 +43,14 @@ _unit_decoder = msgspec.msgpack.Decoder(list[BusMessage])
 class OutboxBus:
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_attempts: int = 5,
         max_group: int = 1000,
     ) -> None:
-        self._engine = engine
+        self._db = database
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_attempts = max_attempts
@@ -57,7 +59,7 @@ class OutboxBus:
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._handler: MessageHandler | None = None
-        self._skip_locked = engine.dialect.name == "postgresql"
+        self._skip_locked = database.dialect_name == "postgresql"
         self._closing = False
         self._delivered: list[int] = []  # units handled, deleted with the next read
 
@@ -101,14 +103,13 @@ class OutboxBus:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self._delivered:
-            async with self._engine.begin() as conn:
-                await self._delete_delivered(conn)
+            delivered, self._delivered = self._delivered, []
+            await self._db.transaction(lambda conn: _delete_units(conn, delivered))
 
     async def pending_count(self) -> int:
         """Messages committed but not yet processed (bus lag)."""
         query = select(func.coalesce(func.sum(outbox.c.message_count), 0))
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        return int(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def _commit_loop(self) -> None:
         stopping = False
@@ -118,8 +119,7 @@ class OutboxBus:
                 return
             rows = [row for row, _ in group]
             try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(insert(outbox), rows)
+                await self._db.transaction(partial(_insert_units, rows=rows))
             except asyncio.CancelledError:
                 _fail(group, "the outbox is shutting down")
                 raise
@@ -186,26 +186,24 @@ class OutboxBus:
 
     async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
         """Delete the units already handled, then read the next ones, in one transaction."""
-        query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count).order_by(outbox.c.id)
-        query = query.limit(_UNITS_PER_READ)
+        delivered, self._delivered = self._delivered, []
+        rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered))
+        return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
+
+    def _next_units(self, conn: Connection, delivered: list[int]) -> list[tuple[int, bytes]]:
+        _delete_units(conn, delivered)
+        query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count)
+        query = query.order_by(outbox.c.id).limit(_UNITS_PER_READ)
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
-        async with self._engine.begin() as conn:
-            await self._delete_delivered(conn)
-            rows = (await conn.execute(query)).all()
-        units: list[tuple[int, list[BusMessage]]] = []
+        units: list[tuple[int, bytes]] = []
         taken = 0
-        for row in rows:
-            if units and taken + row.message_count > self._batch_size:
+        for unit_id, blob, count in conn.execute(query):
+            if units and taken + count > self._batch_size:
                 break
-            units.append((row.id, _unit_decoder.decode(row.messages)))
-            taken += row.message_count
+            units.append((unit_id, blob))
+            taken += count
         return units
-
-    async def _delete_delivered(self, conn: AsyncConnection) -> None:
-        if self._delivered:
-            await conn.execute(delete(outbox).where(outbox.c.id.in_(self._delivered)))
-            self._delivered = []
 
     async def _deliver_one_by_one(
         self, handler: MessageHandler, units: list[tuple[int, list[BusMessage]]]
@@ -226,37 +224,53 @@ class OutboxBus:
         self, unit_id: int, failed: list[tuple[BusMessage, Exception]]
     ) -> None:
         """Count an attempt on the unit; past `max_attempts`, dead-letter what failed."""
-        async with self._engine.begin() as conn:
-            attempts = (
-                await conn.execute(select(outbox.c.attempts).where(outbox.c.id == unit_id))
-            ).scalar_one() + 1
-            error = type(failed[-1][1]).__name__
-            if attempts < self._max_attempts:
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id == unit_id)
-                    .values(attempts=attempts, last_error=error)
-                )
-                return
-            now = datetime.now(UTC)
-            await conn.execute(
-                insert(dead_letters),
-                [
-                    {
-                        "subject": message.subject,
-                        "message_id": message.message_id,
-                        "headers": message.headers,
-                        "payload": message.payload,
-                        "failed_at": now,
-                        "attempts": attempts,
-                        "last_error": type(exc).__name__,
-                    }
-                    for message, exc in failed
-                ],
-            )
-            await conn.execute(delete(outbox).where(outbox.c.id == unit_id))
-        for message, exc in failed:
+        dead = await self._db.transaction(
+            lambda conn: _count_failure(conn, unit_id, failed, self._max_attempts)
+        )
+        for message, exc in failed if dead else ():
             log.error("outbox_dead_letter", message_id=message.message_id, error=type(exc).__name__)
+
+
+def _insert_units(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(outbox), rows)
+
+
+def _delete_units(conn: Connection, unit_ids: list[int]) -> None:
+    if unit_ids:
+        conn.execute(delete(outbox).where(outbox.c.id.in_(unit_ids)))
+
+
+def _count_failure(
+    conn: Connection, unit_id: int, failed: list[tuple[BusMessage, Exception]], max_attempts: int
+) -> bool:
+    """Record one more failed attempt; True when the failures were moved to dead letters."""
+    attempts = conn.execute(select(outbox.c.attempts).where(outbox.c.id == unit_id)).scalar_one()
+    attempts += 1
+    if attempts < max_attempts:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == unit_id)
+            .values(attempts=attempts, last_error=type(failed[-1][1]).__name__)
+        )
+        return False
+    now = datetime.now(UTC)
+    conn.execute(
+        insert(dead_letters),
+        [
+            {
+                "subject": message.subject,
+                "message_id": message.message_id,
+                "headers": message.headers,
+                "payload": message.payload,
+                "failed_at": now,
+                "attempts": attempts,
+                "last_error": type(exc).__name__,
+            }
+            for message, exc in failed
+        ],
+    )
+    conn.execute(delete(outbox).where(outbox.c.id == unit_id))
+    return True
 
 
 def _fail(group: list[_Publish], why: str) -> None:

@@ -109,7 +109,9 @@ def _checked(
         raise BadRequest(f"alias at {where} needs userId and previousId", code="invalid_event")
     if isinstance(call, Group) and _identifier(call.groupId) is None:
         raise BadRequest(f"group at {where} needs a groupId", code="invalid_event")
-    context = {**(batch_context or {}), **(call.context or {})}
+    context = call.context or {}
+    if batch_context:
+        context = {**batch_context, **context}
     return ValidCall(
         call=call,
         call_type=call_type,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from anonymization import KeyFileError, load_or_create_master_key
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.sources import CreatedSource, count_sources, create_source
@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate.set_defaults(command=_migrate)
 
+    bench = commands.add_parser(
+        "bench", help="measure the gateway against its floor and bare litestar (loopback)"
+    )
+    bench.add_argument("--seconds", type=float, default=10.0, help="per HTTP measurement")
+    bench.add_argument("--e2e-rate", type=float, default=2000.0, help="events/s offered")
+    bench.set_defaults(command=_bench)
+
     sources = commands.add_parser("sources", help="manage sources").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -66,6 +73,12 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.__main__ import main as bench_main
+
+    return bench_main([f"--seconds={args.seconds}", f"--e2e-rate={args.e2e_rate}"])
+
+
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade_to_head(settings.database_url)
@@ -79,11 +92,11 @@ def _sources_create(args: argparse.Namespace) -> int:
     jurisdiction = args.jurisdiction or settings.default_jurisdiction
 
     async def create() -> CreatedSource:
-        engine = create_engine(settings.database_url)
+        database = open_database(settings.database_url)
         try:
-            return await create_source(engine, args.name, jurisdiction)
+            return await create_source(database, args.name, jurisdiction)
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     print(json.dumps(asyncio.run(create()).as_json()))
     return 0
@@ -122,13 +135,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _create_default_source(settings: Settings) -> None:
     """On the first start with no source at all, create `default` and show its keys once."""
-    engine = create_engine(settings.database_url)
+    database = open_database(settings.database_url)
     try:
-        if await count_sources(engine):
+        if await count_sources(database):
             return
-        created = await create_source(engine, "default", settings.default_jurisdiction)
+        created = await create_source(database, "default", settings.default_jurisdiction)
     finally:
-        await engine.dispose()
+        await database.dispose()
     print(
         "consentgate: created source 'default'; its keys are shown this once:",
         file=sys.stderr,

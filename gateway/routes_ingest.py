@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
-from litestar.response.base import ASGIResponse
 from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
 from litestar.types import Method
 
 from gateway._body import read_limited

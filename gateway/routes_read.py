@@ -17,7 +17,7 @@ async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # t
     runtime: Runtime = request.app.state.runtime
     source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
     subject = source.pseudonymize("subject", user_id)
-    profile = await read_profile(runtime.engine, source.source_id, subject)
+    profile = await read_profile(runtime.database, source.source_id, subject)
     if profile is None:
         raise NotFound("no profile for this user", code="profile_not_found")
     return profile

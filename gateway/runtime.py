@@ -1,4 +1,4 @@
-"""What a running gateway holds: engine, bus, sources, pipeline, core. Built once per app."""
+"""What a running gateway holds: database, bus, sources, pipeline, core. Built once per app."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus import Bus, BusUnavailable, create_bus
+from bus import Bus, BusUnavailable, Database, create_bus
 from gateway import stages
 from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
@@ -31,7 +30,7 @@ _MAINTENANCE_INTERVAL_SECONDS = 600.0
 @dataclass(slots=True)
 class Runtime:
     settings: Settings
-    engine: AsyncEngine
+    database: Database
     bus: Bus
     sources: SourceRegistry
     pipeline: Pipeline
@@ -42,8 +41,7 @@ class Runtime:
         """The state of each dependency: "ok" or why not."""
         checks: dict[str, str] = {}
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await self.database.read(lambda conn: conn.execute(text("SELECT 1")))
             checks["database"] = "ok"
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"unreachable: {type(exc).__name__}"
@@ -58,11 +56,11 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[Runtime]:
     """Start everything in order and stop it in reverse; the embedded core runs inside."""
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    bus = create_bus(settings.bus_url, engine, batch_size=settings.outbox_batch_size)
-    consumer = ProfileConsumer(engine)
+    database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
+    consumer = ProfileConsumer(database)
     decisions = DecisionCounter()
-    sources = SourceRegistry(engine, master_key)
+    sources = SourceRegistry(database, master_key)
     record = stages.Record(decisions)
     pipeline = Pipeline(
         authenticate=WriteKeyAuthenticator(sources),
@@ -78,7 +76,7 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
     )
     runtime = Runtime(
         settings=settings,
-        engine=engine,
+        database=database,
         bus=bus,
         sources=sources,
         pipeline=pipeline,
@@ -94,7 +92,7 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
         with contextlib.suppress(asyncio.CancelledError):
             await maintenance
         await bus.close()
-        await engine.dispose()
+        await database.dispose()
 
 
 async def _maintain(runtime: Runtime) -> None:

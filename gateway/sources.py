@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from anonymization import Pseudonymizer, derive_source_key
+from bus import Database
 from consent import Jurisdiction
 from gateway._tables import SourceRow
 
@@ -60,9 +60,7 @@ class CreatedSource:
         }
 
 
-async def create_source(
-    engine: AsyncEngine, name: str, jurisdiction: Jurisdiction
-) -> CreatedSource:
+async def create_source(database: Database, name: str, jurisdiction: Jurisdiction) -> CreatedSource:
     if not name.strip() or len(name) > 200:
         raise ValueError("source name must be 1 to 200 characters")
     created = CreatedSource(
@@ -72,30 +70,28 @@ async def create_source(
         write_key=WRITE_KEY_PREFIX + secrets.token_urlsafe(32),
         server_key=SERVER_KEY_PREFIX + secrets.token_urlsafe(32),
     )
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(_sources).values(
-                source_id=created.source_id,
-                name=created.name,
-                jurisdiction=jurisdiction,
-                write_key_hash=hash_key(created.write_key),
-                server_key_hash=hash_key(created.server_key),
-                created_at=datetime.now(UTC),
-            )
-        )
+    statement = insert(_sources).values(
+        source_id=created.source_id,
+        name=created.name,
+        jurisdiction=jurisdiction,
+        write_key_hash=hash_key(created.write_key),
+        server_key_hash=hash_key(created.server_key),
+        created_at=datetime.now(UTC),
+    )
+    await database.transaction(lambda conn: conn.execute(statement))
     return created
 
 
-async def count_sources(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(_sources))).scalar_one())
+async def count_sources(database: Database) -> int:
+    query = select(func.count()).select_from(_sources)
+    return int(await database.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 class SourceRegistry:
     """Finds sources by write key or server key, caching hits (and misses, briefly)."""
 
-    def __init__(self, engine: AsyncEngine, master_key: bytes) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, master_key: bytes) -> None:
+        self._db = database
         self._master_key = master_key
         self._by_hash: dict[tuple[str, str], Source] = {}
         self._misses: dict[tuple[str, str], float] = {}
@@ -115,8 +111,8 @@ class SourceRegistry:
         missed_at = self._misses.get(cache_key)
         if missed_at is not None and time.monotonic() - missed_at < _NEGATIVE_TTL_SECONDS:
             return None
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(_sources).where(_sources.c[column] == digest))).first()
+        query = select(_sources).where(_sources.c[column] == digest)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None or not hmac.compare_digest(getattr(row, column), digest):
             if len(self._misses) >= _NEGATIVE_CACHE_LIMIT:
                 self._misses.clear()

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.database import create_engine
+from gateway.database import open_database
 from migrations.metadata import TARGET_METADATA
 
 config = context.config
@@ -26,13 +26,11 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    database = open_database(config.get_main_option("sqlalchemy.url") or "")
     try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
+        await database.transaction(_run)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 if context.is_offline_mode():

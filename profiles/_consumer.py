@@ -14,9 +14,9 @@ import structlog
 from sqlalchemy import Table, delete, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
-from bus import BusMessage, EventEnvelope, decode_payload
+from bus import BusMessage, Database, EventEnvelope, decode_payload
 from profiles._apply import ProfileState, apply_event, as_utc, subject_key
 from profiles._tables import ProcessedMessage, ProfileRow
 
@@ -30,10 +30,9 @@ _UPDATED_COLUMNS = ("traits", "event_counts", "first_seen", "last_seen", "update
 class ProfileConsumer:
     """The bus handler of the profile core."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._lock_rows = engine.dialect.name == "postgresql"
-        self._insert = postgresql_insert if self._lock_rows else sqlite_insert
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._postgres = database.dialect_name == "postgresql"
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:
         envelopes: list[EventEnvelope] = []
@@ -44,33 +43,33 @@ class ProfileConsumer:
             else:
                 log.info("control_message_ignored", kind=type(payload).__name__)
         if envelopes:
-            async with self._engine.begin() as conn:
-                fresh = await _claim_new(conn, envelopes)
-                if fresh:
-                    await self._apply(conn, fresh)
+            await self._db.transaction(lambda conn: self._apply_new(conn, envelopes))
 
     async def purge_processed(self, retention: timedelta) -> int:
         """Forget message ids older than `retention` (never less than 24 hours)."""
         cutoff = datetime.now(UTC) - max(retention, timedelta(hours=24))
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                delete(_processed).where(_processed.c.processed_at < cutoff)
-            )
-        return int(result.rowcount or 0)
+        statement = delete(_processed).where(_processed.c.processed_at < cutoff)
+        return int(await self._db.transaction(lambda conn: conn.execute(statement).rowcount or 0))
 
-    async def _apply(self, conn: AsyncConnection, envelopes: list[EventEnvelope]) -> None:
+    def _apply_new(self, conn: Connection, envelopes: list[EventEnvelope]) -> None:
+        fresh = _claim_new(conn, envelopes)
+        if fresh:
+            self._apply(conn, fresh)
+
+    def _apply(self, conn: Connection, envelopes: list[EventEnvelope]) -> None:
         by_profile: dict[tuple[str, str], list[EventEnvelope]] = {}
         for envelope in envelopes:
             key = subject_key(envelope)
             if key is None:
                 continue  # the gateway rejects these; nothing to attach them to
             by_profile.setdefault((envelope.source_id, key), []).append(envelope)
+        if not by_profile:
+            return
 
-        keys = list(by_profile)
         query = select(_profiles).where(
-            tuple_(_profiles.c.source_id, _profiles.c.subject).in_(keys)
+            tuple_(_profiles.c.source_id, _profiles.c.subject).in_(list(by_profile))
         )
-        if self._lock_rows:
+        if self._postgres:
             query = query.with_for_update()
         existing = {
             (row.source_id, row.subject): ProfileState(
@@ -80,7 +79,7 @@ class ProfileConsumer:
                 first_seen=as_utc(row.first_seen),
                 last_seen=as_utc(row.last_seen),
             )
-            for row in (await conn.execute(query)).all()
+            for row in conn.execute(query)
         }
         now = datetime.now(UTC)
         rows = []
@@ -100,9 +99,9 @@ class ProfileConsumer:
                     "updated_at": now,
                 }
             )
-        # One statement for every profile touched: the write lock is held for one round trip.
-        upsert = self._insert(_profiles)
-        await conn.execute(
+        # One statement for every profile touched.
+        upsert = postgresql_insert(_profiles) if self._postgres else sqlite_insert(_profiles)
+        conn.execute(
             upsert.on_conflict_do_update(
                 index_elements=[_profiles.c.source_id, _profiles.c.subject],
                 set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
@@ -111,23 +110,22 @@ class ProfileConsumer:
         )
 
 
-async def _claim_new(conn: AsyncConnection, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
+def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
     """Record the message ids not seen before and return their envelopes, in order."""
     unique: dict[tuple[str, str], EventEnvelope] = {}
     for envelope in envelopes:
         unique.setdefault((envelope.source_id, envelope.message_id), envelope)
+    key = tuple_(_processed.c.source_id, _processed.c.message_id)
     seen = {
         (row.source_id, row.message_id)
-        for row in await conn.execute(
-            select(_processed.c.source_id, _processed.c.message_id).where(
-                tuple_(_processed.c.source_id, _processed.c.message_id).in_(list(unique))
-            )
+        for row in conn.execute(
+            select(_processed.c.source_id, _processed.c.message_id).where(key.in_(list(unique)))
         )
     }
-    fresh = [env for key, env in unique.items() if key not in seen]
+    fresh = [envelope for pair, envelope in unique.items() if pair not in seen]
     if fresh:
         now = datetime.now(UTC)
-        await conn.execute(
+        conn.execute(
             insert(_processed),
             [
                 {"source_id": e.source_id, "message_id": e.message_id, "processed_at": now}

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus import Database
 from profiles._apply import as_utc
 from profiles._tables import ProfileRow
 
@@ -28,12 +28,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     segments: list[str] = []
 
 
-async def read_profile(engine: AsyncEngine, source_id: str, subject: str) -> Profile | None:
+async def read_profile(database: Database, source_id: str, subject: str) -> Profile | None:
     query = select(_profiles).where(
         _profiles.c.source_id == source_id, _profiles.c.subject == subject
     )
-    async with engine.connect() as conn:
-        row = (await conn.execute(query)).first()
+    row = await database.read(lambda conn: conn.execute(query).first())
     if row is None:
         return None
     return Profile(

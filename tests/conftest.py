@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from anonymization import load_or_create_master_key
 from gateway.app import create_app
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
@@ -49,7 +49,7 @@ MakeSource = Callable[..., CreatedSource]
 def make_source(migrated: Settings) -> MakeSource:
     def make(name: str = "app", jurisdiction: str = "none") -> CreatedSource:
         async def create() -> CreatedSource:
-            engine = create_engine(migrated.database_url)
+            engine = open_database(migrated.database_url)
             try:
                 return await create_source(engine, name, jurisdiction)  # type: ignore[arg-type]
             finally:

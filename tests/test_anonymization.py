@@ -45,7 +45,9 @@ def test_pseudonym_is_rfc2104_hmac_for_any_key(key: bytes, value: str) -> None:
     """The precomputed-pad HMAC equals the hmac module's for any key length and identifier."""
     digest = hmac.digest(key, b"subject\x00" + value.strip().encode(), hashlib.sha256)[:16]
     if "@" in value:
-        digest = hmac.digest(key, b"subject\x00" + value.strip().lower().encode(), hashlib.sha256)[:16]
+        digest = hmac.digest(key, b"subject\x00" + value.strip().lower().encode(), hashlib.sha256)[
+            :16
+        ]
     expected = "p1_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert Pseudonymizer(key)("subject", value) == expected
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from migrations.metadata import TARGET_METADATA
 from tests.services import POSTGRES_ADMIN_URL, require_service
@@ -28,21 +29,16 @@ EXPECTED_TABLES = {
 
 
 async def _inspect(database_url: str) -> tuple[set[str], list[Any]]:
-    engine = create_engine(database_url)
+    database = open_database(database_url)
+
+    def read(conn: Any) -> tuple[set[str], list[Any]]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return set(inspect(conn).get_table_names()), compare_metadata(context, TARGET_METADATA)
+
     try:
-        async with engine.connect() as conn:
-
-            def read(sync_conn: Any) -> tuple[set[str], list[Any]]:
-                from sqlalchemy import inspect
-
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-                return set(inspect(sync_conn).get_table_names()), compare_metadata(
-                    context, TARGET_METADATA
-                )
-
-            return await conn.run_sync(read)
+        return await database.read(read)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def _assert_head_matches_models(database_url: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bus import BusMessage, EventEnvelope, OutboxBus, decode_payload, encode_event
 from bus._tables import dead_letters, outbox
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.settings import Settings
 
 
@@ -30,17 +30,17 @@ def _message(n: int) -> BusMessage:
 
 
 async def _count(settings: Settings, table: object) -> int:
-    engine = create_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     try:
-        async with engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+        query = select(func.count()).select_from(table)  # type: ignore[arg-type]
+        return int(await engine.read(lambda conn: conn.execute(query).scalar_one()))
     finally:
         await engine.dispose()
 
 
 async def test_published_messages_survive_until_a_consumer_takes_them(migrated: Settings) -> None:
     """Messages published with no consumer are delivered, in order, by the next bus started."""
-    engine = create_engine(migrated.database_url)
+    engine = open_database(migrated.database_url)
     writer = OutboxBus(engine)
     await writer.start()
     await asyncio.gather(*(writer.publish([_message(n)]) for n in range(50)))
@@ -67,7 +67,7 @@ async def test_published_messages_survive_until_a_consumer_takes_them(migrated: 
 
 async def test_a_failing_handler_gets_the_messages_again(migrated: Settings) -> None:
     """A handler that raises is retried; nothing is removed before it succeeds."""
-    engine = create_engine(migrated.database_url)
+    engine = open_database(migrated.database_url)
     attempts = 0
     done = asyncio.Event()
 
@@ -90,7 +90,7 @@ async def test_a_failing_handler_gets_the_messages_again(migrated: Settings) -> 
 
 async def test_a_poison_message_goes_to_dead_letters_not_away(migrated: Settings) -> None:
     """A message that always fails is dead-lettered; the others of its publish go through."""
-    engine = create_engine(migrated.database_url)
+    engine = open_database(migrated.database_url)
     delivered: list[str] = []
 
     async def handler(messages: Sequence[BusMessage]) -> None:
@@ -115,7 +115,7 @@ async def test_publish_before_start_is_unavailable(migrated: Settings) -> None:
     """Publishing on a bus that is not started raises BusUnavailable (no silent loss)."""
     from bus import BusUnavailable
 
-    engine = create_engine(migrated.database_url)
+    engine = open_database(migrated.database_url)
     try:
         bus = OutboxBus(engine)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bus import EventEnvelope, encode_event
-from gateway.database import create_engine
+from gateway.database import open_database
 from gateway.settings import Settings
 from profiles import ProfileConsumer, apply_event, read_profile
 
@@ -38,7 +38,7 @@ def test_apply_event_tracks_first_and_last_seen_out_of_order() -> None:
 
 async def test_consumer_applies_each_message_id_once(migrated: Settings) -> None:
     """Redelivered messages, in one batch or across batches, change nothing."""
-    engine = create_engine(migrated.database_url)
+    engine = open_database(migrated.database_url)
     consumer = ProfileConsumer(engine)
     first = [encode_event(_envelope(f"m{n}", event="x")) for n in range(3)]
     await consumer(first + first[:1])
