@@ -41,7 +41,7 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
             print("gateway /v1/batch …", flush=True)
             _measure(figures, "batch", server.url + "/v1/batch", batch_body(BATCH), seconds, key)
             figures["gateway_rss_mb"] = server.peak_rss_mb()
-            figures["outbox_backlog_after_load"] = _outbox_backlog(workdir)
+            figures["core_backlog_events_after_load"] = _outbox_backlog(workdir)
             figures["core_drain_s"] = _drain(workdir)
             print("end-to-end …", flush=True)
             figures.update(e2e.measure(server.url, workdir, source, e2e_rate, seconds))
@@ -73,8 +73,10 @@ def _measure(
 
 
 def _outbox_backlog(workdir: Path) -> float:
+    """Events acknowledged but not yet applied by the core."""
     with sqlite3.connect(workdir / "bench.db") as conn:
-        return float(conn.execute("SELECT count(*) FROM bus_outbox").fetchone()[0])
+        query = "SELECT coalesce(sum(message_count), 0) FROM bus_outbox"
+        return float(conn.execute(query).fetchone()[0])
 
 
 def _drain(workdir: Path, timeout: float = 120.0) -> float:
