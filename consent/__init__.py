@@ -1,18 +1,59 @@
-"""Purposes, consent signals and the decision function. Imports neither gateway nor profiles."""
+"""Purposes, consent signals, records and the decision. Imports neither gateway nor profiles."""
 
 from consent._decision import Action, Decision, Jurisdiction, decide
-from consent._purposes import GPC_REFUSED, PURPOSES, Purpose, required_purposes
-from consent._signals import Signals, parse_signals
+from consent._purposes import (
+    DEFAULT_CONFIG,
+    DEFAULT_PURPOSES,
+    GPC_REFUSED,
+    PURPOSES,
+    ConsentConfig,
+    ConsentConfigError,
+    PurposeDefinition,
+    PurposeResolver,
+    load_consent_config,
+    required_purposes,
+)
+from consent._records import (
+    SIGNAL_SOURCES,
+    ConsentRecord,
+    ConsentState,
+    PurposeState,
+    SignalSource,
+    current_state,
+)
+from consent._signals import GOOGLE_CONSENT_MODE, TCF_PURPOSES, Signals, parse_signals
+from consent._store import ConsentStore
+from consent._tables import metadata
+from consent._tcf import TCString, TCStringError, decode_tc_string
 
 __all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_PURPOSES",
+    "GOOGLE_CONSENT_MODE",
     "GPC_REFUSED",
     "PURPOSES",
+    "SIGNAL_SOURCES",
+    "TCF_PURPOSES",
     "Action",
+    "ConsentConfig",
+    "ConsentConfigError",
+    "ConsentRecord",
+    "ConsentState",
+    "ConsentStore",
     "Decision",
     "Jurisdiction",
-    "Purpose",
+    "PurposeDefinition",
+    "PurposeResolver",
+    "PurposeState",
+    "SignalSource",
     "Signals",
+    "TCString",
+    "TCStringError",
+    "current_state",
     "decide",
+    "decode_tc_string",
+    "load_consent_config",
+    "metadata",
     "parse_signals",
     "required_purposes",
 ]

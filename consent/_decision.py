@@ -1,25 +1,33 @@
-"""The consent decision: one pure function, precedence documented and tested as a table.
+"""The consent decision: one pure function, its precedence documented and tested as a table.
+
+For each purpose an event needs (or that some of its fields belong to):
 
 1. suppression refuses everything;
-2. Global Privacy Control refuses `sale_sharing` and `marketing`;
-3. the most recent explicit choice (here: carried in the event) decides;
-4. the jurisdiction default: gdpr is opt-in, ccpa opt-out, none allows.
+2. Global Privacy Control refuses `sale_sharing` and `marketing`, for pseudonymous subjects too;
+3. the most recent explicit choice decides, whether stored or carried in the event (a choice
+   in the event counts from the event's timestamp);
+4. the jurisdiction default: `gdpr` is opt-in, `ccpa` opt-out, `none` allows.
 
-`necessary` is always allowed, except under suppression.
+`necessary` is always allowed, except under suppression. A refused required purpose drops the
+event; a refused purpose of some fields only strips those fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from consent._purposes import GPC_REFUSED, Purpose
+from consent._purposes import GPC_REFUSED
+from consent._records import PurposeState
 from consent._signals import Signals
 
 Jurisdiction = Literal["gdpr", "ccpa", "none"]
 Action = Literal["forward", "strip", "drop"]
+
+_NO_STATE: Mapping[str, PurposeState] = {}
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,10 +39,13 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def decide(
-    required: Iterable[Purpose],
+    required: Iterable[str],
     signals: Signals,
     jurisdiction: Jurisdiction,
     *,
+    stored: Mapping[str, PurposeState] = _NO_STATE,
+    event_time: datetime | None = None,
+    optional: Iterable[str] = (),
     suppressed: bool = False,
 ) -> Decision:
     required = tuple(required)
@@ -42,34 +53,53 @@ def decide(
         return Decision(action="drop", required=required, allowed=(), reasons=("suppressed",))
     reasons: list[str] = list(signals.malformed)
     allowed: list[str] = []
-    explicit = False
-    for purpose in required:
-        granted, reason = _decide_purpose(purpose, signals, jurisdiction)
+    refs: list[str] = []
+    refused_required = refused_optional = False
+    for purpose in (*required, *(p for p in optional if p not in required)):
+        granted, reason, ref = _decide_purpose(purpose, signals, jurisdiction, stored, event_time)
         reasons.append(reason)
-        explicit = explicit or purpose in signals.choices
+        if ref:
+            refs.append(ref)
         if granted:
             allowed.append(purpose)
+        elif purpose in required:
+            refused_required = True
+        else:
+            refused_optional = True
+    action: Action = "drop" if refused_required else "strip" if refused_optional else "forward"
     return Decision(
-        action="forward" if len(allowed) == len(required) else "drop",
+        action=action,
         required=required,
         allowed=tuple(allowed),
         reasons=tuple(reasons),
-        consent_ref="event" if explicit else f"default:{jurisdiction}",
+        consent_ref=refs[0] if refs else f"default:{jurisdiction}",
     )
 
 
 def _decide_purpose(
-    purpose: Purpose, signals: Signals, jurisdiction: Jurisdiction
-) -> tuple[bool, str]:
+    purpose: str,
+    signals: Signals,
+    jurisdiction: Jurisdiction,
+    stored: Mapping[str, PurposeState],
+    event_time: datetime | None,
+) -> tuple[bool, str, str | None]:
+    """(granted, reason code, consent reference) for one purpose."""
     if purpose == "necessary":
-        return True, "necessary"
+        return True, "necessary", None
     if signals.gpc and purpose in GPC_REFUSED:
-        return False, f"gpc_refused:{purpose}"
-    choice = signals.choices.get(purpose)
-    if choice is not None:
-        return choice, f"{'granted' if choice else 'denied'}_in_event:{purpose}"
+        return False, f"gpc_refused:{purpose}", "gpc"
+    record = stored.get(purpose)
+    in_event = signals.choices.get(purpose)
+    if in_event is not None and (
+        record is None or event_time is None or event_time >= record.collected_at
+    ):
+        verdict = "granted" if in_event else "denied"
+        return in_event, f"{verdict}_in_event:{purpose}", "event"
+    if record is not None:
+        verdict = "granted" if record.granted else "denied"
+        return record.granted, f"{verdict}_stored:{purpose}", record.record_id
     if jurisdiction == "gdpr":
-        return False, f"no_consent_gdpr_opt_in:{purpose}"
+        return False, f"no_consent_gdpr_opt_in:{purpose}", None
     if jurisdiction == "ccpa":
-        return True, f"ccpa_opt_out_default:{purpose}"
-    return True, f"no_jurisdiction_default:{purpose}"
+        return True, f"ccpa_opt_out_default:{purpose}", None
+    return True, f"no_jurisdiction_default:{purpose}", None

@@ -1,18 +1,40 @@
 """Consent signals carried by an event or its request, parsed into one purpose model.
 
-Parsers never raise: a malformed signal becomes a reason code and never counts as consent.
+| signal | where | becomes |
+|---|---|---|
+| Segment categories | `context.consent.categoryPreferences` | a category named like a purpose maps to it; others through the source's `category_purposes` |
+| RudderStack | `context.consentManagement` | ids through `consent_id_purposes`, resolved by `resolutionStrategy` (`and`: every configured id allowed; `or`: one) |
+| Global Privacy Control | `Sec-GPC: 1`, `context.gpc`, `context.consent.gpc` | `gpc` (refuses sale_sharing and marketing) |
+| IAB TCF v2.2 | `context.consent.tcf`, `context.gdpr_consent` | see `TCF_PURPOSES` |
+| Google Consent Mode v2 | `context.consent` or `context.consent.googleConsentMode` | see `GOOGLE_CONSENT_MODE` |
+
+When several signals speak of one purpose, a refusal wins. Parsers never raise: a malformed
+signal becomes a reason code and never counts as consent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-from consent._purposes import PURPOSES, Purpose
+from consent._purposes import DEFAULT_CONFIG, ConsentConfig
+from consent._tcf import TCStringError, decode_tc_string
 
-_PURPOSE_NAMES: dict[str, Purpose] = {p: p for p in PURPOSES}
+# Our purpose -> the TCF v2.2 purposes that must all have consent (1 is storage on the device).
+TCF_PURPOSES: dict[str, tuple[int, ...]] = {
+    "analytics": (1, 8, 9),  # measure content performance; understand audiences
+    "personalization": (1, 5, 6),  # create and use profiles for personalised content
+    "marketing": (1, 2, 3, 4, 7),  # advertising: select, profile, personalise, measure
+}
+
+# Our purpose -> the Google Consent Mode v2 fields that must all be "granted" (when present).
+GOOGLE_CONSENT_MODE: dict[str, tuple[str, ...]] = {
+    "analytics": ("analytics_storage",),
+    "marketing": ("ad_storage", "ad_user_data", "ad_personalization"),
+}
+_GCM_FIELDS = frozenset(field for fields in GOOGLE_CONSENT_MODE.values() for field in fields)
 _TRUE_STRINGS = frozenset({"1", "true"})
 
 
@@ -24,32 +46,128 @@ class Signals(msgspec.Struct, frozen=True, kw_only=True):
     malformed: tuple[str, ...] = ()
 
 
-def parse_signals(context: Mapping[str, Any], sec_gpc_header: str | None) -> Signals:
-    """Read Segment's `context.consent.categoryPreferences` and Global Privacy Control."""
-    malformed: list[str] = []
+class _Collector:
+    __slots__ = ("choices", "malformed")
+
+    def __init__(self) -> None:
+        self.choices: dict[str, bool] = {}
+        self.malformed: list[str] = []
+
+    def choose(self, purposes: Iterable[str], granted: bool) -> None:
+        for purpose in purposes:
+            self.choices[purpose] = self.choices.get(purpose, True) and granted
+
+
+def parse_signals(
+    context: Mapping[str, Any], sec_gpc_header: str | None, config: ConsentConfig = DEFAULT_CONFIG
+) -> Signals:
+    found = _Collector()
     consent = context.get("consent")
     if consent is not None and not isinstance(consent, dict):
-        malformed.append("malformed_consent_context")
+        found.malformed.append("malformed_consent_context")
         consent = None
     consent = consent or {}
-
-    choices: dict[str, bool] = {}
-    preferences = consent.get("categoryPreferences")
-    if preferences is not None:
-        if isinstance(preferences, dict):
-            for category, granted in preferences.items():
-                purpose = _PURPOSE_NAMES.get(str(category).strip().lower())
-                if purpose is None:
-                    continue  # categories the source does not map are not our purposes
-                if isinstance(granted, bool):
-                    choices[purpose] = granted
-                else:
-                    malformed.append(f"malformed_category_preference:{purpose}")
-        else:
-            malformed.append("malformed_category_preferences")
-
+    if "categoryPreferences" in consent:
+        _segment_categories(consent["categoryPreferences"], config, found)
+    if "consentManagement" in context:
+        _rudderstack(context["consentManagement"], config, found)
+    tcf = consent.get("tcf", context.get("gdpr_consent"))
+    if tcf is not None:
+        _tcf(tcf, found)
+    _google_consent_mode(consent.get("googleConsentMode", consent), found)
     gpc = _is_gpc(sec_gpc_header) or _is_gpc(context.get("gpc")) or _is_gpc(consent.get("gpc"))
-    return Signals(choices=choices, gpc=gpc, malformed=tuple(malformed))
+    if not found.choices and not found.malformed and not gpc:
+        return _NO_SIGNALS
+    return Signals(choices=found.choices, gpc=gpc, malformed=tuple(found.malformed))
+
+
+_NO_SIGNALS = Signals()
+
+
+def _segment_categories(preferences: object, config: ConsentConfig, found: _Collector) -> None:
+    if not isinstance(preferences, dict):
+        found.malformed.append("malformed_category_preferences")
+        return
+    known = config.known_purposes()
+    for category, granted in preferences.items():
+        name = str(category)
+        purposes = config.category_purposes.get(name)
+        if purposes is None:
+            lowered = name.strip().lower()
+            purposes = [lowered] if lowered in known else []
+        if not purposes:
+            continue  # a category this source does not map is none of our purposes
+        if isinstance(granted, bool):
+            found.choose(purposes, granted)
+        else:
+            found.malformed.append(f"malformed_category_preference:{name[:40]}")
+
+
+def _rudderstack(management: object, config: ConsentConfig, found: _Collector) -> None:
+    if not isinstance(management, dict):
+        found.malformed.append("malformed_consent_management")
+        return
+    allowed = _ids(management.get("allowedConsentIds"))
+    denied = _ids(management.get("deniedConsentIds"))
+    if allowed is None or denied is None:
+        found.malformed.append("malformed_consent_management")
+        return
+    strategy = str(management.get("resolutionStrategy") or "and").lower()
+    if strategy not in {"and", "or"}:
+        found.malformed.append("malformed_resolution_strategy")
+        return
+    by_purpose: dict[str, list[str]] = {}
+    for consent_id, purposes in config.consent_id_purposes.items():
+        for purpose in purposes:
+            by_purpose.setdefault(purpose, []).append(consent_id)
+    for purpose in config.known_purposes():
+        by_purpose.setdefault(purpose, [purpose])  # unmapped: an id named like the purpose
+    for purpose, ids in by_purpose.items():
+        if not any(i in allowed or i in denied for i in ids):
+            continue  # the consent manager said nothing about this purpose
+        if strategy == "and":
+            found.choose([purpose], all(i in allowed and i not in denied for i in ids))
+        else:
+            found.choose([purpose], any(i in allowed and i not in denied for i in ids))
+
+
+def _ids(value: object) -> set[str] | None:
+    """An id list; older RudderStack SDKs send an object instead of an array."""
+    if value is None:
+        return set()
+    if isinstance(value, list):
+        return {str(item) for item in value if isinstance(item, str | int)}
+    if isinstance(value, dict):
+        if all(isinstance(item, str) for item in value.values()):
+            return {str(item) for item in value.values()}
+        return {str(key) for key, item in value.items() if item is True}
+    return None
+
+
+def _tcf(value: object, found: _Collector) -> None:
+    if not isinstance(value, str):
+        found.malformed.append("malformed_tcf")
+        return
+    try:
+        tc = decode_tc_string(value)
+    except TCStringError:
+        found.malformed.append("malformed_tcf")
+        return
+    for purpose, needed in TCF_PURPOSES.items():
+        found.choose([purpose], all(p in tc.purpose_consents for p in needed))
+
+
+def _google_consent_mode(fields: object, found: _Collector) -> None:
+    if not isinstance(fields, dict) or not _GCM_FIELDS.intersection(fields):
+        return
+    for purpose, names in GOOGLE_CONSENT_MODE.items():
+        present = [fields[name] for name in names if name in fields]
+        if not present:
+            continue
+        if any(value not in {"granted", "denied"} for value in present):
+            found.malformed.append(f"malformed_google_consent_mode:{purpose}")
+            continue
+        found.choose([purpose], all(value == "granted" for value in present))
 
 
 def _is_gpc(value: object) -> bool:

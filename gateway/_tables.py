@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String
+from sqlalchemy import JSON, DateTime, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus import NAMING_CONVENTION
@@ -26,3 +27,17 @@ class SourceRow(Base):
     write_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     server_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the source's consent configuration (consent.ConsentConfig as JSON); {} for the defaults
+    consent_config: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+
+
+class SubjectTokenRow(Base):
+    """Subject tokens minted, kept so that they can be revoked before they expire."""
+
+    __tablename__ = "gateway_subject_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

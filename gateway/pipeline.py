@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
-from consent import Decision
+from consent import ConsentState, ConsentStore, Decision
 from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import Unavailable
@@ -30,7 +30,8 @@ class EventContext:
     """One event on its way through the stages.
 
     `call` holds the raw inbound event and `user_id`/`anonymous_id` its raw identifiers
-    until the anonymize stage, which clears all three: nothing raw goes past it.
+    until the anonymize stage, which clears all three: nothing raw goes past it. The
+    pseudonyms are set when the stored consent is looked up, before the consent stage.
     """
 
     source: Source
@@ -44,6 +45,7 @@ class EventContext:
     subject: str | None = None
     anonymous: str | None = None
     event_name: str | None = None
+    stored: ConsentState = field(default_factory=dict)
     decision: Decision | None = None
     envelope: EventEnvelope | None = None
 
@@ -67,12 +69,21 @@ class IngestRequest:
 class Pipeline:
     """Runs the stages for every event of a request; the handler only calls `run`."""
 
-    __slots__ = ("_authenticate", "_bus", "_limits", "_pseudonymize_ids", "_record", "_stages")
+    __slots__ = (
+        "_authenticate",
+        "_bus",
+        "_consent",
+        "_limits",
+        "_pseudonymize_ids",
+        "_record",
+        "_stages",
+    )
 
     def __init__(
         self,
         *,
         authenticate: Authenticate,
+        consent: ConsentStore,
         bus: Bus,
         limits: Limits,
         stages: Sequence[Stage],
@@ -80,6 +91,7 @@ class Pipeline:
         record: Stage,
     ) -> None:
         self._authenticate = authenticate
+        self._consent = consent
         self._bus = bus
         self._limits = limits
         self._stages = tuple(stages)
@@ -93,9 +105,8 @@ class Pipeline:
         )
         source = await self._authenticate(request.authorization, body)
         calls = validate_body(body, request.call_type, self._limits, received_at)
-        envelopes = []
-        for call in calls:
-            context = EventContext(
+        contexts = [
+            EventContext(
                 source=source,
                 call=call,
                 call_type=call.call_type,
@@ -105,10 +116,31 @@ class Pipeline:
                 user_id=call.user_id,
                 anonymous_id=call.anonymous_id,
             )
+            for call in calls
+        ]
+        await self._load_stored_consent(source, contexts)
+        envelopes = []
+        for context in contexts:
             envelope = self._process(context)
             if envelope is not None:
                 envelopes.append(envelope)
         await self._forward(envelopes, request.traceparent)
+
+    async def _load_stored_consent(self, source: Source, contexts: list[EventContext]) -> None:
+        """Pseudonymize each event's subject and attach its stored consent (cached)."""
+        pseudonymize = source.pseudonymize
+        for context in contexts:
+            if context.user_id:
+                context.subject = pseudonymize("subject", context.user_id)
+            if context.anonymous_id:
+                context.anonymous = pseudonymize("subject", context.anonymous_id)
+        keys = {key for c in contexts for key in (c.subject, c.anonymous) if key}
+        states = await self._consent.states(source.source_id, keys)
+        for context in contexts:
+            # The user's own choices first; an anonymous visitor's apply until identified.
+            by_user = states.get(context.subject) if context.subject else None
+            by_anonymous = states.get(context.anonymous) if context.anonymous else None
+            context.stored = by_user or by_anonymous or {}
 
     def _process(self, context: EventContext) -> EventEnvelope | None:
         try:

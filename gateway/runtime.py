@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import text
 
 from bus import Bus, BusUnavailable, Database, create_bus
+from consent import ConsentStore
 from gateway import stages
 from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
@@ -34,6 +35,7 @@ class Runtime:
     bus: Bus
     sources: SourceRegistry
     pipeline: Pipeline
+    consent: ConsentStore
     decisions: DecisionCounter
     consumer: ProfileConsumer
 
@@ -62,8 +64,10 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
     decisions = DecisionCounter()
     sources = SourceRegistry(database, master_key)
     record = stages.Record(decisions)
+    consent = ConsentStore(database)
     pipeline = Pipeline(
         authenticate=WriteKeyAuthenticator(sources),
+        consent=consent,
         bus=bus,
         limits=Limits(
             max_request_bytes=settings.max_request_bytes,
@@ -80,6 +84,7 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
         bus=bus,
         sources=sources,
         pipeline=pipeline,
+        consent=consent,
         decisions=decisions,
         consumer=consumer,
     )

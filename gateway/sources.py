@@ -12,13 +12,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
 from anonymization import Pseudonymizer, derive_source_key
 from bus import Database
-from consent import Jurisdiction
+from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
 from gateway._tables import SourceRow
 
 _sources = cast(Table, SourceRow.__table__)
@@ -38,6 +38,8 @@ class Source:
     name: str
     jurisdiction: Jurisdiction
     pseudonymize: Pseudonymizer = field(repr=False)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
+    purposes: PurposeResolver = field(default_factory=PurposeResolver)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +62,16 @@ class CreatedSource:
         }
 
 
-async def create_source(database: Database, name: str, jurisdiction: Jurisdiction) -> CreatedSource:
+async def create_source(
+    database: Database,
+    name: str,
+    jurisdiction: Jurisdiction,
+    consent_config: dict[str, Any] | None = None,
+) -> CreatedSource:
+    """Create a source with fresh keys; its consent configuration is validated first."""
     if not name.strip() or len(name) > 200:
         raise ValueError("source name must be 1 to 200 characters")
+    load_consent_config(consent_config)  # raises ConsentConfigError naming the bad path
     created = CreatedSource(
         source_id="src_" + secrets.token_hex(8),
         name=name.strip(),
@@ -77,6 +86,7 @@ async def create_source(database: Database, name: str, jurisdiction: Jurisdictio
         write_key_hash=hash_key(created.write_key),
         server_key_hash=hash_key(created.server_key),
         created_at=datetime.now(UTC),
+        consent_config=consent_config or {},
     )
     await database.transaction(lambda conn: conn.execute(statement))
     return created
@@ -118,11 +128,14 @@ class SourceRegistry:
                 self._misses.clear()
             self._misses[cache_key] = time.monotonic()
             return None
+        consent = load_consent_config(row.consent_config)
         source = Source(
             source_id=row.source_id,
             name=row.name,
             jurisdiction=row.jurisdiction,
             pseudonymize=Pseudonymizer(derive_source_key(self._master_key, row.source_id)),
+            consent=consent,
+            purposes=PurposeResolver(consent),
         )
         self._by_hash[cache_key] = source
         return source

@@ -7,7 +7,7 @@ from typing import Any
 
 from anonymization import Scrubber
 from bus import EventEnvelope
-from consent import decide, parse_signals, required_purposes
+from consent import decide, parse_signals
 from gateway._wire import Alias, Group, Identify
 from gateway.pipeline import EventContext, EventRefused
 from observability import DecisionRecord, DecisionSink
@@ -15,14 +15,51 @@ from observability import DecisionRecord, DecisionSink
 
 def consent(context: EventContext) -> EventContext:
     """Decide the event's purposes; refuse it unless every purpose it needs is allowed."""
-    assert context.call is not None
-    signals = parse_signals(context.call.context, context.sec_gpc)
+    call = context.call
+    assert call is not None
+    source = context.source
+    raw = call.call
+    signals = parse_signals(call.context, context.sec_gpc, source.consent)
     context.decision = decide(
-        required_purposes(context.call_type), signals, context.source.jurisdiction
+        source.purposes(call.call_type, getattr(raw, "event", None)),
+        signals,
+        source.jurisdiction,
+        stored=context.stored,
+        event_time=call.timestamp,
+        optional=_field_purposes(source.consent.field_purposes, raw)
+        if source.consent.field_purposes
+        else (),
     )
     if context.decision.action == "drop":
         raise EventRefused
     return context
+
+
+def _field_purposes(field_purposes: dict[str, str], raw: object) -> set[str]:
+    """The purposes of the configured fields this event carries."""
+    found = set()
+    for path, purpose in field_purposes.items():
+        section, _, name = path.partition(".")
+        values = getattr(raw, section, None)
+        if isinstance(values, dict) and name in values:
+            found.add(purpose)
+    return found
+
+
+def _strip(values: dict[str, Any] | None, section: str, context: EventContext) -> dict[str, Any]:
+    """`values` without the fields whose purpose was refused (the `strip` action)."""
+    if not values:
+        return {}
+    decision = context.decision
+    if decision is None or decision.action != "strip":
+        return values
+    field_purposes = context.source.consent.field_purposes
+    kept = {}
+    for name, value in values.items():
+        purpose = field_purposes.get(f"{section}.{name}")
+        if purpose is None or purpose in decision.allowed:
+            kept[name] = value
+    return kept
 
 
 def pseudonymize_ids(context: EventContext) -> EventContext:
@@ -39,10 +76,10 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
     """
     pseudonymize = context.source.pseudonymize
     if context.user_id:
-        context.subject = pseudonymize("subject", context.user_id)
+        context.subject = context.subject or pseudonymize("subject", context.user_id)
         identifiers[context.user_id] = context.subject
     if context.anonymous_id:
-        context.anonymous = pseudonymize("subject", context.anonymous_id)
+        context.anonymous = context.anonymous or pseudonymize("subject", context.anonymous_id)
         identifiers[context.anonymous_id] = context.anonymous
     scrub = Scrubber(identifiers)
     if context.call is not None:
@@ -76,7 +113,7 @@ def anonymize(context: EventContext) -> EventContext:
     if isinstance(raw, Identify | Group):
         context_traits = call.context.get("traits") if isinstance(raw, Identify) else None
         base = context_traits if isinstance(context_traits, dict) else {}
-        traits = scrub.traits({**base, **(raw.traits or {})})
+        traits = scrub.traits(_strip({**base, **(raw.traits or {})}, "traits", context))
     name = getattr(raw, "name", None)
     context.envelope = EventEnvelope(
         message_id=context.message_id,
@@ -90,7 +127,7 @@ def anonymize(context: EventContext) -> EventContext:
         name=scrub.text(name) if name is not None else None,
         group=group,
         previous=previous,
-        properties=scrub.value(getattr(raw, "properties", None) or {}),
+        properties=scrub.value(_strip(getattr(raw, "properties", None), "properties", context)),
         traits=traits,
         context=scrub.context(call.context),
         purposes=context.decision.allowed,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import bus
+import consent
 import gateway
 import profiles
 
-TARGET_METADATA = [gateway.metadata, bus.metadata, profiles.metadata]
+TARGET_METADATA = [gateway.metadata, bus.metadata, consent.metadata, profiles.metadata]

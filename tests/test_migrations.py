@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "bus_dead_letters",
     "profiles",
     "profiles_processed_messages",
+    "consent_records",
+    "gateway_subject_tokens",
 }
 
 

@@ -1,0 +1,61 @@
+"""Consent records and the state derived from them (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+SignalSource = Literal["api", "privacy_center", "banner", "gpc", "tcf", "import"]
+SIGNAL_SOURCES: tuple[str, ...] = ("api", "privacy_center", "banner", "gpc", "tcf", "import")
+
+
+class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded choice for one purpose, with its evidence (pseudonyms only)."""
+
+    record_id: str
+    source_id: str
+    subject: str
+    purpose: str
+    granted: bool
+    source: SignalSource
+    policy_version: str
+    jurisdiction: str
+    collected_at: datetime
+    recorded_at: datetime
+    ip_truncated: str | None = None
+    user_agent_hash: str | None = None
+
+
+class PurposeState(msgspec.Struct, frozen=True, kw_only=True):
+    """The current choice for one purpose, as `GET /v1/consent/{userId}` shows it."""
+
+    granted: bool
+    source: str
+    recorded_at: datetime
+    collected_at: datetime
+    record_id: str
+
+
+ConsentState = dict[str, PurposeState]
+
+
+def current_state(records: Iterable[ConsentRecord]) -> ConsentState:
+    """The latest choice per purpose: by collection time, then by recording time."""
+    state: ConsentState = {}
+    for record in records:
+        known = state.get(record.purpose)
+        if known is None or (record.collected_at, record.recorded_at) >= (
+            known.collected_at,
+            known.recorded_at,
+        ):
+            state[record.purpose] = PurposeState(
+                granted=record.granted,
+                source=record.source,
+                recorded_at=record.recorded_at,
+                collected_at=record.collected_at,
+                record_id=record.record_id,
+            )
+    return state
