@@ -95,7 +95,7 @@ DEFAULT_CONFIG = ConsentConfig()
 
 def load_consent_config(data: bytes | dict[str, object] | None) -> ConsentConfig:
     """Validate a configuration (JSON bytes or a decoded mapping)."""
-    if data is None or data == {} or data == b"":
+    if not data:
         return DEFAULT_CONFIG
     try:
         if isinstance(data, bytes):

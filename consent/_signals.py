@@ -1,12 +1,15 @@
 """Consent signals carried by an event or its request, parsed into one purpose model.
 
-| signal | where | becomes |
-|---|---|---|
-| Segment categories | `context.consent.categoryPreferences` | a category named like a purpose maps to it; others through the source's `category_purposes` |
-| RudderStack | `context.consentManagement` | ids through `consent_id_purposes`, resolved by `resolutionStrategy` (`and`: every configured id allowed; `or`: one) |
-| Global Privacy Control | `Sec-GPC: 1`, `context.gpc`, `context.consent.gpc` | `gpc` (refuses sale_sharing and marketing) |
-| IAB TCF v2.2 | `context.consent.tcf`, `context.gdpr_consent` | see `TCF_PURPOSES` |
-| Google Consent Mode v2 | `context.consent` or `context.consent.googleConsentMode` | see `GOOGLE_CONSENT_MODE` |
+- Segment: `context.consent.categoryPreferences`. A category named like a purpose maps to it;
+  others map through the source's `category_purposes`.
+- RudderStack: `context.consentManagement`. Ids map through `consent_id_purposes` (an id named
+  like a purpose maps to it), resolved by `resolutionStrategy`: `and` (the default) needs every
+  id of the purpose allowed, `or` needs one.
+- Global Privacy Control: `Sec-GPC: 1`, `context.gpc`, `context.consent.gpc`. It refuses
+  `sale_sharing` and `marketing`.
+- IAB TCF v2.2: `context.consent.tcf` or `context.gdpr_consent`, mapped by `TCF_PURPOSES`.
+- Google Consent Mode v2: in `context.consent` or `context.consent.googleConsentMode`, mapped by
+  `GOOGLE_CONSENT_MODE`.
 
 When several signals speak of one purpose, a refusal wins. Parsers never raise: a malformed
 signal becomes a reason code and never counts as consent.
