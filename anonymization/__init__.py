@@ -1,6 +1,6 @@
 """Keys, keyed pseudonyms, scrubbing and IP truncation. Imports no other domain package."""
 
-from anonymization._keyfile import KeyFileError, load_or_create_master_key
+from anonymization._keyfile import KeyFileError, load_or_create_key, load_or_create_master_key
 from anonymization._network import truncate_ip
 from anonymization._pseudonym import (
     PSEUDONYM_VERSION,
@@ -21,6 +21,7 @@ __all__ = [
     "Pseudonymizer",
     "Scrubber",
     "derive_source_key",
+    "load_or_create_key",
     "load_or_create_master_key",
     "normalize_identifier",
     "truncate_ip",

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.errors import GatewayError
+from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
 from gateway.routes_read import get_profile
@@ -62,7 +63,7 @@ def create_app(settings: Settings, master_key: bytes) -> Litestar:
             yield
 
     return Litestar(
-        route_handlers=[*INGEST_HANDLERS, get_profile, healthz, readyz],
+        route_handlers=[*INGEST_HANDLERS, *CONSENT_HANDLERS, get_profile, healthz, readyz],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: _gateway_error,

@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import text
 
+from anonymization import load_or_create_key
 from bus import Bus, BusUnavailable, Database, create_bus
 from consent import ConsentStore
 from gateway import stages
@@ -18,8 +19,10 @@ from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
 from gateway.pipeline import Pipeline
+from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
+from gateway.tokens import SubjectTokens
 from observability import DecisionCounter
 from profiles import ProfileConsumer
 
@@ -36,6 +39,8 @@ class Runtime:
     sources: SourceRegistry
     pipeline: Pipeline
     consent: ConsentStore
+    tokens: SubjectTokens
+    receipts: ReceiptSigner
     decisions: DecisionCounter
     consumer: ProfileConsumer
 
@@ -56,7 +61,9 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, master_key: bytes, receipt_seed: bytes | None = None
+) -> AsyncIterator[Runtime]:
     """Start everything in order and stop it in reverse; the embedded core runs inside."""
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
@@ -85,6 +92,8 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
         sources=sources,
         pipeline=pipeline,
         consent=consent,
+        tokens=SubjectTokens(database, master_key),
+        receipts=ReceiptSigner(receipt_seed or _receipt_seed(settings)),
         decisions=decisions,
         consumer=consumer,
     )
@@ -98,6 +107,10 @@ async def open_runtime(settings: Settings, master_key: bytes) -> AsyncIterator[R
             await maintenance
         await bus.close()
         await database.dispose()
+
+
+def _receipt_seed(settings: Settings) -> bytes:
+    return load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
 
 
 async def _maintain(runtime: Runtime) -> None:

@@ -105,12 +105,22 @@ class SourceRegistry:
         self._master_key = master_key
         self._by_hash: dict[tuple[str, str], Source] = {}
         self._misses: dict[tuple[str, str], float] = {}
+        self._by_id: dict[str, Source] = {}
 
     async def by_write_key(self, key: str) -> Source | None:
         return await self._find("write_key_hash", key)
 
     async def by_server_key(self, key: str) -> Source | None:
         return await self._find("server_key_hash", key)
+
+    async def by_id(self, source_id: str) -> Source | None:
+        """The source a subject token names (tokens are verified before this is asked)."""
+        cached = self._by_id.get(source_id)
+        if cached is not None:
+            return cached
+        query = select(_sources).where(_sources.c.source_id == source_id)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
+        return None if row is None else self._remember(row)
 
     async def _find(self, column: str, key: str) -> Source | None:
         digest = hash_key(key)
@@ -128,14 +138,21 @@ class SourceRegistry:
                 self._misses.clear()
             self._misses[cache_key] = time.monotonic()
             return None
-        consent = load_consent_config(row.consent_config)
-        source = Source(
-            source_id=row.source_id,
-            name=row.name,
-            jurisdiction=row.jurisdiction,
-            pseudonymize=Pseudonymizer(derive_source_key(self._master_key, row.source_id)),
-            consent=consent,
-            purposes=PurposeResolver(consent),
-        )
+        source = self._remember(row)
         self._by_hash[cache_key] = source
+        return source
+
+    def _remember(self, row: Any) -> Source:
+        source = self._by_id.get(row.source_id)
+        if source is None:
+            consent = load_consent_config(row.consent_config)
+            source = Source(
+                source_id=row.source_id,
+                name=row.name,
+                jurisdiction=row.jurisdiction,
+                pseudonymize=Pseudonymizer(derive_source_key(self._master_key, row.source_id)),
+                consent=consent,
+                purposes=PurposeResolver(consent),
+            )
+            self._by_id[row.source_id] = source
         return source

@@ -22,6 +22,7 @@ def embedded_environ(tmp_path: Path) -> dict[str, str]:
     return {
         "CONSENTGATE_DATABASE_URL": f"sqlite:///{tmp_path}/consentgate.db",
         "CONSENTGATE_KEY_FILE": str(tmp_path / "keys" / "master.key"),
+        "CONSENTGATE_RECEIPT_KEY_FILE": str(tmp_path / "keys" / "receipts.key"),
         "CONSENTGATE_LOG_LEVEL": "warning",
     }
 

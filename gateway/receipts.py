@@ -1,0 +1,90 @@
+"""Consent receipts: JSON in the spirit of ISO/IEC TS 27560, signed with Ed25519.
+
+The signature covers the receipt's canonical JSON: keys sorted, no whitespace, UTF-8
+(`json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), which
+any verifier can rebuild. Public keys are served at `GET /v1/receipts/keys`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from consent import ConsentRecord, PurposeDefinition
+
+RECEIPT_SCHEMA = "consentgate.receipt/1"
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class ReceiptSigner:
+    """Signs receipts with one Ed25519 key (its seed is the receipt key file)."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.public_key = public
+        self.key_id = "ed25519-" + hashlib.sha256(public).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"ReceiptSigner(key_id={self.key_id!r})"
+
+    def public_keys(self) -> list[dict[str, str]]:
+        return [{"key_id": self.key_id, "alg": "Ed25519", "public_key": _b64url(self.public_key)}]
+
+    def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        signature = self._key.sign(canonical_json(receipt))
+        return {"receipt": receipt, "signature": _b64url(signature), "key_id": self.key_id}
+
+
+def build_receipt(
+    *,
+    source_id: str,
+    source_name: str,
+    subject: str,
+    jurisdiction: str,
+    policy_version: str,
+    collection_method: str,
+    records: Sequence[ConsentRecord],
+    purposes: dict[str, PurposeDefinition],
+) -> dict[str, Any]:
+    return {
+        "schema": RECEIPT_SCHEMA,
+        "receipt_id": "rcp_" + secrets.token_hex(12),
+        "issued_at": _iso(datetime.now(UTC)),
+        "controller": {"source_id": source_id, "name": source_name},
+        "subject": subject,
+        "jurisdiction": jurisdiction,
+        "policy_version": policy_version,
+        "collection_method": collection_method,
+        "records": [
+            {
+                "record_id": record.record_id,
+                "purpose": record.purpose,
+                "description": purposes[record.purpose].description,
+                "legal_basis": purposes[record.purpose].legal_basis,
+                "granted": record.granted,
+                "collected_at": _iso(record.collected_at),
+                "recorded_at": _iso(record.recorded_at),
+            }
+            for record in records
+        ],
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

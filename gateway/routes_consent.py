@@ -1,0 +1,225 @@
+"""Consent API: server-key and subject-token views of consent, subject tokens, receipt keys.
+
+A subject token only ever reaches its own subject: the `/v1/me/…` routes take no user id, and
+the server-key routes reach only the subjects of the key's own source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, delete, get, post, put
+from litestar.params import FromPath
+
+from anonymization import truncate_ip
+from consent import ConsentRecord, ConsentState
+from gateway.auth import authenticate_server_key, bearer_token
+from gateway.errors import BadRequest, Unauthorized
+from gateway.receipts import build_receipt
+from gateway.runtime import Runtime
+from gateway.sources import Source
+
+_MAX_BODY = 64 * 1024
+PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A PUT body. Ids and timestamps are the server's to set: sending them is an error."""
+
+    purposes: dict[str, bool]
+    policy_version: PolicyVersion
+    source: Literal["api", "privacy_center", "banner", "import"] | None = None
+
+
+class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    userId: UserId
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3600
+
+
+def _runtime(request: Request) -> Runtime:  # type: ignore[type-arg]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _body(request: Request, kind: type[Any]) -> Any:  # type: ignore[type-arg]
+    body = await request.body()
+    if len(body) > _MAX_BODY:
+        raise BadRequest(f"body exceeds {_MAX_BODY} bytes", code="body_too_large")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc), code="invalid_body") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+async def _server_source(request: Request) -> Source:  # type: ignore[type-arg]
+    return await authenticate_server_key(
+        _runtime(request).sources, request.headers.get("authorization")
+    )
+
+
+async def _token_subject(request: Request) -> tuple[Source, str]:  # type: ignore[type-arg]
+    runtime = _runtime(request)
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized(
+            "send a subject token as Authorization: Bearer st_…", code="missing_token"
+        )
+    claims = await runtime.tokens.verify(token)
+    source = await runtime.sources.by_id(claims.source_id)
+    if source is None:
+        raise Unauthorized("the subject token is invalid", code="invalid_token")
+    return source, claims.subject
+
+
+def _state_body(subject: str, state: ConsentState) -> dict[str, Any]:
+    return {
+        "subject": subject,
+        "purposes": {
+            purpose: {
+                "granted": item.granted,
+                "source": item.source,
+                "recorded_at": item.recorded_at,
+                "record_id": item.record_id,
+            }
+            for purpose, item in sorted(state.items())
+        },
+    }
+
+
+async def _current(runtime: Runtime, source: Source, subject: str) -> dict[str, Any]:
+    states = await runtime.consent.states(source.source_id, [subject])
+    return _state_body(subject, states.get(subject, {}))
+
+
+async def _record(
+    request: Request,  # type: ignore[type-arg]
+    source: Source,
+    subject: str,
+    default_method: str,
+) -> dict[str, Any]:
+    """Validate a change, append its records, and return the signed receipt."""
+    change: ConsentChange = await _body(request, ConsentChange)
+    known = source.consent.known_purposes()
+    if not change.purposes:
+        raise BadRequest("purposes must name at least one purpose", code="invalid_body")
+    unknown = sorted(set(change.purposes) - set(known))
+    if unknown:
+        raise BadRequest(
+            f"unknown purpose {unknown[0]!r}; known: {sorted(known)}", code="unknown_purpose"
+        )
+    now = datetime.now(UTC)
+    method = change.source or default_method
+    client = request.client.host if request.client else None
+    agent = request.headers.get("user-agent")
+    records = [
+        ConsentRecord(
+            record_id="cr_" + secrets.token_hex(12),
+            source_id=source.source_id,
+            subject=subject,
+            purpose=purpose,
+            granted=granted,
+            source=method,  # type: ignore[arg-type]
+            policy_version=change.policy_version,
+            jurisdiction=source.jurisdiction,
+            collected_at=now,
+            recorded_at=now,
+            ip_truncated=truncate_ip(client) if client else None,
+            user_agent_hash=hashlib.sha256(agent.encode()).hexdigest() if agent else None,
+        )
+        for purpose, granted in sorted(change.purposes.items())
+    ]
+    runtime = _runtime(request)
+    await runtime.consent.append(records)
+    receipt = build_receipt(
+        source_id=source.source_id,
+        source_name=source.name,
+        subject=subject,
+        jurisdiction=source.jurisdiction,
+        policy_version=change.policy_version,
+        collection_method=method,
+        records=records,
+        purposes=known,
+    )
+    return runtime.receipts.sign(receipt)
+
+
+@get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"])
+async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Current consent per purpose; a purpose never decided is absent (the default applies)."""
+    source = await _server_source(request)
+    return await _current(_runtime(request), source, source.pseudonymize("subject", user_id))
+
+
+@put("/v1/consent/{user_id:str}", operation_id="put_consent", tags=["consent"], status_code=200)
+async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Record a change (grant or withdrawal alike); answers the signed receipt."""
+    source = await _server_source(request)
+    return await _record(request, source, source.pseudonymize("subject", user_id), "api")
+
+
+@get("/v1/consent/{user_id:str}/history", operation_id="consent_history", tags=["consent"])
+async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The append-only history of the subject's consent records."""
+    source = await _server_source(request)
+    subject = source.pseudonymize("subject", user_id)
+    records = await _runtime(request).consent.history(source.source_id, subject)
+    return {"subject": subject, "records": [msgspec.to_builtins(r) for r in records]}
+
+
+@get("/v1/me/consent", operation_id="get_my_consent", tags=["consent"])
+async def get_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The token's own subject's consent."""
+    source, subject = await _token_subject(request)
+    return await _current(_runtime(request), source, subject)
+
+
+@put("/v1/me/consent", operation_id="put_my_consent", tags=["consent"], status_code=200)
+async def put_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Change the token's own subject's consent; answers the signed receipt."""
+    source, subject = await _token_subject(request)
+    return await _record(request, source, subject, "privacy_center")
+
+
+@post("/v1/tokens", operation_id="mint_token", tags=["tokens"], status_code=200)
+async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Mint a subject token for one userId of the server key's source."""
+    source = await _server_source(request)
+    ask: TokenRequest = await _body(request, TokenRequest)
+    minted = await _runtime(request).tokens.mint(
+        source.source_id,
+        source.pseudonymize("subject", ask.userId),
+        timedelta(seconds=ask.ttl_seconds),
+    )
+    return {"token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at}
+
+
+@delete("/v1/tokens/{token_id:str}", operation_id="revoke_token", tags=["tokens"], status_code=204)
+async def revoke_token(request: Request, token_id: FromPath[str]) -> None:  # type: ignore[type-arg]
+    """Revoke a subject token of the server key's source before it expires."""
+    source = await _server_source(request)
+    await _runtime(request).tokens.revoke(source.source_id, token_id)
+
+
+@get("/v1/receipts/keys", operation_id="receipt_keys", tags=["consent"])
+async def receipt_keys(request: Request) -> Response[dict[str, Any]]:  # type: ignore[type-arg]
+    """The Ed25519 public keys that sign consent receipts."""
+    return Response({"keys": _runtime(request).receipts.public_keys()})
+
+
+CONSENT_HANDLERS = [
+    get_consent,
+    put_consent,
+    consent_history,
+    get_my_consent,
+    put_my_consent,
+    mint_token,
+    revoke_token,
+    receipt_keys,
+]

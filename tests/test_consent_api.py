@@ -1,0 +1,260 @@
+"""Consent API through the HTTP test client: records, receipts, tokens, bad input, BOLA."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from litestar.testing import TestClient
+
+from gateway.database import open_database
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from gateway.tokens import SubjectTokens
+from tests.conftest import MakeSource, basic, bearer
+from tests.helpers import wait_for
+
+Client = TestClient  # type: ignore[type-arg]
+CHANGE = {"purposes": {"analytics": True}, "policy_version": "2026-11"}
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _token(client: Client, source: CreatedSource, user_id: str) -> str:
+    response = client.post(
+        "/v1/tokens", json={"userId": user_id}, headers=bearer(source.server_key)
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["token"]
+    return token
+
+
+def _history(client: Client, source: CreatedSource, user_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/consent/{user_id}/history", headers=bearer(source.server_key))
+    records: list[dict[str, Any]] = response.json()["records"]
+    return records
+
+
+def _count(client: Client, source: CreatedSource, user_id: str, event: str) -> int:
+    response = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
+    if response.status_code != 200:
+        return 0
+    counts: dict[str, int] = response.json()["computed"]["event_counts"]
+    return counts.get(event, 0)
+
+
+def test_put_then_get_shows_current_state(client: Client, source: CreatedSource) -> None:
+    """A PUT records each purpose; GET shows it, and undecided purposes are absent."""
+    put = client.put("/v1/consent/u1", json=CHANGE, headers=bearer(source.server_key))
+    assert put.status_code == 200, put.text
+    state = client.get("/v1/consent/u1", headers=bearer(source.server_key)).json()
+    assert state["subject"].startswith("p1_")
+    assert set(state["purposes"]) == {"analytics"}
+    assert state["purposes"]["analytics"]["granted"] is True
+    assert state["purposes"]["analytics"]["source"] == "api"
+    assert (
+        state["purposes"]["analytics"]["record_id"]
+        == put.json()["receipt"]["records"][0]["record_id"]
+    )
+
+
+def test_receipt_verifies_with_the_published_key(client: Client, source: CreatedSource) -> None:
+    """The receipt's Ed25519 signature verifies over its canonical JSON with /v1/receipts/keys."""
+    signed = client.put("/v1/consent/u2", json=CHANGE, headers=bearer(source.server_key)).json()
+    keys = {k["key_id"]: k for k in client.get("/v1/receipts/keys").json()["keys"]}
+    public = Ed25519PublicKey.from_public_bytes(_unb64(keys[signed["key_id"]]["public_key"]))
+    canonical = json.dumps(
+        signed["receipt"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    public.verify(_unb64(signed["signature"]), canonical)  # raises if it does not verify
+    receipt = signed["receipt"]
+    assert receipt["policy_version"] == "2026-11"
+    assert receipt["controller"]["source_id"] == source.source_id
+    assert receipt["records"][0]["legal_basis"] == "consent"
+    tampered = {**receipt, "policy_version": "forged"}
+    with pytest.raises(InvalidSignature):
+        public.verify(
+            _unb64(signed["signature"]),
+            json.dumps(tampered, sort_keys=True, separators=(",", ":")).encode(),
+        )
+
+
+def test_withdrawal_is_the_same_call_and_history_is_append_only(
+    client: Client, source: CreatedSource
+) -> None:
+    """Granting then withdrawing leaves two records; the current state is the withdrawal."""
+    headers = bearer(source.server_key)
+    client.put("/v1/consent/u3", json=CHANGE, headers=headers)
+    client.put(
+        "/v1/consent/u3",
+        json={"purposes": {"analytics": False}, "policy_version": "2026-11"},
+        headers=headers,
+    )
+    records = _history(client, source, "u3")
+    assert [r["granted"] for r in records] == [True, False]
+    state = client.get("/v1/consent/u3", headers=headers).json()
+    assert state["purposes"]["analytics"]["granted"] is False
+
+
+def test_withdrawal_stops_the_very_next_event(client: Client, source: CreatedSource) -> None:
+    """After a withdrawal through the API, the next event of that user is not forwarded."""
+    headers = basic(source.write_key)
+    client.post("/v1/track", json={"userId": "u4", "event": "Before"}, headers=headers)
+    wait_for(lambda: True if _count(client, source, "u4", "Before") else None)
+    client.put(
+        "/v1/consent/u4",
+        json={"purposes": {"analytics": False}, "policy_version": "2026-11"},
+        headers=bearer(source.server_key),
+    )
+    client.post("/v1/track", json={"userId": "u4", "event": "After"}, headers=headers)
+    client.post("/v1/track", json={"userId": "u5", "event": "Marker"}, headers=headers)
+    wait_for(lambda: True if _count(client, source, "u5", "Marker") else None)
+    assert _count(client, source, "u4", "After") == 0
+
+
+def test_stored_grant_lets_gdpr_events_through(client: Client, make_source: MakeSource) -> None:
+    """On a GDPR source, a consent recorded through the API lets the next events through."""
+    gdpr = make_source("eu", "gdpr")
+    client.put("/v1/consent/eu", json=CHANGE, headers=bearer(gdpr.server_key))
+    client.post(
+        "/v1/track", json={"userId": "eu", "event": "Granted"}, headers=basic(gdpr.write_key)
+    )
+    wait_for(lambda: True if _count(client, gdpr, "eu", "Granted") else None)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"purposes": {"astrology": True}, "policy_version": "1"}, "unknown_purpose"),
+        ({"purposes": {}, "policy_version": "1"}, "invalid_body"),
+        ({"purposes": {"analytics": True}}, "invalid_body"),
+        ({**CHANGE, "record_id": "cr_mine"}, "invalid_body"),
+        ({**CHANGE, "recorded_at": "2020-01-01T00:00:00Z"}, "invalid_body"),
+        ({**CHANGE, "source": "tcf"}, "invalid_body"),
+        ({"purposes": {"analytics": "yes"}, "policy_version": "1"}, "invalid_body"),
+    ],
+)
+def test_bad_consent_changes_are_400_and_change_nothing(
+    client: Client, source: CreatedSource, body: dict[str, Any], code: str
+) -> None:
+    """Unknown purposes, server-only fields and wrong types get 400; no record is written."""
+    response = client.put("/v1/consent/bad", json=body, headers=bearer(source.server_key))
+    assert response.status_code == 400
+    assert response.json()["error"] == code
+    assert _history(client, source, "bad") == []
+
+
+def test_malformed_json_is_400(client: Client, source: CreatedSource) -> None:
+    """A body that is not JSON gets 400 invalid_json."""
+    response = client.put("/v1/consent/x", content=b"{", headers=bearer(source.server_key))
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_json")
+
+
+def test_subject_token_reads_and_changes_only_its_subject(
+    client: Client, source: CreatedSource
+) -> None:
+    """/v1/me/consent with A's token shows and changes A, never B."""
+    server = bearer(source.server_key)
+    client.put("/v1/consent/bob", json=CHANGE, headers=server)
+    alice = bearer(_token(client, source, "alice"))
+    mine = client.get("/v1/me/consent", headers=alice).json()
+    assert mine["purposes"] == {}
+    assert mine["subject"] == client.get("/v1/consent/alice", headers=server).json()["subject"]
+    changed = client.put(
+        "/v1/me/consent",
+        json={"purposes": {"marketing": False}, "policy_version": "p"},
+        headers=alice,
+    )
+    assert changed.status_code == 200
+    assert changed.json()["receipt"]["collection_method"] == "privacy_center"
+    assert set(client.get("/v1/consent/bob", headers=server).json()["purposes"]) == {"analytics"}
+    assert set(client.get("/v1/consent/alice", headers=server).json()["purposes"]) == {"marketing"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/consent/bob"),
+        ("PUT", "/v1/consent/bob"),
+        ("GET", "/v1/consent/bob/history"),
+        ("GET", "/v1/profiles/bob"),
+        ("POST", "/v1/tokens"),
+    ],
+)
+def test_subject_token_cannot_use_server_routes(
+    client: Client, source: CreatedSource, method: str, path: str
+) -> None:
+    """A subject token is not a server key: every server-key route refuses it (BOLA)."""
+    token = bearer(_token(client, source, "alice"))
+    body = {"userId": "bob"} if path == "/v1/tokens" else CHANGE
+    response = client.request(method, path, json=body, headers=token)
+    assert response.status_code == 401
+    assert _history(client, source, "bob") == []
+
+
+def test_server_keys_reach_only_their_own_source(client: Client, make_source: MakeSource) -> None:
+    """Source B's server key sees nothing of source A's users and cannot revoke A's tokens."""
+    first, second = make_source("a"), make_source("b")
+    client.put("/v1/consent/shared", json=CHANGE, headers=bearer(first.server_key))
+    seen_by_b = client.get("/v1/consent/shared", headers=bearer(second.server_key)).json()
+    assert seen_by_b["purposes"] == {}
+    minted = client.post(
+        "/v1/tokens", json={"userId": "shared"}, headers=bearer(first.server_key)
+    ).json()
+    refused = client.delete(f"/v1/tokens/{minted['token_id']}", headers=bearer(second.server_key))
+    assert refused.status_code == 404
+    assert client.get("/v1/me/consent", headers=bearer(minted["token"])).status_code == 200
+
+
+def test_forged_tampered_and_revoked_tokens_are_401(
+    client: Client, source: CreatedSource, migrated: Settings, master_key: bytes
+) -> None:
+    """A forged MAC, a swapped payload, an expired and a revoked token all get 401."""
+    minted = client.post("/v1/tokens", json={"userId": "alice"}, headers=bearer(source.server_key))
+    token, token_id = minted.json()["token"], minted.json()["token_id"]
+    payload, mac = token.removeprefix("st_").split(".")
+    other = _token(client, source, "bob").removeprefix("st_").split(".")[0]
+    expired = asyncio.run(_mint_expired(migrated, master_key, source.source_id))
+    cases = {
+        "forged": f"st_{payload}.{'A' * len(mac)}",
+        "swapped": f"st_{other}.{mac}",
+        "garbage": "st_nonsense",
+        "expired": expired,
+    }
+    for name, bad in cases.items():
+        response = client.get("/v1/me/consent", headers=bearer(bad))
+        assert response.status_code == 401, name
+    assert (
+        client.delete(f"/v1/tokens/{token_id}", headers=bearer(source.server_key)).status_code
+        == 204
+    )
+    revoked = client.get("/v1/me/consent", headers=bearer(token))
+    assert (revoked.status_code, revoked.json()["error"]) == (401, "token_revoked")
+
+
+async def _mint_expired(settings: Settings, master_key: bytes, source_id: str) -> str:
+    database = open_database(settings.database_url)
+    try:
+        minted = await SubjectTokens(database, master_key).mint(
+            source_id, "p1_someone", timedelta(seconds=-5)
+        )
+    finally:
+        await database.dispose()
+    return minted.token
+
+
+@pytest.mark.parametrize("ttl", [0, 59, 86_401, "an hour"])
+def test_token_ttl_out_of_range_is_400(client: Client, source: CreatedSource, ttl: object) -> None:
+    """ttl_seconds outside 60..86400 (or not a number) gets 400."""
+    response = client.post(
+        "/v1/tokens", json={"userId": "u", "ttl_seconds": ttl}, headers=bearer(source.server_key)
+    )
+    assert response.status_code == 400
