@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from anonymization import KeyFileError, load_or_create_master_key
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     create = sources.add_parser("create", help="create a source; prints its keys as JSON")
     create.add_argument("name")
     create.add_argument("--jurisdiction", choices=["gdpr", "ccpa", "none"])
+    create.add_argument(
+        "--consent-config",
+        metavar="FILE",
+        help="the source's consent configuration, JSON or TOML (see README, Consent)",
+    )
     create.set_defaults(command=_sources_create)
     return parser
 
@@ -91,15 +98,31 @@ def _sources_create(args: argparse.Namespace) -> int:
     upgrade_to_head(settings.database_url)
     jurisdiction = args.jurisdiction or settings.default_jurisdiction
 
+    config = _read_config_file(args.consent_config) if args.consent_config else None
+
     async def create() -> CreatedSource:
         database = open_database(settings.database_url)
         try:
-            return await create_source(database, args.name, jurisdiction)
+            return await create_source(database, args.name, jurisdiction, config)
         finally:
             await database.dispose()
 
     print(json.dumps(asyncio.run(create()).as_json()))
     return 0
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--consent-config: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode()) if path.endswith(".toml") else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"--consent-config: {path} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--consent-config: {path} must hold an object")
+    return data
 
 
 def _serve(args: argparse.Namespace) -> int:

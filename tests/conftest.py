@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -48,11 +49,13 @@ MakeSource = Callable[..., CreatedSource]
 
 @pytest.fixture
 def make_source(migrated: Settings) -> MakeSource:
-    def make(name: str = "app", jurisdiction: str = "none") -> CreatedSource:
+    def make(
+        name: str = "app", jurisdiction: str = "none", config: dict[str, Any] | None = None
+    ) -> CreatedSource:
         async def create() -> CreatedSource:
             engine = open_database(migrated.database_url)
             try:
-                return await create_source(engine, name, jurisdiction)  # type: ignore[arg-type]
+                return await create_source(engine, name, jurisdiction, config)  # type: ignore[arg-type]
             finally:
                 await engine.dispose()
 
