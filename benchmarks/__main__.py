@@ -25,6 +25,8 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     stage_us = compute.pipeline_stage_costs()
     figures.update({f"pipeline_{name}_us": us for name, us in stage_us.items()})
     figures["pipeline_events_per_s"] = 1e6 / sum(stage_us.values())
+    print("consent decision …", flush=True)
+    figures.update(compute.consent_decision_costs())
 
     print("bare litestar …", flush=True)
     with servers.bare() as bare:

@@ -18,6 +18,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "track_vs_bare": (">=", 0.75),
     "e2e_p99_ms": ("<", 100.0),
     "gateway_rss_mb": ("<", 200.0),
+    "consent_decision_us": ("<", 3.0),
 }
 
 
@@ -27,6 +28,7 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
         "track_vs_bare": ("track_req_per_s", "bare_track_req_per_s"),
         "batch_vs_bare": ("batch_events_per_s", "bare_batch_events_per_s"),
         "pipeline_vs_floor": ("pipeline_events_per_s", "floor_events_per_s"),
+        "decision_vs_dict_lookup": ("consent_decision_us", "dict_lookup_us"),
     }
     return {
         name: figures[top] / figures[bottom]

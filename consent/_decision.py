@@ -28,6 +28,15 @@ Jurisdiction = Literal["gdpr", "ccpa", "none"]
 Action = Literal["forward", "strip", "drop"]
 
 _NO_STATE: Mapping[str, PurposeState] = {}
+_REASONS: dict[tuple[str, str], str] = {}
+
+
+def _reason(kind: str, purpose: str) -> str:
+    """`kind:purpose`, built once per pair (decisions run for every event)."""
+    text = _REASONS.get((kind, purpose))
+    if text is None:
+        text = _REASONS.setdefault((kind, purpose), f"{kind}:{purpose}")
+    return text
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +60,18 @@ def decide(
     required = tuple(required)
     if suppressed:
         return Decision(action="drop", required=required, allowed=(), reasons=("suppressed",))
+    if len(required) == 1 and not optional and not signals.malformed:
+        # One purpose, the common case: no lists to build.
+        granted, reason, ref = _decide_purpose(
+            required[0], signals, jurisdiction, stored, event_time
+        )
+        return Decision(
+            action="forward" if granted else "drop",
+            required=required,
+            allowed=required if granted else (),
+            reasons=(reason,),
+            consent_ref=ref or _reason("default", jurisdiction),
+        )
     reasons: list[str] = list(signals.malformed)
     allowed: list[str] = []
     refs: list[str] = []
@@ -72,7 +93,7 @@ def decide(
         required=required,
         allowed=tuple(allowed),
         reasons=tuple(reasons),
-        consent_ref=refs[0] if refs else f"default:{jurisdiction}",
+        consent_ref=refs[0] if refs else _reason("default", jurisdiction),
     )
 
 
@@ -87,19 +108,19 @@ def _decide_purpose(
     if purpose == "necessary":
         return True, "necessary", None
     if signals.gpc and purpose in GPC_REFUSED:
-        return False, f"gpc_refused:{purpose}", "gpc"
+        return False, _reason("gpc_refused", purpose), "gpc"
     record = stored.get(purpose)
     in_event = signals.choices.get(purpose)
     if in_event is not None and (
         record is None or event_time is None or event_time >= record.collected_at
     ):
-        verdict = "granted" if in_event else "denied"
-        return in_event, f"{verdict}_in_event:{purpose}", "event"
+        verdict = "granted_in_event" if in_event else "denied_in_event"
+        return in_event, _reason(verdict, purpose), "event"
     if record is not None:
-        verdict = "granted" if record.granted else "denied"
-        return record.granted, f"{verdict}_stored:{purpose}", record.record_id
+        verdict = "granted_stored" if record.granted else "denied_stored"
+        return record.granted, _reason(verdict, purpose), record.record_id
     if jurisdiction == "gdpr":
-        return False, f"no_consent_gdpr_opt_in:{purpose}", None
+        return False, _reason("no_consent_gdpr_opt_in", purpose), None
     if jurisdiction == "ccpa":
-        return True, f"ccpa_opt_out_default:{purpose}", None
-    return True, f"no_jurisdiction_default:{purpose}", None
+        return True, _reason("ccpa_opt_out_default", purpose), None
+    return True, _reason("no_jurisdiction_default", purpose), None

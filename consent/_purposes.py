@@ -87,6 +87,8 @@ class ConsentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 )
 
     def known_purposes(self) -> dict[str, PurposeDefinition]:
+        if not self.purposes:
+            return DEFAULT_PURPOSES  # the common case, on the hot path: no merge
         return {**DEFAULT_PURPOSES, **self.purposes}
 
 

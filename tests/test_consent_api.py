@@ -187,6 +187,7 @@ def test_subject_token_reads_and_changes_only_its_subject(
         ("GET", "/v1/consent/bob/history"),
         ("GET", "/v1/profiles/bob"),
         ("POST", "/v1/tokens"),
+        ("DELETE", "/v1/tokens/tok_0123456789abcdef01234567"),
     ],
 )
 def test_subject_token_cannot_use_server_routes(
@@ -195,7 +196,9 @@ def test_subject_token_cannot_use_server_routes(
     """A subject token is not a server key: every server-key route refuses it (BOLA)."""
     token = bearer(_token(client, source, "alice"))
     body = {"userId": "bob"} if path == "/v1/tokens" else CHANGE
-    response = client.request(method, path, json=body, headers=token)
+    response = client.request(
+        method, path, json=None if method == "DELETE" else body, headers=token
+    )
     assert response.status_code == 401
     assert _history(client, source, "bob") == []
 
@@ -258,3 +261,24 @@ def test_token_ttl_out_of_range_is_400(client: Client, source: CreatedSource, tt
         "/v1/tokens", json={"userId": "u", "ttl_seconds": ttl}, headers=bearer(source.server_key)
     )
     assert response.status_code == 400
+
+
+def test_malformed_tc_string_is_acknowledged_not_consent(
+    client: Client, make_source: MakeSource
+) -> None:
+    """An event with a malformed TC string gets its 200 (as Segment answers) but on a GDPR
+    source it is not forwarded: a malformed signal never counts as consent."""
+    gdpr = make_source("tcf", "gdpr")
+    headers = basic(gdpr.write_key)
+    bad = {"userId": "t", "event": "Bad TCF", "context": {"consent": {"tcf": "%%%not-tcf"}}}
+    assert client.post("/v1/track", json=bad, headers=headers).status_code == 200
+    marker = {
+        "userId": "m",
+        "event": "Marker",
+        "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+    }
+    client.post("/v1/track", json=marker, headers=headers)
+    wait_for(lambda: True if _count(client, gdpr, "m", "Marker") else None)
+    assert _count(client, gdpr, "t", "Bad TCF") == 0
+    counter = client.app.state.runtime.decisions
+    assert counter.by_reason["malformed_tcf"] == 1
