@@ -166,7 +166,7 @@ async def _decision_costs(events: int) -> dict[str, float]:
                 )
         decision = (time.perf_counter() - started) / events * 1e6
         await database.dispose()
-    table = {(source.source_id, s): {} for s in subjects}
+    table: dict[tuple[str, str], dict[str, object]] = {(source.source_id, s): {} for s in subjects}
     keys = list(table)
     started = time.perf_counter()
     for _ in range(events // 100):
