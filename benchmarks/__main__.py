@@ -45,6 +45,11 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
             figures["gateway_rss_mb"] = server.peak_rss_mb()
             figures["core_backlog_events_after_load"] = _outbox_backlog(workdir)
             figures["core_drain_s"] = _drain(workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        # A fresh gateway: the latency at a steady rate, not the recovery from the load above.
+        workdir = Path(tmp)
+        server, source = servers.gateway(workdir)
+        with server:
             print("end-to-end …", flush=True)
             figures.update(e2e.measure(server.url, workdir, source, e2e_rate, seconds))
 

@@ -111,16 +111,7 @@ async def _stage_costs(events: int) -> dict[str, float]:
             cost["validate"] += time.perf_counter() - started
             envelopes = []
             for call in calls:
-                context = EventContext(
-                    source=source,
-                    call=call,
-                    call_type=call.call_type,
-                    message_id=call.message_id,
-                    received_at=now,
-                    sec_gpc=None,
-                    user_id=call.user_id,
-                    anonymous_id=call.anonymous_id,
-                )
+                context = EventContext.from_call(source, call, now)
                 for name, stage in per_event:
                     started = time.perf_counter()
                     try:

@@ -49,6 +49,21 @@ class EventContext:
     decision: Decision | None = None
     envelope: EventEnvelope | None = None
 
+    @classmethod
+    def from_call(
+        cls, source: Source, call: ValidCall, received_at: datetime, sec_gpc: str | None = None
+    ) -> EventContext:
+        return cls(
+            source=source,
+            call=call,
+            call_type=call.call_type,
+            message_id=call.message_id,
+            received_at=received_at,
+            sec_gpc=sec_gpc,
+            user_id=call.user_id,
+            anonymous_id=call.anonymous_id,
+        )
+
 
 Stage = Callable[[EventContext], EventContext]
 Authenticate = Callable[[str | None, bytes], Awaitable[Source]]
@@ -106,17 +121,7 @@ class Pipeline:
         source = await self._authenticate(request.authorization, body)
         calls = validate_body(body, request.call_type, self._limits, received_at)
         contexts = [
-            EventContext(
-                source=source,
-                call=call,
-                call_type=call.call_type,
-                message_id=call.message_id,
-                received_at=received_at,
-                sec_gpc=request.sec_gpc,
-                user_id=call.user_id,
-                anonymous_id=call.anonymous_id,
-            )
-            for call in calls
+            EventContext.from_call(source, call, received_at, request.sec_gpc) for call in calls
         ]
         await self._load_stored_consent(source, contexts)
         envelopes = []

@@ -33,16 +33,7 @@ def _context(event: dict[str, object], sec_gpc: str | None = None) -> EventConte
     )
     now = datetime.now(UTC)
     (call,) = validate_body(json.dumps(event).encode(), event["type"], LIMITS, now)  # type: ignore[arg-type]
-    return EventContext(
-        source=source,
-        call=call,
-        call_type=call.call_type,
-        message_id=call.message_id,
-        received_at=now,
-        sec_gpc=sec_gpc,
-        user_id=call.user_id,
-        anonymous_id=call.anonymous_id,
-    )
+    return EventContext.from_call(source, call, now, sec_gpc)
 
 
 def test_gpc_strips_fields_of_refused_purposes_and_keeps_the_event() -> None:
