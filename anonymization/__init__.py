@@ -1,5 +1,6 @@
 """Keys, keyed pseudonyms, scrubbing and IP truncation. Imports no other domain package."""
 
+from anonymization._detect import PII_KINDS, PiiKind, find_pii, iban_valid, luhn_valid
 from anonymization._keyfile import KeyFileError, load_or_create_key, load_or_create_master_key
 from anonymization._network import truncate_ip
 from anonymization._pseudonym import (
@@ -9,20 +10,25 @@ from anonymization._pseudonym import (
     derive_source_key,
     normalize_identifier,
 )
-from anonymization._scrub import EMAIL, EMAIL_REDACTION, RESERVED_PII_TRAITS, Scrubber
+from anonymization._scrub import DEFAULT_PII_ACTIONS, RESERVED_PII_TRAITS, PiiAction, Scrubber
 
 __all__ = [
-    "EMAIL",
-    "EMAIL_REDACTION",
+    "DEFAULT_PII_ACTIONS",
+    "PII_KINDS",
     "PSEUDONYM_VERSION",
     "RESERVED_PII_TRAITS",
     "IdentifierKind",
     "KeyFileError",
+    "PiiAction",
+    "PiiKind",
     "Pseudonymizer",
     "Scrubber",
     "derive_source_key",
+    "find_pii",
+    "iban_valid",
     "load_or_create_key",
     "load_or_create_master_key",
+    "luhn_valid",
     "normalize_identifier",
     "truncate_ip",
 ]

@@ -1,19 +1,19 @@
-"""Scrubbing free-form values: raw identifiers of the request, e-mail addresses, reserved PII.
+"""Scrubbing free-form values: raw identifiers of the request, detected PII, reserved traits.
 
-A first cut of the detectors (the anonymization issue adds phones, cards, IBANs, …); it is
-pure: values in, scrubbed values out.
+Pure: values in, scrubbed values out. Each detected kind is redacted (`[email]`), dropped
+(removed from the text) or pseudonymized (`[email:p1_…]`), per the actions given.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
+from anonymization._detect import PII_KINDS, PiiKind, find_pii
 from anonymization._network import truncate_ip
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
-EMAIL_REDACTION = "[email]"
+PiiAction = Literal["redact", "drop", "pseudonymize"]
+DEFAULT_PII_ACTIONS: Mapping[PiiKind, PiiAction] = dict.fromkeys(PII_KINDS, "redact")
 
 # Segment's reserved traits that identify a person directly: dropped until a source's field
 # policy says to keep them encrypted.
@@ -55,9 +55,16 @@ _CONTEXT_ALLOWED: Mapping[str, frozenset[str] | None] = {
 class Scrubber:
     """Scrubs values of one event, knowing its raw identifiers and their pseudonyms."""
 
-    __slots__ = ("_identifiers",)
+    __slots__ = ("_actions", "_identifiers", "_pseudonymize")
 
-    def __init__(self, identifiers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        identifiers: Mapping[str, str],
+        actions: Mapping[PiiKind, PiiAction] = DEFAULT_PII_ACTIONS,
+        pseudonymize: Callable[[str], str] | None = None,
+    ) -> None:
+        self._actions = actions
+        self._pseudonymize = pseudonymize
         # Longest first, so that "alice@x.io" is replaced before "alice".
         self._identifiers = sorted(
             ((raw, alias) for raw, alias in identifiers.items() if raw),
@@ -79,9 +86,18 @@ class Scrubber:
                 return alias
             if len(raw) >= _MIN_SUBSTRING_IDENTIFIER and raw in text:
                 text = text.replace(raw, alias)
-        if "@" in text:
-            text = EMAIL.sub(EMAIL_REDACTION, text)
+        found = list(find_pii(text))
+        for kind, start, end in reversed(found):
+            text = text[:start] + self._replacement(kind, text[start:end]) + text[end:]
         return text
+
+    def _replacement(self, kind: PiiKind, value: str) -> str:
+        action = self._actions.get(kind, "redact")
+        if action == "drop":
+            return ""
+        if action == "pseudonymize" and self._pseudonymize is not None:
+            return f"[{kind}:{self._pseudonymize(value)}]"
+        return f"[{kind}]"
 
     def traits(self, traits: Mapping[str, Any]) -> dict[str, Any]:
         return {

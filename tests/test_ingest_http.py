@@ -325,8 +325,19 @@ def test_no_raw_identifier_or_email_is_stored(
             "type": "track",
             "userId": canary_id,
             "event": "Shared",
-            "properties": {"note": f"mail {canary_email} or ping {canary_id}"},
-            "context": {"page": {"url": f"https://x.test/?email={canary_email}"}},
+            "properties": {
+                "note": f"mail {canary_email} or ping {canary_id}",
+                "contact": "call +44 20 7946 0958 or 415-555-2671",
+                "payment": {"card": "4111 1111 1111 1111", "iban": "GB82 WEST 1234 5698 7654 32"},
+                "ssn": "123-45-6789",
+            },
+            "context": {
+                "page": {
+                    "url": f"https://x.test/?email={canary_email}",
+                    "path": f"/users/{canary_email}/settings",
+                    "title": "Profile of +14155552671",
+                }
+            },
         },
         {"type": "alias", "userId": canary_id, "previousId": "canary-previous-9e8d"},
         {"type": "group", "userId": canary_id, "groupId": "canary-group-4f4f"},
@@ -343,6 +354,12 @@ def test_no_raw_identifier_or_email_is_stored(
         "canary-agent",
         "canary-previous-9e8d",
         "canary-group-4f4f",
+        "7946 0958",
+        "555-2671",
+        "4111 1111 1111 1111",
+        "GB82 WEST",
+        "123-45-6789",
+        "4155552671",
     ):
         assert canary not in stored
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from consent import TCStringError, decode_tc_string, parse_signals
 
-VECTORS = json.loads(
-    (Path(__file__).parents[2] / "shared" / "testdata" / "tcf_vectors.json").read_text()
-)["vectors"]
+# A copy of ../shared/testdata/tcf_vectors.json (the IAB's iabtcf-java decoder test strings),
+# kept in the repository so that the suite needs nothing beside it.
+VECTORS = json.loads((Path(__file__).parent / "data" / "tcf_vectors.json").read_text())["vectors"]
 
 
 def _as_model(tc: Any) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""PII detectors: known positives, the false-positive corpus, generated valid numbers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anonymization import Scrubber, find_pii, iban_valid, luhn_valid
+
+POSITIVES = [
+    ("email", "jane.doe@example.co.uk"),
+    ("phone", "+44 20 7946 0958"),
+    ("phone", "+14155552671"),
+    ("phone", "(415) 555-2671"),
+    ("phone", "415-555-2671"),
+    ("phone", "020 7946 0958"),
+    ("card", "4111 1111 1111 1111"),
+    ("card", "4111-1111-1111-1111"),
+    ("card", "5500005555555559"),
+    ("iban", "GB82 WEST 1234 5698 7654 32"),
+    ("iban", "DE89370400440532013000"),
+    ("ip", "203.0.113.77"),
+    ("ip", "2001:db8::1"),
+    ("ip", "fe80::1ff:fe23:4567:890a"),
+    ("ssn", "123-45-6789"),
+]
+
+FALSE_POSITIVE_CORPUS = [
+    "version 2.4.0",
+    "v1.2.3-beta",
+    "2026-11-26T10:00:00Z",
+    "2026-11-26 10:00:00",
+    "12:30:45",
+    "order ORD-1234567",
+    "order #100234",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "$1,234.56",
+    "1234.56",
+    "€ 99.99",
+    "4111 1111 1111 1112",  # fails Luhn
+    "GB82 WEST 1234 5698 7654 33",  # fails mod-97
+    "000-12-3456",  # not an assignable SSN
+    "123-00-4567",
+    "999.999.999.999",  # not an address
+    "step 3 of 7",
+    "build 20261126",
+    "3.14159",
+    "rgb(255, 255, 255)",
+    "1,000,000",
+    "SKU-88812-XL",
+    "2026-11-26",
+]
+
+
+@pytest.mark.parametrize(("kind", "value"), POSITIVES)
+def test_detects_each_kind(kind: str, value: str) -> None:
+    """Each kind is found, whole, inside surrounding text."""
+    text = f"note: {value} thanks"
+    found = [(k, text[a:b]) for k, a, b in find_pii(text)]
+    assert found == [(kind, value)]
+    assert value not in Scrubber({}).text(text)
+    assert f"[{kind}]" in Scrubber({}).text(text)
+
+
+@pytest.mark.parametrize("text", FALSE_POSITIVE_CORPUS)
+def test_false_positive_corpus_stays_untouched(text: str) -> None:
+    """Versions, timestamps, order numbers, UUIDs, prices and invalid numbers are not PII."""
+    assert list(find_pii(text)) == []
+    assert Scrubber({}).text(text) == text
+
+
+def _with_luhn(body: str) -> str:
+    for check in "0123456789":
+        if luhn_valid(body + check):
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def _iban(country: str, bban: str) -> str:
+    numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
+    return f"{country}{98 - int(numeric) % 97:02d}{bban}"
+
+
+@given(st.from_regex(r"[3-6][0-9]{14}", fullmatch=True))
+def test_every_luhn_valid_card_is_redacted(body: str) -> None:
+    """Any 16-digit Luhn-valid number (not all one digit) is redacted."""
+    card = _with_luhn(body)
+    if len(set(card)) > 1:
+        assert card not in Scrubber({}).text(f"paid with {card} today")
+
+
+@given(
+    st.sampled_from(["DE", "FR", "GB", "NL", "ES"]),
+    st.from_regex(r"[A-Z0-9]{14,20}", fullmatch=True),
+)
+def test_every_mod97_valid_iban_is_redacted(country: str, bban: str) -> None:
+    """Any IBAN whose check digits are right is redacted."""
+    iban = _iban(country, bban)
+    assert iban_valid(iban)
+    assert iban not in Scrubber({}).text(f"iban {iban}.")
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{7,13}", fullmatch=True))
+def test_e164_phones_are_redacted(phone: str) -> None:
+    """E.164 numbers are redacted."""
+    assert phone not in Scrubber({}).text(f"call {phone} now")
+
+
+def test_actions_drop_and_pseudonymize() -> None:
+    """A source may drop a kind or pseudonymize it instead of redacting."""
+    scrub = Scrubber(
+        {}, actions={"email": "pseudonymize", "phone": "drop"}, pseudonymize=lambda v: "p1_x"
+    )
+    assert scrub.text("a@b.io or +14155552671") == "[email:p1_x] or "
