@@ -1,5 +1,6 @@
 """Keys, keyed pseudonyms, scrubbing and IP truncation. Imports no other domain package."""
 
+from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii, iban_valid, luhn_valid
 from anonymization._keyfile import KeyFileError, load_or_create_key, load_or_create_master_key
 from anonymization._network import truncate_ip
@@ -25,6 +26,7 @@ __all__ = [
     "Scrubber",
     "derive_source_key",
     "find_pii",
+    "generalize_user_agent",
     "iban_valid",
     "load_or_create_key",
     "load_or_create_master_key",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii
 from anonymization._network import truncate_ip
 
@@ -115,6 +116,10 @@ class Scrubber:
                     network = truncate_ip(value)
                     if network is not None:
                         kept["ip"] = network
+                elif key == "userAgent" and isinstance(value, str):
+                    general = generalize_user_agent(value)
+                    if general is not None:
+                        kept["userAgent"] = general
                 continue
             allowed = _CONTEXT_ALLOWED[key]
             if allowed is None:

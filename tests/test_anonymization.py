@@ -159,3 +159,38 @@ def test_ipv4_fast_path_agrees_with_ipaddress(address: object) -> None:
 def test_ipv4_fast_path_refuses_non_addresses(text: str) -> None:
     """Malformed dotted quads are not addresses."""
     assert truncate_ip(text) is None
+
+
+@pytest.mark.parametrize(
+    ("agent", "general"),
+    [
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/131.0.6778.86 Safari/537.36",
+            "Chrome 131 (macOS)",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70",
+            "Edge 131 (Windows)",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+            "Safari 17 (iOS)",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            "Firefox 133 (Linux)",
+        ),
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "bot"),
+        ("something else", None),
+    ],
+)
+def test_user_agents_are_generalized(agent: str, general: str | None) -> None:
+    """Browser family and major version, OS family; nothing finer survives."""
+    from anonymization import generalize_user_agent
+
+    assert generalize_user_agent(agent) == general
+    context = Scrubber({}).context({"userAgent": agent})
+    assert context == ({"userAgent": general} if general else {})
