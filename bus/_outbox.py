@@ -71,7 +71,7 @@ class OutboxBus:
             self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="outbox-dispatch"))
 
     async def publish(self, messages: Sequence[BusMessage]) -> None:
-        if not self._tasks or self._closing:
+        if not self._tasks or self._closing or self._tasks[0].done():
             raise BusUnavailable("the outbox is not started")
         if not messages:
             return

@@ -64,3 +64,27 @@ def test_segment_and_rudderstack_sdks_reach_the_profile(gateway: Gateway) -> Non
         }
         assert profile["traits"] == {"plan": "pro"}
         assert user_id not in str(profile)
+
+
+def test_first_serve_creates_the_default_source_once(gateway: Gateway) -> None:
+    """With no source at all, serve creates `default` and prints its keys once, as JSON."""
+    import json
+
+    gateway.start()
+    gateway.stop()
+    gateway.start()
+    printed = [
+        json.loads(line)
+        for line in (gateway.workdir / "stdout.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert len(printed) == 1
+    assert printed[0]["name"] == "default"
+    assert printed[0]["write_key"].startswith("wk_")
+    assert printed[0]["jurisdiction"] == "gdpr"
+    response = httpx.post(
+        f"{gateway.url}/v1/track",
+        json={"userId": "u", "event": "x"},
+        auth=(printed[0]["write_key"], ""),
+    )
+    assert response.status_code == 200
