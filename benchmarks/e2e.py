@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 
-from anonymization import Pseudonymizer, derive_source_key, load_or_create_master_key
+from anonymization import KekSet, Keyring
 from benchmarks.payloads import batch_body
+from gateway.database import open_database
 
 EVENTS_PER_REQUEST = 20
 
@@ -44,10 +45,7 @@ def measure(
 ) -> dict[str, float]:
     """p50/p99 milliseconds from a batch's 200 to its profile row being committed."""
     acked = asyncio.run(_send_at_rate(url, source["write_key"], rate, seconds))
-    key = derive_source_key(
-        load_or_create_master_key(workdir / "keys" / "master.key"), source["source_id"]
-    )
-    pseudonymize = Pseudonymizer(key)
+    pseudonymize = asyncio.run(_pseudonymizer(workdir, source["source_id"]))
     subjects = {pseudonymize("subject", user): at for user, at in acked.items()}
     visible = _wait_visible(workdir / "bench.db", subjects, timeout=60)
     latencies = sorted((visible[s] - at) * 1000 for s, at in subjects.items() if s in visible)
@@ -58,6 +56,15 @@ def measure(
         "e2e_events_acked": len(acked) * EVENTS_PER_REQUEST,
         "e2e_events_visible": len(latencies) * EVENTS_PER_REQUEST,
     }
+
+
+async def _pseudonymizer(workdir: Path, source_id: str) -> Any:
+    database = open_database(f"sqlite:///{workdir}/bench.db")
+    try:
+        keyring = Keyring(database, KekSet.load(workdir / "keys" / "master.key"))
+        return (await keyring.source_keys(source_id)).current
+    finally:
+        await database.dispose()
 
 
 def _wait_visible(database: Path, subjects: dict[str, float], timeout: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The composition root: `create_app(settings, master_key)` builds the litestar app."""
+"""The composition root: `create_app(settings, keks)` builds the litestar app."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from anonymization import KekSet
 from gateway.errors import GatewayError
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, readyz
@@ -55,10 +56,10 @@ def _unexpected(_: Request, exc: Exception) -> Response[dict[str, str]]:  # type
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
 
 
-def create_app(settings: Settings, master_key: bytes) -> Litestar:
+def create_app(settings: Settings, keks: KekSet) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, master_key) as runtime:
+        async with open_runtime(settings, keks) as runtime:
             app.state.runtime = runtime
             yield
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from anonymization import KeyFileError, load_or_create_master_key
+from anonymization import KekSet, KeyFileError
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, SettingsError, load_settings
@@ -52,6 +53,23 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--e2e-rate", type=float, default=2000.0, help="events/s offered")
     bench.set_defaults(command=_bench)
 
+    keys = commands.add_parser("keys", help="manage keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    rotate = keys.add_parser(
+        "rotate", help="rotate the KEK (re-wraps every key), or start a pseudonym epoch"
+    )
+    rotate.add_argument(
+        "--pseudonym-epoch",
+        action="store_true",
+        help="add a pseudonym key version to each source (or --source) instead",
+    )
+    rotate.add_argument("--source", help="with --pseudonym-epoch: only this source id")
+    rotate.add_argument(
+        "--force", action="store_true", help="rotate even though a gateway answers on the port"
+    )
+    rotate.set_defaults(command=_keys_rotate)
+
     sources = commands.add_parser("sources", help="manage sources").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -78,6 +96,44 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         return msgspec.convert({**msgspec.to_builtins(settings), **changes}, Settings)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
+
+
+def load_keks(settings: Settings) -> KekSet:
+    """The KEK: `CONSENTGATE_KEK` (base64) when set, else the key file."""
+    return KekSet.load(settings.key_file, os.environ.get("CONSENTGATE_KEK"))
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from gateway.keys import rotate_kek, start_pseudonym_epoch
+
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+    if args.pseudonym_epoch:
+        versions = asyncio.run(start_pseudonym_epoch(settings, load_keks(settings), args.source))
+        print(json.dumps({"pseudonym_epochs": versions}))
+        return 0
+    if os.environ.get("CONSENTGATE_KEK"):
+        raise ValueError(
+            "CONSENTGATE_KEK: a KEK given in the environment is rotated by whoever provides it; "
+            "keys rotate rotates the key file"
+        )
+    if not args.force and _gateway_answers(settings):
+        raise ValueError(
+            f"a gateway answers on {settings.host}:{settings.port}: stop it first (a running "
+            "gateway keeps wrapping new keys with the old KEK), or pass --force and restart it"
+        )
+    print(json.dumps(asyncio.run(rotate_kek(settings))))
+    return 0
+
+
+def _gateway_answers(settings: Settings) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((settings.host, settings.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -128,7 +184,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
-    master_key = load_or_create_master_key(settings.key_file)
+    keks = load_keks(settings)
     upgrade_to_head(settings.database_url)
     asyncio.run(_create_default_source(settings))
 
@@ -138,7 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, master_key),
+            create_app(settings, keks),
             host=settings.host,
             port=settings.port,
             lifespan="on",

@@ -11,7 +11,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import text
 
-from anonymization import load_or_create_key
+from anonymization import KekSet, Keyring, load_or_create_key
 from bus import Bus, BusUnavailable, Database, create_bus
 from consent import ConsentStore
 from gateway import stages
@@ -40,6 +40,7 @@ class Runtime:
     pipeline: Pipeline
     consent: ConsentStore
     tokens: SubjectTokens
+    keyring: Keyring
     receipts: ReceiptSigner
     decisions: DecisionCounter
     consumer: ProfileConsumer
@@ -62,14 +63,15 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, master_key: bytes, receipt_seed: bytes | None = None
+    settings: Settings, keks: KekSet, receipt_seed: bytes | None = None
 ) -> AsyncIterator[Runtime]:
     """Start everything in order and stop it in reverse; the embedded core runs inside."""
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     consumer = ProfileConsumer(database)
     decisions = DecisionCounter()
-    sources = SourceRegistry(database, master_key)
+    keyring = Keyring(database, keks)
+    sources = SourceRegistry(database, keyring)
     record = stages.Record(decisions)
     consent = ConsentStore(database)
     pipeline = Pipeline(
@@ -92,7 +94,8 @@ async def open_runtime(
         sources=sources,
         pipeline=pipeline,
         consent=consent,
-        tokens=SubjectTokens(database, master_key),
+        tokens=SubjectTokens(database, keks),
+        keyring=keyring,
         receipts=ReceiptSigner(receipt_seed or _receipt_seed(settings)),
         decisions=decisions,
         consumer=consumer,

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
-from anonymization import Pseudonymizer, derive_source_key
+from anonymization import Keyring, Pseudonymizer
 from bus import Database
 from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
 from gateway._tables import SourceRow
@@ -38,6 +38,8 @@ class Source:
     name: str
     jurisdiction: Jurisdiction
     pseudonymize: Pseudonymizer = field(repr=False)
+    # every pseudonym key version, the current first: old pseudonyms stay findable
+    pseudonymizers: tuple[Pseudonymizer, ...] = field(default=(), repr=False)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     purposes: PurposeResolver = field(default_factory=PurposeResolver)
 
@@ -92,6 +94,11 @@ async def create_source(
     return created
 
 
+async def list_source_ids(database: Database) -> list[str]:
+    query = select(_sources.c.source_id).order_by(_sources.c.created_at)
+    return list(await database.read(lambda conn: list(conn.execute(query).scalars())))
+
+
 async def count_sources(database: Database) -> int:
     query = select(func.count()).select_from(_sources)
     return int(await database.read(lambda conn: conn.execute(query).scalar_one()))
@@ -100,9 +107,9 @@ async def count_sources(database: Database) -> int:
 class SourceRegistry:
     """Finds sources by write key or server key, caching hits (and misses, briefly)."""
 
-    def __init__(self, database: Database, master_key: bytes) -> None:
+    def __init__(self, database: Database, keyring: Keyring) -> None:
         self._db = database
-        self._master_key = master_key
+        self._keyring = keyring
         self._by_hash: dict[tuple[str, str], Source] = {}
         self._misses: dict[tuple[str, str], float] = {}
         self._by_id: dict[str, Source] = {}
@@ -120,7 +127,7 @@ class SourceRegistry:
             return cached
         query = select(_sources).where(_sources.c.source_id == source_id)
         row = await self._db.read(lambda conn: conn.execute(query).first())
-        return None if row is None else self._remember(row)
+        return None if row is None else await self._remember(row)
 
     async def _find(self, column: str, key: str) -> Source | None:
         digest = hash_key(key)
@@ -138,19 +145,21 @@ class SourceRegistry:
                 self._misses.clear()
             self._misses[cache_key] = time.monotonic()
             return None
-        source = self._remember(row)
+        source = await self._remember(row)
         self._by_hash[cache_key] = source
         return source
 
-    def _remember(self, row: Any) -> Source:
+    async def _remember(self, row: Any) -> Source:
         source = self._by_id.get(row.source_id)
         if source is None:
             consent = load_consent_config(row.consent_config)
+            keys = await self._keyring.source_keys(row.source_id)
             source = Source(
                 source_id=row.source_id,
                 name=row.name,
                 jurisdiction=row.jurisdiction,
-                pseudonymize=Pseudonymizer(derive_source_key(self._master_key, row.source_id)),
+                pseudonymize=keys.current,
+                pseudonymizers=keys.versions,
                 consent=consent,
                 purposes=PurposeResolver(consent),
             )

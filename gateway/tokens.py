@@ -2,7 +2,8 @@
 
 `st_<payload>.<mac>`: the payload is base64url JSON `{"tid", "src", "sub", "exp"}` (`sub` is
 the subject's pseudonym, never the raw userId), the MAC is HMAC-SHA256 under a key derived
-from the master key. Every use checks the MAC, the expiry and the revocation table.
+from the KEK (so rotating the KEK also ends every live token). Every use checks the MAC, the
+expiry and the revocation table.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import msgspec
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Table, insert, select, update
 
+from anonymization import KekSet
 from bus import Database
 from gateway._tables import SubjectTokenRow
 from gateway.errors import NotFound, Unauthorized
@@ -59,11 +59,9 @@ def _unb64url(text: str) -> bytes:
 
 
 class SubjectTokens:
-    def __init__(self, database: Database, master_key: bytes) -> None:
+    def __init__(self, database: Database, keks: KekSet) -> None:
         self._db = database
-        self._key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"consentgate/subject-token/v1"
-        ).derive(master_key)
+        self._key = keks.derive("consentgate/subject-token/v1")
 
     def __repr__(self) -> str:
         return "SubjectTokens(<key hidden>)"

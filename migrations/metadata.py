@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import anonymization
 import bus
 import consent
 import gateway
 import profiles
 
-TARGET_METADATA = [gateway.metadata, bus.metadata, consent.metadata, profiles.metadata]
+TARGET_METADATA = [
+    gateway.metadata,
+    bus.metadata,
+    consent.metadata,
+    anonymization.metadata,
+    profiles.metadata,
+]

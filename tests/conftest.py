@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from anonymization import load_or_create_master_key
+from anonymization import KekSet
 from gateway.app import create_app
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
@@ -34,8 +34,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def master_key(settings: Settings) -> bytes:
-    return load_or_create_master_key(settings.key_file)
+def keks(settings: Settings) -> KekSet:
+    return KekSet.load(settings.key_file)
 
 
 @pytest.fixture
@@ -70,8 +70,8 @@ def source(make_source: MakeSource) -> CreatedSource:
 
 
 @pytest.fixture
-def client(migrated: Settings, master_key: bytes) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    with TestClient(create_app(migrated, master_key)) as test_client:
+def client(migrated: Settings, keks: KekSet) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    with TestClient(create_app(migrated, keks)) as test_client:
         yield test_client
 
 

@@ -16,7 +16,6 @@ from anonymization import (
     KeyFileError,
     Pseudonymizer,
     Scrubber,
-    derive_source_key,
     load_or_create_master_key,
     truncate_ip,
 )
@@ -62,12 +61,6 @@ def test_pseudonyms_normalize_and_separate_domains() -> None:
     assert pseudonymize("group", "acme") != pseudonymize("subject", "acme")
     assert "key" in repr(pseudonymize)
     assert KEY.hex() not in repr(pseudonymize)
-
-
-def test_source_keys_differ() -> None:
-    """Each source derives its own key from the master key."""
-    assert derive_source_key(KEY, "src_a") != derive_source_key(KEY, "src_b")
-    assert derive_source_key(KEY, "src_a") == derive_source_key(KEY, "src_a")
 
 
 def test_key_file_is_created_0600_and_reused(tmp_path: Path) -> None:

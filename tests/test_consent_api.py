@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
 
+from anonymization import KekSet
 from gateway.database import open_database
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
@@ -218,14 +219,14 @@ def test_server_keys_reach_only_their_own_source(client: Client, make_source: Ma
 
 
 def test_forged_tampered_and_revoked_tokens_are_401(
-    client: Client, source: CreatedSource, migrated: Settings, master_key: bytes
+    client: Client, source: CreatedSource, migrated: Settings, keks: KekSet
 ) -> None:
     """A forged MAC, a swapped payload, an expired and a revoked token all get 401."""
     minted = client.post("/v1/tokens", json={"userId": "alice"}, headers=bearer(source.server_key))
     token, token_id = minted.json()["token"], minted.json()["token_id"]
     payload, mac = token.removeprefix("st_").split(".")
     other = _token(client, source, "bob").removeprefix("st_").split(".")[0]
-    expired = asyncio.run(_mint_expired(migrated, master_key, source.source_id))
+    expired = asyncio.run(_mint_expired(migrated, keks, source.source_id))
     cases = {
         "forged": f"st_{payload}.{'A' * len(mac)}",
         "swapped": f"st_{other}.{mac}",
@@ -243,10 +244,10 @@ def test_forged_tampered_and_revoked_tokens_are_401(
     assert (revoked.status_code, revoked.json()["error"]) == (401, "token_revoked")
 
 
-async def _mint_expired(settings: Settings, master_key: bytes, source_id: str) -> str:
+async def _mint_expired(settings: Settings, keks: KekSet, source_id: str) -> str:
     database = open_database(settings.database_url)
     try:
-        minted = await SubjectTokens(database, master_key).mint(
+        minted = await SubjectTokens(database, keks).mint(
             source_id, "p1_someone", timedelta(seconds=-5)
         )
     finally:

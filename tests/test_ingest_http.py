@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from anonymization import KekSet
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
@@ -384,14 +385,14 @@ def test_health_readiness_and_schema(client: Client) -> None:
     assert "/v1/profiles/{user_id}" in schema["paths"]
 
 
-async def test_readiness_names_what_is_down(settings: Settings, master_key: bytes) -> None:
+async def test_readiness_names_what_is_down(settings: Settings, keks: KekSet) -> None:
     """/readyz reports an unreachable database and a stopped bus by name."""
     import msgspec
 
     from gateway.runtime import open_runtime
 
     broken = msgspec.structs.replace(settings, database_url="postgresql://127.0.0.1:1/none")
-    async with open_runtime(broken, master_key) as runtime:
+    async with open_runtime(broken, keks) as runtime:
         await runtime.bus.close()
         checks = await runtime.check_ready()
     assert checks["database"].startswith("unreachable")

@@ -27,6 +27,8 @@ EXPECTED_TABLES = {
     "profiles_processed_messages",
     "consent_records",
     "gateway_subject_tokens",
+    "anonymization_source_keys",
+    "anonymization_subject_keys",
 }
 
 
