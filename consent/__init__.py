@@ -20,6 +20,7 @@ from consent._records import (
     PurposeState,
     SignalSource,
     current_state,
+    merge_states,
 )
 from consent._signals import GOOGLE_CONSENT_MODE, TCF_PURPOSES, Signals, parse_signals
 from consent._store import ConsentStore
@@ -53,6 +54,7 @@ __all__ = [
     "decide",
     "decode_tc_string",
     "load_consent_config",
+    "merge_states",
     "metadata",
     "parse_signals",
     "required_purposes",

@@ -59,3 +59,17 @@ def current_state(records: Iterable[ConsentRecord]) -> ConsentState:
                 record_id=record.record_id,
             )
     return state
+
+
+def merge_states(states: Iterable[ConsentState]) -> ConsentState:
+    """One state from several (a subject's pseudonyms across key versions): latest wins."""
+    merged: ConsentState = {}
+    for state in states:
+        for purpose, item in state.items():
+            known = merged.get(purpose)
+            if known is None or (item.collected_at, item.recorded_at) > (
+                known.collected_at,
+                known.recorded_at,
+            ):
+                merged[purpose] = item
+    return merged

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
-from consent import ConsentState, ConsentStore, Decision
+from consent import ConsentState, ConsentStore, Decision, merge_states
 from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import Unavailable
@@ -132,20 +132,46 @@ class Pipeline:
         await self._forward(envelopes, request.traceparent)
 
     async def _load_stored_consent(self, source: Source, contexts: list[EventContext]) -> None:
-        """Pseudonymize each event's subject and attach its stored consent (cached)."""
+        """Pseudonymize each event's subject and attach its stored consent (cached).
+
+        With several pseudonym key versions, the choices recorded under any of the subject's
+        pseudonyms count: a withdrawal made before a new epoch still holds after it.
+        """
         pseudonymize = source.pseudonymize
+        older = source.pseudonymizers[1:]
         for context in contexts:
             if context.user_id:
                 context.subject = pseudonymize("subject", context.user_id)
             if context.anonymous_id:
                 context.anonymous = pseudonymize("subject", context.anonymous_id)
         keys = {key for c in contexts for key in (c.subject, c.anonymous) if key}
+        aliases: dict[str, list[str]] = {}
+        if older:
+            for context in contexts:
+                for raw, current in (
+                    (context.user_id, context.subject),
+                    (context.anonymous_id, context.anonymous),
+                ):
+                    if raw and current:
+                        aliases[current] = [p("subject", raw) for p in older]
+                        keys.update(aliases[current])
         states = await self._consent.states(source.source_id, keys)
         for context in contexts:
             # The user's own choices first; an anonymous visitor's apply until identified.
-            by_user = states.get(context.subject) if context.subject else None
-            by_anonymous = states.get(context.anonymous) if context.anonymous else None
-            context.stored = by_user or by_anonymous or {}
+            context.stored = self._state_of(context.subject, states, aliases) or (
+                self._state_of(context.anonymous, states, aliases) or {}
+            )
+
+    @staticmethod
+    def _state_of(
+        subject: str | None, states: dict[str, ConsentState], aliases: dict[str, list[str]]
+    ) -> ConsentState:
+        if subject is None:
+            return {}
+        state = states.get(subject, {})
+        if subject not in aliases:
+            return state
+        return merge_states([state, *(states.get(alias, {}) for alias in aliases[subject])])
 
     def _process(self, context: EventContext) -> EventEnvelope | None:
         try:

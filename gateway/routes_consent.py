@@ -16,7 +16,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath
 
 from anonymization import truncate_ip
-from consent import ConsentRecord, ConsentState
+from consent import ConsentRecord, ConsentState, merge_states
 from gateway.auth import authenticate_server_key, bearer_token
 from gateway.errors import BadRequest, Unauthorized
 from gateway.receipts import build_receipt
@@ -93,9 +93,18 @@ def _state_body(subject: str, state: ConsentState) -> dict[str, Any]:
     }
 
 
-async def _current(runtime: Runtime, source: Source, subject: str) -> dict[str, Any]:
-    states = await runtime.consent.states(source.source_id, [subject])
-    return _state_body(subject, states.get(subject, {}))
+async def _current(
+    runtime: Runtime, source: Source, subject: str, aliases: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The state under `subject`, merged with its pseudonyms of older key versions."""
+    states = await runtime.consent.states(source.source_id, [subject, *aliases])
+    return _state_body(subject, merge_states(states.get(s, {}) for s in (subject, *aliases)))
+
+
+def _pseudonyms(source: Source, user_id: str) -> tuple[str, tuple[str, ...]]:
+    """The current pseudonym of `user_id` and those of older key versions."""
+    current = source.pseudonymize("subject", user_id)
+    return current, tuple(p("subject", user_id) for p in source.pseudonymizers[1:])
 
 
 async def _record(
@@ -154,7 +163,8 @@ async def _record(
 async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Current consent per purpose; a purpose never decided is absent (the default applies)."""
     source = await _server_source(request)
-    return await _current(_runtime(request), source, source.pseudonymize("subject", user_id))
+    current, older = _pseudonyms(source, user_id)
+    return await _current(_runtime(request), source, current, older)
 
 
 @put("/v1/consent/{user_id:str}", operation_id="put_consent", tags=["consent"], status_code=200)
@@ -168,8 +178,10 @@ async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any
 async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """The append-only history of the subject's consent records."""
     source = await _server_source(request)
-    subject = source.pseudonymize("subject", user_id)
-    records = await _runtime(request).consent.history(source.source_id, subject)
+    subject, older = _pseudonyms(source, user_id)
+    consent = _runtime(request).consent
+    records = [r for s in (subject, *older) for r in await consent.history(source.source_id, s)]
+    records.sort(key=lambda r: (r.recorded_at, r.record_id))
     return {"subject": subject, "records": [msgspec.to_builtins(r) for r in records]}
 
 

@@ -16,8 +16,10 @@ async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # t
     """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier."""
     runtime: Runtime = request.app.state.runtime
     source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
-    subject = source.pseudonymize("subject", user_id)
-    profile = await read_profile(runtime.database, source.source_id, subject)
-    if profile is None:
-        raise NotFound("no profile for this user", code="profile_not_found")
-    return profile
+    # The newest epoch first: a profile built under an older pseudonym key is still found.
+    for pseudonymize in source.pseudonymizers or (source.pseudonymize,):
+        subject = pseudonymize("subject", user_id)
+        profile = await read_profile(runtime.database, source.source_id, subject)
+        if profile is not None:
+            return profile
+    raise NotFound("no profile for this user", code="profile_not_found")

@@ -1,0 +1,198 @@
+"""The keyring: wrapped keys, KEK rotation (also interrupted), pseudonym epochs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import select, update
+
+from anonymization import (
+    KekSet,
+    Keyring,
+    UnwrapError,
+    load_or_create_key,
+    pending_kek_path,
+    rewrap_all,
+)
+from anonymization._tables import SourceKeyRow
+from gateway.app import create_app
+from gateway.cli import main
+from gateway.database import open_database
+from gateway.settings import Settings
+from tests.conftest import MakeSource, basic, bearer
+from tests.helpers import wait_for
+
+
+async def _keys(settings: Settings, source_id: str) -> tuple[str, bytes]:
+    """(a pseudonym under the source's current key, a subject's data key)."""
+    database = open_database(settings.database_url)
+    try:
+        keyring = Keyring(database, KekSet.load(settings.key_file))
+        pseudonym = (await keyring.source_keys(source_id)).current("subject", "alice")
+        data_key = (await keyring.subject_keys(source_id, ["p1_subject"]))["p1_subject"]
+        return pseudonym, data_key
+    finally:
+        await database.dispose()
+
+
+def _use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CONSENTGATE_KEY_FILE", settings.key_file)
+    monkeypatch.setenv("CONSENTGATE_PORT", str(_free_port()))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_kek_rotation_keeps_every_key_and_pseudonym(
+    migrated: Settings, make_source: MakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `keys rotate`, every key unwraps under the new KEK alone; nothing else changed."""
+    source = make_source("rotating")
+    before = asyncio.run(_keys(migrated, source.source_id))
+    old_kek = Path(migrated.key_file).read_bytes()
+    _use_settings(monkeypatch, migrated)
+    assert main(["keys", "rotate"]) == 0
+    assert Path(migrated.key_file).read_bytes() != old_kek
+    assert not pending_kek_path(migrated.key_file).exists()
+    assert asyncio.run(_keys(migrated, source.source_id)) == before
+
+
+def test_interrupted_rotation_stays_readable_and_finishes(
+    migrated: Settings, make_source: MakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the re-wrap but before the file swap loses nothing; rotating again ends it."""
+    source = make_source("crashing")
+    before = asyncio.run(_keys(migrated, source.source_id))
+    old = KekSet.load(migrated.key_file)
+    new = KekSet(load_or_create_key(pending_kek_path(migrated.key_file)))  # as rotate does
+
+    async def rewrap_only() -> None:
+        database = open_database(migrated.database_url)
+        try:
+            await database.transaction(lambda conn: rewrap_all(conn, old, new))
+        finally:
+            await database.dispose()
+
+    asyncio.run(rewrap_only())  # the "crash": the key file was never replaced
+    assert asyncio.run(_keys(migrated, source.source_id)) == before
+    _use_settings(monkeypatch, migrated)
+    assert main(["keys", "rotate"]) == 0
+    assert KekSet.load(migrated.key_file).current_id == new.current_id
+    assert asyncio.run(_keys(migrated, source.source_id)) == before
+
+
+def test_rotation_refuses_while_a_gateway_listens(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keys rotate` will not race a running gateway unless forced."""
+    _use_settings(monkeypatch, migrated)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        monkeypatch.setenv("CONSENTGATE_PORT", str(listener.getsockname()[1]))
+        assert main(["keys", "rotate"]) == 2
+    assert "stop it first" in capsys.readouterr().err
+
+
+def test_a_wrapped_key_moved_to_another_row_does_not_unwrap(
+    migrated: Settings, make_source: MakeSource
+) -> None:
+    """Wrapping binds each key to its row: copying source A's key to B fails loudly."""
+    first, second = make_source("a"), make_source("b")
+    asyncio.run(_keys(migrated, first.source_id))
+    asyncio.run(_keys(migrated, second.source_id))
+    table = SourceKeyRow.__table__
+
+    async def swap() -> None:
+        database = open_database(migrated.database_url)
+        try:
+            row = await database.read(
+                lambda conn: conn.execute(
+                    select(table.c.wrapped).where(table.c.source_id == first.source_id)
+                ).first()
+            )
+            await database.transaction(
+                lambda conn: conn.execute(
+                    update(table)
+                    .where(table.c.source_id == second.source_id)
+                    .values(wrapped=row.wrapped)
+                )
+            )
+        finally:
+            await database.dispose()
+
+    asyncio.run(swap())
+    with pytest.raises(UnwrapError):
+        asyncio.run(_keys(migrated, second.source_id))
+
+
+def test_pseudonym_epoch_changes_pseudonyms_and_keeps_old_choices(
+    migrated: Settings,
+    keks: KekSet,
+    make_source: MakeSource,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After a new epoch, new events get p2_ pseudonyms, yet a withdrawal recorded under the
+    old pseudonym still stops events, and the old profile is still found."""
+    source = make_source("epochs")
+    with TestClient(create_app(migrated, keks)) as client:
+        client.post(
+            "/v1/track", json={"userId": "eve", "event": "Old"}, headers=basic(source.write_key)
+        )
+        wait_for(
+            lambda: (
+                True
+                if client.get("/v1/profiles/eve", headers=bearer(source.server_key)).status_code
+                == 200
+                else None
+            )
+        )
+        client.put(
+            "/v1/consent/eve",
+            json={"purposes": {"analytics": False}, "policy_version": "1"},
+            headers=bearer(source.server_key),
+        )
+    _use_settings(monkeypatch, migrated)
+    assert main(["keys", "rotate", "--pseudonym-epoch"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"pseudonym_epochs": {source.source_id: 2}}
+
+    with TestClient(create_app(migrated, keks)) as client:  # a restart picks up the epoch
+        state = client.get("/v1/consent/eve", headers=bearer(source.server_key)).json()
+        assert state["subject"].startswith("p2_")
+        assert state["purposes"]["analytics"]["granted"] is False
+        client.post(
+            "/v1/track", json={"userId": "eve", "event": "New"}, headers=basic(source.write_key)
+        )
+        client.post(
+            "/v1/track", json={"userId": "zed", "event": "Marker"}, headers=basic(source.write_key)
+        )
+        wait_for(
+            lambda: (
+                True
+                if client.get("/v1/profiles/zed", headers=bearer(source.server_key)).status_code
+                == 200
+                else None
+            )
+        )
+        marker = client.get("/v1/profiles/zed", headers=bearer(source.server_key)).json()
+        assert marker["subject"].startswith("p2_")
+        old = client.get("/v1/profiles/eve", headers=bearer(source.server_key)).json()
+        assert old["subject"].startswith("p1_")
+        assert old["computed"]["event_counts"] == {"Old": 1}
+
+
+def test_key_material_stays_out_of_reprs(keks: KekSet) -> None:
+    """Key holders print ids, never key bytes."""
+    text = repr(keks)
+    assert keks.current_id in text
+    assert len(text) < 200
