@@ -5,18 +5,38 @@ Imports no other domain package (only the `bus.Database` contract for its key ta
 
 from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii, iban_valid, luhn_valid
+from anonymization._fieldcrypt import DecryptError, blind_index, decrypt_value, encrypt_value
 from anonymization._kek import KekSet, UnwrapError, kek_id, pending_kek_path
 from anonymization._keyfile import KeyFileError, load_or_create_key, load_or_create_master_key
 from anonymization._keyring import Keyring, SourceKeys, rewrap_all
 from anonymization._network import truncate_ip
+from anonymization._policy import (
+    DEFAULT_FIELDS,
+    DEFAULT_POLICY,
+    FIELD_ACTIONS,
+    FieldAction,
+    FieldPolicy,
+    FieldPolicyError,
+    FieldProtector,
+    PiiAction,
+    load_field_policy,
+    truncate_value,
+)
 from anonymization._pseudonym import IdentifierKind, Pseudonymizer, normalize_identifier
-from anonymization._scrub import DEFAULT_PII_ACTIONS, RESERVED_PII_TRAITS, PiiAction, Scrubber
+from anonymization._scrub import DEFAULT_PII_ACTIONS, Scrubber
 from anonymization._tables import metadata
 
 __all__ = [
+    "DEFAULT_FIELDS",
     "DEFAULT_PII_ACTIONS",
+    "DEFAULT_POLICY",
+    "FIELD_ACTIONS",
     "PII_KINDS",
-    "RESERVED_PII_TRAITS",
+    "DecryptError",
+    "FieldAction",
+    "FieldPolicy",
+    "FieldPolicyError",
+    "FieldProtector",
     "IdentifierKind",
     "KekSet",
     "KeyFileError",
@@ -27,10 +47,14 @@ __all__ = [
     "Scrubber",
     "SourceKeys",
     "UnwrapError",
+    "blind_index",
+    "decrypt_value",
+    "encrypt_value",
     "find_pii",
     "generalize_user_agent",
     "iban_valid",
     "kek_id",
+    "load_field_policy",
     "load_or_create_key",
     "load_or_create_master_key",
     "luhn_valid",
@@ -39,4 +63,5 @@ __all__ = [
     "pending_kek_path",
     "rewrap_all",
     "truncate_ip",
+    "truncate_value",
 ]

@@ -7,33 +7,14 @@ Pure: values in, scrubbed values out. Each detected kind is redacted (`[email]`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii
 from anonymization._network import truncate_ip
+from anonymization._policy import PiiAction
 
-PiiAction = Literal["redact", "drop", "pseudonymize"]
 DEFAULT_PII_ACTIONS: Mapping[PiiKind, PiiAction] = dict.fromkeys(PII_KINDS, "redact")
-
-# Segment's reserved traits that identify a person directly: dropped until a source's field
-# policy says to keep them encrypted.
-RESERVED_PII_TRAITS = frozenset(
-    {
-        "email",
-        "phone",
-        "name",
-        "firstName",
-        "lastName",
-        "first_name",
-        "last_name",
-        "username",
-        "address",
-        "birthday",
-        "ip",
-        "avatar",
-    }
-)
 
 # Shorter identifiers ("1", "42") would match inside unrelated text; only whole values are
 # replaced for them.
@@ -99,13 +80,6 @@ class Scrubber:
         if action == "pseudonymize" and self._pseudonymize is not None:
             return f"[{kind}:{self._pseudonymize(value)}]"
         return f"[{kind}]"
-
-    def traits(self, traits: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            key: self.value(value)
-            for key, value in traits.items()
-            if key not in RESERVED_PII_TRAITS
-        }
 
     def context(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """Only the allow-listed context fields, scrubbed; `ip` truncated. The hot path."""

@@ -29,6 +29,8 @@ class SourceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # the source's consent configuration (consent.ConsentConfig as JSON); {} for the defaults
     consent_config: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+    # the source's field policy (anonymization.FieldPolicy as JSON); {} for the defaults
+    field_policy: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
 
 
 class SubjectTokenRow(Base):

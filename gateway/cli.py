@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the source's consent configuration, JSON or TOML (see README, Consent)",
     )
+    create.add_argument(
+        "--field-policy",
+        metavar="FILE",
+        help="the source's field policy, JSON or TOML (see README, Anonymization)",
+    )
     create.set_defaults(command=_sources_create)
     return parser
 
@@ -154,12 +159,13 @@ def _sources_create(args: argparse.Namespace) -> int:
     upgrade_to_head(settings.database_url)
     jurisdiction = args.jurisdiction or settings.default_jurisdiction
 
-    config = _read_config_file(args.consent_config) if args.consent_config else None
+    config = _read_config_file(args.consent_config, "--consent-config")
+    policy = _read_config_file(args.field_policy, "--field-policy")
 
     async def create() -> CreatedSource:
         database = open_database(settings.database_url)
         try:
-            return await create_source(database, args.name, jurisdiction, config)
+            return await create_source(database, args.name, jurisdiction, config, policy)
         finally:
             await database.dispose()
 
@@ -167,17 +173,19 @@ def _sources_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_config_file(path: str) -> dict[str, Any]:
+def _read_config_file(path: str | None, option: str) -> dict[str, Any] | None:
+    if path is None:
+        return None
     try:
         text = Path(path).read_bytes()
     except OSError as exc:
-        raise ValueError(f"--consent-config: cannot read {path}: {exc.strerror}") from None
+        raise ValueError(f"{option}: cannot read {path}: {exc.strerror}") from None
     try:
         data = tomllib.loads(text.decode()) if path.endswith(".toml") else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"--consent-config: {path} is not valid: {exc}") from None
+        raise ValueError(f"{option}: {path} is not valid: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--consent-config: {path} must hold an object")
+        raise ValueError(f"{option}: {path} must hold an object")
     return data
 
 

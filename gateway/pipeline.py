@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from anonymization import Keyring
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
 from consent import ConsentState, ConsentStore, Decision, merge_states
 from gateway._body import decode_content
@@ -46,6 +47,7 @@ class EventContext:
     anonymous: str | None = None
     event_name: str | None = None
     stored: ConsentState = field(default_factory=dict)
+    data_key: bytes | None = field(default=None, repr=False)
     decision: Decision | None = None
     envelope: EventEnvelope | None = None
 
@@ -88,6 +90,7 @@ class Pipeline:
         "_authenticate",
         "_bus",
         "_consent",
+        "_keyring",
         "_limits",
         "_pseudonymize_ids",
         "_record",
@@ -99,6 +102,7 @@ class Pipeline:
         *,
         authenticate: Authenticate,
         consent: ConsentStore,
+        keyring: Keyring,
         bus: Bus,
         limits: Limits,
         stages: Sequence[Stage],
@@ -107,6 +111,7 @@ class Pipeline:
     ) -> None:
         self._authenticate = authenticate
         self._consent = consent
+        self._keyring = keyring
         self._bus = bus
         self._limits = limits
         self._stages = tuple(stages)
@@ -124,6 +129,8 @@ class Pipeline:
             EventContext.from_call(source, call, received_at, request.sec_gpc) for call in calls
         ]
         await self._load_stored_consent(source, contexts)
+        if source.fields.needs_data_keys:
+            await self._load_data_keys(source, contexts)
         envelopes = []
         for context in contexts:
             envelope = self._process(context)
@@ -161,6 +168,14 @@ class Pipeline:
             context.stored = self._state_of(context.subject, states, aliases) or (
                 self._state_of(context.anonymous, states, aliases) or {}
             )
+
+    async def _load_data_keys(self, source: Source, contexts: list[EventContext]) -> None:
+        """The subjects' data keys, for the fields the source's policy encrypts."""
+        owners = {c.subject or c.anonymous for c in contexts} - {None}
+        keys = await self._keyring.subject_keys(source.source_id, owners)  # type: ignore[arg-type]
+        for context in contexts:
+            owner = context.subject or context.anonymous
+            context.data_key = keys.get(owner) if owner else None
 
     @staticmethod
     def _state_of(

@@ -77,6 +77,7 @@ async def open_runtime(
     pipeline = Pipeline(
         authenticate=WriteKeyAuthenticator(sources),
         consent=consent,
+        keyring=keyring,
         bus=bus,
         limits=Limits(
             max_request_bytes=settings.max_request_bytes,

@@ -16,7 +16,13 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
-from anonymization import Keyring, Pseudonymizer
+from anonymization import (
+    DEFAULT_POLICY,
+    FieldProtector,
+    Keyring,
+    Pseudonymizer,
+    load_field_policy,
+)
 from bus import Database
 from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
 from gateway._tables import SourceRow
@@ -42,6 +48,19 @@ class Source:
     pseudonymizers: tuple[Pseudonymizer, ...] = field(default=(), repr=False)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     purposes: PurposeResolver = field(default_factory=PurposeResolver)
+    protector: FieldProtector | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.protector is None:  # built by hand (tests, benchmarks): the default policy
+            default = FieldProtector(
+                DEFAULT_POLICY, self.source_id, self.pseudonymize.blind_index_key()
+            )
+            object.__setattr__(self, "protector", default)
+
+    @property
+    def fields(self) -> FieldProtector:
+        assert self.protector is not None  # set by __post_init__
+        return self.protector
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +88,13 @@ async def create_source(
     name: str,
     jurisdiction: Jurisdiction,
     consent_config: dict[str, Any] | None = None,
+    field_policy: dict[str, Any] | None = None,
 ) -> CreatedSource:
-    """Create a source with fresh keys; its consent configuration is validated first."""
+    """Create a source with fresh keys; its configurations are validated first."""
     if not name.strip() or len(name) > 200:
         raise ValueError("source name must be 1 to 200 characters")
     load_consent_config(consent_config)  # raises ConsentConfigError naming the bad path
+    load_field_policy(field_policy)  # raises FieldPolicyError naming the bad path
     created = CreatedSource(
         source_id="src_" + secrets.token_hex(8),
         name=name.strip(),
@@ -89,6 +110,7 @@ async def create_source(
         server_key_hash=hash_key(created.server_key),
         created_at=datetime.now(UTC),
         consent_config=consent_config or {},
+        field_policy=field_policy or {},
     )
     await database.transaction(lambda conn: conn.execute(statement))
     return created
@@ -162,6 +184,11 @@ class SourceRegistry:
                 pseudonymizers=keys.versions,
                 consent=consent,
                 purposes=PurposeResolver(consent),
+                protector=FieldProtector(
+                    load_field_policy(row.field_policy),
+                    row.source_id,
+                    keys.current.blind_index_key(),
+                ),
             )
             self._by_id[row.source_id] = source
         return source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,7 +82,8 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
     if context.anonymous_id:
         context.anonymous = context.anonymous or pseudonymize("subject", context.anonymous_id)
         identifiers[context.anonymous_id] = context.anonymous
-    scrub = Scrubber(identifiers)
+    fields = context.source.fields
+    scrub = Scrubber(identifiers, fields.pii_actions, _pii_pseudonymizer(context))
     if context.call is not None:
         event = getattr(context.call.call, "event", None)
         if event is not None:
@@ -90,6 +92,11 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
     context.user_id = None
     context.anonymous_id = None
     return scrub
+
+
+def _pii_pseudonymizer(context: EventContext) -> Callable[[str], str]:
+    pseudonymize = context.source.pseudonymize
+    return lambda value: pseudonymize("subject", value)
 
 
 def anonymize(context: EventContext) -> EventContext:
@@ -108,12 +115,15 @@ def anonymize(context: EventContext) -> EventContext:
         previous = pseudonymize("subject", str(raw.previousId))
         identifiers[str(raw.previousId).strip()] = previous
     scrub = _pseudonymize(context, identifiers)
+    fields = context.source.fields
+    owner = context.subject or context.anonymous
 
     traits: dict[str, Any] = {}
     if isinstance(raw, Identify | Group):
         context_traits = call.context.get("traits") if isinstance(raw, Identify) else None
         base = context_traits if isinstance(context_traits, dict) else {}
-        traits = scrub.traits(_strip({**base, **(raw.traits or {})}, "traits", context))
+        merged = _strip({**base, **(raw.traits or {})}, "traits", context)
+        traits = fields.apply("traits", merged, scrub.value, owner, context.data_key)
     name = getattr(raw, "name", None)
     context.envelope = EventEnvelope(
         message_id=context.message_id,
@@ -127,7 +137,13 @@ def anonymize(context: EventContext) -> EventContext:
         name=scrub.text(name) if name is not None else None,
         group=group,
         previous=previous,
-        properties=scrub.value(_strip(getattr(raw, "properties", None), "properties", context)),
+        properties=fields.apply(
+            "properties",
+            _strip(getattr(raw, "properties", None), "properties", context),
+            scrub.value,
+            owner,
+            context.data_key,
+        ),
         traits=traits,
         context=scrub.context(call.context),
         purposes=context.decision.allowed,

@@ -50,12 +50,15 @@ MakeSource = Callable[..., CreatedSource]
 @pytest.fixture
 def make_source(migrated: Settings) -> MakeSource:
     def make(
-        name: str = "app", jurisdiction: str = "none", config: dict[str, Any] | None = None
+        name: str = "app",
+        jurisdiction: str = "none",
+        config: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> CreatedSource:
         async def create() -> CreatedSource:
             engine = open_database(migrated.database_url)
             try:
-                return await create_source(engine, name, jurisdiction, config)  # type: ignore[arg-type]
+                return await create_source(engine, name, jurisdiction, config, policy)  # type: ignore[arg-type]
             finally:
                 await engine.dispose()
 

@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anonymization import (
+    DEFAULT_POLICY,
+    FieldProtector,
     KeyFileError,
     Pseudonymizer,
     Scrubber,
@@ -116,9 +118,11 @@ def test_raw_identifier_inside_text_is_replaced(identifier: str, before: str, af
 
 
 def test_reserved_traits_are_dropped_and_context_reduced() -> None:
-    """Direct identifiers among traits are dropped; context keeps only allow-listed fields."""
+    """Direct identifiers among traits are dropped by default; context keeps its allow-list."""
     scrub = Scrubber({})
-    assert scrub.traits({"email": "a@b.co", "firstName": "A", "plan": "pro"}) == {"plan": "pro"}
+    protector = FieldProtector(DEFAULT_POLICY, "src", bytes(32))
+    traits = {"email": "a@b.co", "firstName": "A", "plan": "pro"}
+    assert protector.apply("traits", traits, scrub.value, "p1_s", None) == {"plan": "pro"}
     context = scrub.context(
         {
             "ip": "203.0.113.77",

@@ -1,0 +1,154 @@
+"""Field policies: what happens to each traits/properties field, declared per source.
+
+`{"fields": {"traits.email": "encrypt", "properties.zip": "truncate"}, "pii": {"phone": "drop"}}`
+
+| action | the stored value |
+|---|---|
+| keep | unchanged (an explicit decision: no detector runs on it) |
+| drop | removed |
+| hash | a keyed blind index (`b1_…`), joinable, not reversible |
+| encrypt | `{"enc": "e1.…", "bidx": "b1_…"}` under the subject's data key |
+| truncate | IP → its /24 or /48, ISO date → its year, other text → its first 3 characters |
+| redact | `"[redacted]"` |
+
+Segment's reserved traits that identify a person are dropped unless the policy says otherwise.
+Fields not named are scrubbed (detectors, raw identifiers). An invalid policy is refused at
+load with the path that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from anonymization._detect import PII_KINDS, PiiKind
+from anonymization._fieldcrypt import blind_index, encrypt_value
+from anonymization._network import truncate_ip
+
+FieldAction = Literal["keep", "drop", "hash", "encrypt", "truncate", "redact"]
+FIELD_ACTIONS: tuple[str, ...] = ("keep", "drop", "hash", "encrypt", "truncate", "redact")
+PiiAction = Literal["redact", "drop", "pseudonymize"]
+SECTIONS = ("traits", "properties")
+
+DEFAULT_FIELDS: dict[str, FieldAction] = {
+    f"traits.{name}": "drop"
+    for name in (
+        "email",
+        "phone",
+        "name",
+        "firstName",
+        "lastName",
+        "first_name",
+        "last_name",
+        "username",
+        "address",
+        "birthday",
+        "ip",
+        "avatar",
+    )
+}
+_ISO_DATE = re.compile(r"^(\d{4})-\d{2}-\d{2}")
+
+
+class FieldPolicyError(ValueError):
+    """An invalid field policy; the message names the path."""
+
+
+class FieldPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    fields: dict[str, FieldAction] = {}
+    pii: dict[str, PiiAction] = {}
+
+    def __post_init__(self) -> None:
+        for path in self.fields:
+            section, _, name = path.partition(".")
+            if section not in SECTIONS or not name:
+                raise FieldPolicyError(
+                    f"fields[{path!r}]: a path is traits.<name> or properties.<name>"
+                )
+        for kind in self.pii:
+            if kind not in PII_KINDS:
+                raise FieldPolicyError(f"pii[{kind!r}]: unknown kind; known: {list(PII_KINDS)}")
+
+    def actions(self) -> dict[str, FieldAction]:
+        """The effective field actions: the defaults, then this policy's."""
+        return {**DEFAULT_FIELDS, **self.fields}
+
+    def pii_actions(self) -> dict[PiiKind, PiiAction]:
+        return {kind: self.pii.get(kind, "redact") for kind in PII_KINDS}
+
+
+DEFAULT_POLICY = FieldPolicy()
+
+
+def load_field_policy(data: Mapping[str, Any] | None) -> FieldPolicy:
+    if not data:
+        return DEFAULT_POLICY
+    try:
+        return msgspec.convert(dict(data), FieldPolicy)
+    except msgspec.ValidationError as exc:
+        raise FieldPolicyError(str(exc)) from None
+
+
+def truncate_value(value: Any) -> Any:
+    """The coarse form of a value (see the table above); non-strings are dropped to None."""
+    if not isinstance(value, str):
+        return None
+    network = truncate_ip(value)
+    if network is not None:
+        return network
+    date = _ISO_DATE.match(value)
+    if date is not None:
+        return date.group(1)
+    return value[:3]
+
+
+class FieldProtector:
+    """A source's field policy, ready to apply to one event's traits and properties."""
+
+    __slots__ = ("_actions", "_index_key", "_source_id", "needs_data_keys", "pii_actions")
+
+    def __init__(self, policy: FieldPolicy, source_id: str, index_key: bytes) -> None:
+        self._actions = policy.actions()
+        self._index_key = index_key
+        self._source_id = source_id
+        self.pii_actions = policy.pii_actions()
+        self.needs_data_keys = "encrypt" in self._actions.values()
+
+    def __repr__(self) -> str:
+        return f"FieldProtector(source={self._source_id!r}, <keys hidden>)"
+
+    def apply(
+        self,
+        section: str,
+        values: Mapping[str, Any],
+        scrub: Callable[[Any], Any],
+        subject: str | None,
+        data_key: bytes | None,
+    ) -> dict[str, Any]:
+        kept: dict[str, Any] = {}
+        for name, value in values.items():
+            path = f"{section}.{name}"
+            action = self._actions.get(path)
+            if action is None:
+                kept[name] = scrub(value)
+            elif action == "keep":
+                kept[name] = value
+            elif action == "hash":
+                kept[name] = blind_index(self._index_key, path, value)
+            elif action == "encrypt":
+                if data_key is not None and subject is not None:
+                    kept[name] = {
+                        "enc": encrypt_value(data_key, self._source_id, subject, path, value),
+                        "bidx": blind_index(self._index_key, path, value),
+                    }
+            elif action == "truncate":
+                coarse = truncate_value(value)
+                if coarse is not None:
+                    kept[name] = coarse
+            elif action == "redact":
+                kept[name] = "[redacted]"
+            # drop: nothing kept
+        return kept
