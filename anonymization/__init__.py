@@ -5,7 +5,13 @@ Imports no other domain package (only the `bus.Database` contract for its key ta
 
 from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii, iban_valid, luhn_valid
-from anonymization._fieldcrypt import DecryptError, blind_index, decrypt_value, encrypt_value
+from anonymization._fieldcrypt import (
+    DecryptError,
+    blind_index,
+    decrypt_fields,
+    decrypt_value,
+    encrypt_value,
+)
 from anonymization._kek import KekSet, UnwrapError, kek_id, pending_kek_path
 from anonymization._keyfile import KeyFileError, load_or_create_key, load_or_create_master_key
 from anonymization._keyring import Keyring, SourceKeys, rewrap_all
@@ -48,6 +54,7 @@ __all__ = [
     "SourceKeys",
     "UnwrapError",
     "blind_index",
+    "decrypt_fields",
     "decrypt_value",
     "encrypt_value",
     "find_pii",

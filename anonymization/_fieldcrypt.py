@@ -74,3 +74,23 @@ def blind_index(index_key: bytes, field: str, value: Any) -> str:
     )
     digest = hmac.digest(index_key, f"{field}\x00{text}".encode(), sha256)[:16]
     return f"{BLIND_INDEX_VERSION}_{_b64(digest)}"
+
+
+def decrypt_fields(
+    values: dict[str, Any], data_key: bytes | None, source_id: str, subject: str, section: str
+) -> dict[str, Any]:
+    """`values` with each `{"enc": …}` field decrypted; None where it no longer opens."""
+    opened: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict) and isinstance(value.get("enc"), str):
+            try:
+                if data_key is None:
+                    raise DecryptError("the subject's key is gone")
+                opened[name] = decrypt_value(
+                    data_key, source_id, subject, f"{section}.{name}", value["enc"]
+                )
+            except DecryptError:
+                opened[name] = None
+        else:
+            opened[name] = value
+    return opened

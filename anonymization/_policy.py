@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
@@ -31,6 +31,7 @@ from anonymization._network import truncate_ip
 FieldAction = Literal["keep", "drop", "hash", "encrypt", "truncate", "redact"]
 FIELD_ACTIONS: tuple[str, ...] = ("keep", "drop", "hash", "encrypt", "truncate", "redact")
 PiiAction = Literal["redact", "drop", "pseudonymize"]
+PII_ACTIONS: tuple[str, ...] = ("redact", "drop", "pseudonymize")
 SECTIONS = ("traits", "properties")
 
 DEFAULT_FIELDS: dict[str, FieldAction] = {
@@ -58,26 +59,35 @@ class FieldPolicyError(ValueError):
 
 
 class FieldPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    fields: dict[str, FieldAction] = {}
-    pii: dict[str, PiiAction] = {}
+    # values are checked in __post_init__, so that an error names the offending path
+    fields: dict[str, str] = {}
+    pii: dict[str, str] = {}
 
     def __post_init__(self) -> None:
-        for path in self.fields:
+        for path, action in self.fields.items():
             section, _, name = path.partition(".")
             if section not in SECTIONS or not name:
                 raise FieldPolicyError(
                     f"fields[{path!r}]: a path is traits.<name> or properties.<name>"
                 )
-        for kind in self.pii:
+            if action not in FIELD_ACTIONS:
+                raise FieldPolicyError(
+                    f"fields[{path!r}]: unknown action {action!r}; known: {list(FIELD_ACTIONS)}"
+                )
+        for kind, action in self.pii.items():
             if kind not in PII_KINDS:
                 raise FieldPolicyError(f"pii[{kind!r}]: unknown kind; known: {list(PII_KINDS)}")
+            if action not in PII_ACTIONS:
+                raise FieldPolicyError(
+                    f"pii[{kind!r}]: unknown action {action!r}; known: {list(PII_ACTIONS)}"
+                )
 
     def actions(self) -> dict[str, FieldAction]:
         """The effective field actions: the defaults, then this policy's."""
-        return {**DEFAULT_FIELDS, **self.fields}
+        return {**DEFAULT_FIELDS, **cast(dict[str, FieldAction], self.fields)}
 
     def pii_actions(self) -> dict[PiiKind, PiiAction]:
-        return {kind: self.pii.get(kind, "redact") for kind in PII_KINDS}
+        return {kind: cast(PiiAction, self.pii.get(kind, "redact")) for kind in PII_KINDS}
 
 
 DEFAULT_POLICY = FieldPolicy()
@@ -89,7 +99,10 @@ def load_field_policy(data: Mapping[str, Any] | None) -> FieldPolicy:
     try:
         return msgspec.convert(dict(data), FieldPolicy)
     except msgspec.ValidationError as exc:
-        raise FieldPolicyError(str(exc)) from None
+        message = str(exc)
+        if isinstance(exc.__cause__, FieldPolicyError) or message.startswith(("fields[", "pii[")):
+            raise FieldPolicyError(message.split(" - at `", maxsplit=1)[0]) from None
+        raise FieldPolicyError(message) from None
 
 
 def truncate_value(value: Any) -> Any:

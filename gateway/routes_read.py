@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Request, get
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
+from anonymization import decrypt_fields
 from gateway.auth import authenticate_server_key
 from gateway.errors import NotFound
 from gateway.runtime import Runtime
@@ -12,8 +14,16 @@ from profiles import Profile, read_profile
 
 
 @get("/v1/profiles/{user_id:str}", operation_id="get_profile", tags=["profiles"])
-async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # type: ignore[type-arg]
-    """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier."""
+async def get_profile(
+    request: Request,  # type: ignore[type-arg]
+    user_id: FromPath[str],
+    decrypt: FromQuery[bool] = False,
+) -> Profile:
+    """The pseudonymous profile of `userId`, found by its pseudonym; no raw identifier.
+
+    With `decrypt=true`, traits the source's policy encrypts are returned in clear (the
+    source asked to keep them); a value whose subject key was shredded comes back as null.
+    """
     runtime: Runtime = request.app.state.runtime
     source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
     # The newest epoch first: a profile built under an older pseudonym key is still found.
@@ -21,5 +31,9 @@ async def get_profile(request: Request, user_id: FromPath[str]) -> Profile:  # t
         subject = pseudonymize("subject", user_id)
         profile = await read_profile(runtime.database, source.source_id, subject)
         if profile is not None:
+            if decrypt:
+                key = await runtime.keyring.existing_subject_key(source.source_id, subject)
+                traits = decrypt_fields(profile.traits, key, source.source_id, subject, "traits")
+                return msgspec.structs.replace(profile, traits=traits)
             return profile
     raise NotFound("no profile for this user", code="profile_not_found")
