@@ -31,6 +31,8 @@ class SourceRow(Base):
     consent_config: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
     # the source's field policy (anonymization.FieldPolicy as JSON); {} for the defaults
     field_policy: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
+    # whose pseudonym keys the source uses: its own id, or a workspace's first source's id
+    key_scope: Mapped[str | None] = mapped_column(String(64))
 
 
 class SubjectTokenRow(Base):

@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the source's consent configuration, JSON or TOML (see README, Consent)",
     )
     create.add_argument(
+        "--share-keys-with",
+        metavar="SOURCE_ID",
+        help="use that source's pseudonym keys (a workspace: the same user, the same pseudonym)",
+    )
+    create.add_argument(
         "--field-policy",
         metavar="FILE",
         help="the source's field policy, JSON or TOML (see README, Anonymization)",
@@ -165,7 +170,9 @@ def _sources_create(args: argparse.Namespace) -> int:
     async def create() -> CreatedSource:
         database = open_database(settings.database_url)
         try:
-            return await create_source(database, args.name, jurisdiction, config, policy)
+            return await create_source(
+                database, args.name, jurisdiction, config, policy, args.share_keys_with
+            )
         finally:
             await database.dispose()
 

@@ -9,7 +9,7 @@ from typing import Any
 from anonymization import KekSet, Keyring, load_or_create_key, pending_kek_path, rewrap_all
 from gateway.database import open_database
 from gateway.settings import Settings
-from gateway.sources import list_source_ids
+from gateway.sources import key_scopes
 
 
 async def rotate_kek(settings: Settings) -> dict[str, Any]:
@@ -38,18 +38,22 @@ async def rotate_kek(settings: Settings) -> dict[str, Any]:
 async def start_pseudonym_epoch(
     settings: Settings, keks: KekSet, source_id: str | None
 ) -> dict[str, int]:
-    """A new pseudonym key version for one source or all; returns source id -> version."""
+    """A new pseudonym key version for one source or all; returns source id -> version.
+
+    Sources that share keys (a workspace) move to the new epoch together.
+    """
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         keyring = Keyring(database, keks)
-        ids = [source_id] if source_id else await list_source_ids(database)
-        if source_id and source_id not in await list_source_ids(database):
+        scopes = await key_scopes(database)
+        if source_id is not None and source_id not in scopes:
             raise ValueError(f"--source: no source {source_id!r}")
-        versions = {}
-        for each in ids:
-            await keyring.source_keys(each)  # version 1 exists before version 2
-            versions[each] = await keyring.start_epoch(each)
-        return versions
+        chosen = {scopes[source_id]} if source_id else set(scopes.values())
+        new_versions = {}
+        for scope in sorted(chosen):
+            await keyring.source_keys(scope)  # version 1 exists before version 2
+            new_versions[scope] = await keyring.start_epoch(scope)
+        return {sid: new_versions[scope] for sid, scope in scopes.items() if scope in chosen}
     finally:
         await database.dispose()
 

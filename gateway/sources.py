@@ -89,8 +89,13 @@ async def create_source(
     jurisdiction: Jurisdiction,
     consent_config: dict[str, Any] | None = None,
     field_policy: dict[str, Any] | None = None,
+    share_keys_with: str | None = None,
 ) -> CreatedSource:
-    """Create a source with fresh keys; its configurations are validated first."""
+    """Create a source with fresh keys; its configurations are validated first.
+
+    `share_keys_with` names a source whose pseudonym keys this one uses too (a workspace):
+    the same user then gets the same pseudonym in both, so their events join.
+    """
     if not name.strip() or len(name) > 200:
         raise ValueError("source name must be 1 to 200 characters")
     load_consent_config(consent_config)  # raises ConsentConfigError naming the bad path
@@ -102,6 +107,15 @@ async def create_source(
         write_key=WRITE_KEY_PREFIX + secrets.token_urlsafe(32),
         server_key=SERVER_KEY_PREFIX + secrets.token_urlsafe(32),
     )
+    key_scope = None
+    if share_keys_with is not None:
+        query = select(_sources.c.source_id, _sources.c.key_scope).where(
+            _sources.c.source_id == share_keys_with
+        )
+        other = await database.read(lambda conn: conn.execute(query).first())
+        if other is None:
+            raise ValueError(f"--share-keys-with: no source {share_keys_with!r}")
+        key_scope = other.key_scope or other.source_id
     statement = insert(_sources).values(
         source_id=created.source_id,
         name=created.name,
@@ -111,14 +125,17 @@ async def create_source(
         created_at=datetime.now(UTC),
         consent_config=consent_config or {},
         field_policy=field_policy or {},
+        key_scope=key_scope,
     )
     await database.transaction(lambda conn: conn.execute(statement))
     return created
 
 
-async def list_source_ids(database: Database) -> list[str]:
-    query = select(_sources.c.source_id).order_by(_sources.c.created_at)
-    return list(await database.read(lambda conn: list(conn.execute(query).scalars())))
+async def key_scopes(database: Database) -> dict[str, str]:
+    """Each source id -> the id whose pseudonym keys it uses (itself, or its workspace's)."""
+    query = select(_sources.c.source_id, _sources.c.key_scope).order_by(_sources.c.created_at)
+    rows = await database.read(lambda conn: conn.execute(query).all())
+    return {row.source_id: row.key_scope or row.source_id for row in rows}
 
 
 async def count_sources(database: Database) -> int:
@@ -175,7 +192,7 @@ class SourceRegistry:
         source = self._by_id.get(row.source_id)
         if source is None:
             consent = load_consent_config(row.consent_config)
-            keys = await self._keyring.source_keys(row.source_id)
+            keys = await self._keyring.source_keys(row.key_scope or row.source_id)
             source = Source(
                 source_id=row.source_id,
                 name=row.name,

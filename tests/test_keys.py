@@ -196,3 +196,46 @@ def test_key_material_stays_out_of_reprs(keks: KekSet) -> None:
     text = repr(keks)
     assert keks.current_id in text
     assert len(text) < 200
+
+
+def test_sources_sharing_keys_get_the_same_pseudonyms(
+    migrated: Settings,
+    keks: KekSet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A source created with --share-keys-with pseudonymizes like its workspace; others don't."""
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
+    assert main(["sources", "create", "web", "--jurisdiction", "none"]) == 0
+    web = json.loads(capsys.readouterr().out)
+    assert (
+        main(
+            [
+                "sources",
+                "create",
+                "ios",
+                "--jurisdiction",
+                "none",
+                "--share-keys-with",
+                web["source_id"],
+            ]
+        )
+        == 0
+    )
+    ios = json.loads(capsys.readouterr().out)
+    assert main(["sources", "create", "other", "--jurisdiction", "none"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert main(["sources", "create", "x", "--share-keys-with", "src_nope"]) == 2
+
+    with TestClient(create_app(migrated, keks)) as client:
+        subjects = {}
+        for name, source in (("web", web), ("ios", ios), ("other", other)):
+            state = client.get("/v1/consent/same-user", headers=bearer(source["server_key"])).json()
+            subjects[name] = state["subject"]
+    assert subjects["web"] == subjects["ios"]
+    assert subjects["web"] != subjects["other"]
+
+    _use_settings(monkeypatch, migrated)
+    assert main(["keys", "rotate", "--pseudonym-epoch", "--source", ios["source_id"]]) == 0
+    epochs = json.loads(capsys.readouterr().out)["pseudonym_epochs"]
+    assert epochs == {web["source_id"]: 2, ios["source_id"]: 2}
