@@ -27,9 +27,23 @@ _SYSTEMS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _BOT = re.compile(r"bot|crawler|spider|curl|wget|python-requests|httpx", re.IGNORECASE)
 
 
+_MEMO: dict[str, str | None] = {}  # few distinct agents, each seen many times
+_MEMO_LIMIT = 10_000
+
+
 def generalize_user_agent(user_agent: str) -> str | None:
-    """ "Family major (OS)", "bot", or None when nothing is recognised."""
+    """The agent as "Family major (OS)", "bot", or None when nothing is recognised."""
     text = user_agent[:512]
+    if text in _MEMO:
+        return _MEMO[text]
+    general = _generalize(text)
+    if len(_MEMO) >= _MEMO_LIMIT:
+        _MEMO.clear()
+    _MEMO[text] = general
+    return general
+
+
+def _generalize(text: str) -> str | None:
     if _BOT.search(text):
         return "bot"
     browser = next(

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Literal
 
+from anonymization._network import truncate_ip
+
 PiiKind = Literal["email", "phone", "card", "iban", "ip", "ssn"]
 PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "card", "iban", "ip", "ssn")
 
@@ -34,7 +36,10 @@ _NUMERIC = re.compile(
     r"|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])"
     r")"
 )
-_HAS_DIGIT = re.compile(r"\d").search
+# Every numeric kind but IBAN holds at least four digits (the shortest is an IPv4 address);
+# an IBAN starts with a country code and two check digits.
+_FOUR_DIGITS = re.compile(r"\d\D*\d\D*\d\D*\d").search
+_IBAN_START = re.compile(r"[A-Z]{2}\d{2}").search
 
 
 def luhn_valid(digits: str) -> bool:
@@ -74,6 +79,8 @@ def _ssn(text: str) -> bool:
 
 
 def _ip(text: str) -> bool:
+    if ":" not in text:
+        return truncate_ip(text) is not None  # the IPv4 fast path
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -90,14 +97,33 @@ _CHECKS: dict[str, tuple[PiiKind, Callable[[str], bool]]] = {
 }
 
 
-def find_pii(text: str) -> Iterator[tuple[PiiKind, int, int]]:
-    """(kind, start, end) of every valid PII match in `text`, left to right, not overlapping."""
+_CLEAN: dict[str, None] = {}  # strings known to hold no PII (only those: no PII is kept)
+_CLEAN_LIMIT = 50_000
+_CLEAN_MAX_LENGTH = 256
+
+
+def find_pii(text: str) -> list[tuple[PiiKind, int, int]]:
+    """(kind, start, end) of every valid PII match in `text`, left to right, not overlapping.
+
+    Property values repeat a lot (enums, names, paths): strings found clean are remembered.
+    """
+    if text in _CLEAN:
+        return []
+    found = list(_find(text))
+    if not found and len(text) <= _CLEAN_MAX_LENGTH:
+        if len(_CLEAN) >= _CLEAN_LIMIT:
+            _CLEAN.clear()
+        _CLEAN[text] = None
+    return found
+
+
+def _find(text: str) -> Iterator[tuple[PiiKind, int, int]]:
     found: list[tuple[int, int, PiiKind]] = []
     if "@" in text:
         found.extend((m.start(), m.end(), "email") for m in _EMAIL.finditer(text))
     if ":" in text:
         found.extend((m.start(), m.end(), "ip") for m in _IPV6.finditer(text) if _ip(m.group()))
-    if _HAS_DIGIT(text):
+    if _FOUR_DIGITS(text) or _IBAN_START(text):
         for match in _NUMERIC.finditer(text):
             kind, check = _CHECKS[match.lastgroup or ""]
             if check(match.group()):

@@ -68,7 +68,7 @@ class Scrubber:
                 return alias
             if len(raw) >= _MIN_SUBSTRING_IDENTIFIER and raw in text:
                 text = text.replace(raw, alias)
-        found = list(find_pii(text))
+        found = find_pii(text)
         for kind, start, end in reversed(found):
             text = text[:start] + self._replacement(kind, text[start:end]) + text[end:]
         return text

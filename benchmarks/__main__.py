@@ -27,6 +27,8 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     figures["pipeline_events_per_s"] = 1e6 / sum(stage_us.values())
     print("consent decision …", flush=True)
     figures.update(compute.consent_decision_costs())
+    print("anonymize …", flush=True)
+    figures.update(compute.anonymize_costs())
 
     print("bare litestar …", flush=True)
     with servers.bare() as bare:

@@ -41,3 +41,24 @@ def track_body(n: int = 0) -> bytes:
 
 def batch_body(size: int = 100, user: str | None = None) -> bytes:
     return json.dumps({"batch": [track_event(i, user) for i in range(size)]}).encode()
+
+
+def track_body_1kb(n: int = 0) -> bytes:
+    """About 1 KB: the realistic event with more free-form properties, some holding PII."""
+    event = track_event(n)
+    event["properties"].update(
+        {
+            "plan": "team",
+            "seats": 12,
+            "source": "onboarding checklist",
+            "feedback": "Loved it, call me on +44 20 7946 0958 if you need more",
+            "referrer_path": "/welcome?utm_campaign=autumn",
+            "experiment": {"name": "checklist_v3", "variant": "b", "exposed_at": "2026-11-26"},
+            "tags": ["calendar", "google", "first-week"],
+        }
+    )
+    event["context"]["userAgent"] = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36"
+    )
+    return json.dumps(event).encode()

@@ -19,6 +19,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "e2e_p99_ms": ("<", 100.0),
     "gateway_rss_mb": ("<", 200.0),
     "consent_decision_us": ("<", 3.0),
+    "anonymize_vs_floor": ("<", 2.0),
 }
 
 
@@ -29,6 +30,7 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
         "batch_vs_bare": ("batch_events_per_s", "bare_batch_events_per_s"),
         "pipeline_vs_floor": ("pipeline_events_per_s", "floor_events_per_s"),
         "decision_vs_dict_lookup": ("consent_decision_us", "dict_lookup_us"),
+        "anonymize_vs_floor": ("anonymize_1kb_us", "anonymize_floor_us"),
     }
     return {
         name: figures[top] / figures[bottom]

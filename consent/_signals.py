@@ -65,36 +65,36 @@ def parse_signals(
     context: Mapping[str, Any], sec_gpc_header: str | None, config: ConsentConfig = DEFAULT_CONFIG
 ) -> Signals:
     consent = context.get("consent")
-    if consent is None and not _OTHER_SIGNAL_KEYS.intersection(context):
+    others = "consentManagement" in context or "gdpr_consent" in context or "gpc" in context
+    if consent is None and not others:
         return _GPC_ONLY if _is_gpc(sec_gpc_header) else _NO_SIGNALS
     if (
-        type(consent) is dict
-        and len(consent) == 1
+        not others
         and not sec_gpc_header
-        and not _OTHER_SIGNAL_KEYS.intersection(context)
+        and type(consent) is dict
+        and len(consent) == 1
         and not config.category_purposes
         and not config.purposes
     ):
         # The common case, categoryPreferences alone, maps by name only: memoize it.
         preferences = consent.get("categoryPreferences")
         if type(preferences) is dict:
+            key = tuple(preferences.items())
             try:
-                key = frozenset(preferences.items())
-            except TypeError:  # unhashable values: malformed, take the full path
-                key = None
-            if key is not None:
                 known = _MEMO.get(key)
-                if known is None:
-                    known = _parse(context, sec_gpc_header, config)
-                    if len(_MEMO) < _MEMO_LIMIT:
-                        _MEMO[key] = known
-                return known
+            except TypeError:  # unhashable values: malformed, never remembered
+                return _parse(context, sec_gpc_header, config)
+            if known is None:
+                known = _parse(context, sec_gpc_header, config)
+                if len(_MEMO) < _MEMO_LIMIT and len(key) <= _MEMO_MAX_ITEMS:
+                    _MEMO[key] = known
+            return known
     return _parse(context, sec_gpc_header, config)
 
 
-_OTHER_SIGNAL_KEYS = frozenset({"consentManagement", "gdpr_consent", "gpc"})
-_MEMO: dict[frozenset[tuple[Any, Any]], Signals] = {}
+_MEMO: dict[tuple[tuple[Any, Any], ...], Signals] = {}
 _MEMO_LIMIT = 4096
+_MEMO_MAX_ITEMS = 16
 
 
 def _parse(

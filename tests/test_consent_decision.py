@@ -274,3 +274,12 @@ def test_signal_parser_never_raises(context: dict[str, Any], header: str | None)
     """Any context shape parses; only real booleans become choices."""
     signals = parse_signals(context, header)
     assert all(isinstance(value, bool) for value in signals.choices.values())
+
+
+def test_unhashable_preferences_are_malformed_not_cached() -> None:
+    """A list where a boolean belongs is a reason code, whatever the memo does."""
+    context = {"consent": {"categoryPreferences": {"analytics": ["yes"]}}}
+    for _ in range(2):
+        signals = parse_signals(context, None)
+        assert signals.choices == {}
+        assert signals.malformed == ("malformed_category_preference:analytics",)
