@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+import structlog.testing
 from litestar.testing import TestClient
 
 from anonymization import KekSet
@@ -311,7 +312,8 @@ def test_gdpr_source_drops_events_without_consent(client: Client, make_source: M
 def test_no_raw_identifier_or_email_is_stored(
     client: Client, source: CreatedSource, migrated: Settings
 ) -> None:
-    """Raw ids, emails in ids, traits, properties and URLs never reach the database."""
+    """Raw ids and planted PII (traits, properties, URLs, an error path) never reach the
+    database or the logs."""
     canary_id = "canary-user-7f3a9c"
     canary_email = "canary.person@example.org"
     batch = [
@@ -343,9 +345,11 @@ def test_no_raw_identifier_or_email_is_stored(
         {"type": "alias", "userId": canary_id, "previousId": "canary-previous-9e8d"},
         {"type": "group", "userId": canary_id, "groupId": "canary-group-4f4f"},
     ]
-    client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
-    profile_when(client, source, canary_id, 4)
-    stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    with structlog.testing.capture_logs() as logs:
+        client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
+        client.post("/v1/track", json={"userId": [canary_email]}, headers=basic(source.write_key))
+        profile_when(client, source, canary_id, 4)
+    stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///")) + repr(logs)
     for canary in (
         canary_id,
         canary_email,
