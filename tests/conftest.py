@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy.engine import make_url
 
 from anonymization import KekSet
 from gateway.app import create_app
@@ -17,6 +19,7 @@ from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
+from tests.services import POSTGRES_ADMIN_URL, require_service
 
 
 def embedded_environ(tmp_path: Path) -> dict[str, str]:
@@ -85,3 +88,28 @@ def basic(write_key: str) -> dict[str, str]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    require_service("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
+    name = "consentgate_test_" + secrets.token_hex(4)
+
+    async def admin_execute(statement: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=admin.host, port=admin.port, user=admin.username, database=admin.database
+        )
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from migrations.metadata import TARGET_METADATA
-from tests.services import POSTGRES_ADMIN_URL, require_service
 
 EXPECTED_TABLES = {
     "alembic_version",
@@ -56,31 +52,6 @@ def _assert_head_matches_models(database_url: str) -> None:
 def test_sqlite_upgrade_head_has_no_drift(tmp_path: Any) -> None:
     """On SQLite, upgrade head creates every table and autogenerate finds nothing to add."""
     _assert_head_matches_models(f"sqlite:///{tmp_path}/m.db")
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    admin = make_url(POSTGRES_ADMIN_URL)
-    require_service("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
-    name = "consentgate_test_" + secrets.token_hex(4)
-
-    async def admin_execute(statement: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(
-            host=admin.host, port=admin.port, user=admin.username, database=admin.database
-        )
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.postgres

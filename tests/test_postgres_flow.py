@@ -1,0 +1,98 @@
+"""The scale-out database: the whole HTTP flow on PostgreSQL (asyncpg through run_sync)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from anonymization import KekSet
+from gateway.app import create_app
+from gateway.database import open_database
+from gateway.migrate import upgrade_to_head
+from gateway.settings import load_settings
+from gateway.sources import CreatedSource, create_source
+from tests.conftest import basic, bearer, embedded_environ
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.postgres
+
+
+def _source(url: str, **options: Any) -> CreatedSource:
+    async def create() -> CreatedSource:
+        database = open_database(url)
+        try:
+            return await create_source(database, "pg", "none", **options)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(create())
+
+
+def test_ingest_consent_tokens_and_encryption_on_postgres(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    """Ingest, dedupe, profiles, consent with receipts, tokens and encrypted traits on PostgreSQL."""
+    settings = msgspec.structs.replace(
+        load_settings(environ=embedded_environ(tmp_path)), database_url=postgres_database
+    )
+    upgrade_to_head(postgres_database)
+    source = _source(postgres_database, field_policy={"fields": {"traits.email": "encrypt"}})
+    with TestClient(create_app(settings, KekSet.load(settings.key_file))) as client:
+        headers = basic(source.write_key)
+        batch = [
+            {
+                "type": "identify",
+                "userId": "pg-user",
+                "traits": {"email": "pg@example.com", "plan": "pro"},
+            },
+            {"type": "track", "userId": "pg-user", "event": "Signed Up", "messageId": "m-1"},
+            {"type": "track", "userId": "pg-user", "event": "Signed Up", "messageId": "m-1"},
+            {"type": "page", "userId": "pg-user", "name": "Home"},
+        ]
+        assert client.post("/v1/batch", json={"batch": batch}, headers=headers).status_code == 200
+        server = bearer(source.server_key)
+
+        def profile() -> dict[str, Any] | None:
+            response = client.get("/v1/profiles/pg-user?decrypt=true", headers=server)
+            body: dict[str, Any] = response.json()
+            ready = (
+                response.status_code == 200 and sum(body["computed"]["event_counts"].values()) >= 3
+            )
+            return body if ready else None
+
+        found = wait_for(profile)
+        assert found["computed"]["event_counts"] == {"identify": 1, "Signed Up": 1, "page": 1}
+        assert found["traits"] == {"email": "pg@example.com", "plan": "pro"}
+
+        put = client.put(
+            "/v1/consent/pg-user",
+            json={"purposes": {"analytics": False}, "policy_version": "1"},
+            headers=server,
+        )
+        assert put.status_code == 200
+        assert put.json()["key_id"].startswith("ed25519-")
+        token = client.post("/v1/tokens", json={"userId": "pg-user"}, headers=server).json()[
+            "token"
+        ]
+        mine = client.get("/v1/me/consent", headers=bearer(token)).json()
+        assert mine["purposes"]["analytics"]["granted"] is False
+
+        client.post("/v1/track", json={"userId": "pg-user", "event": "After"}, headers=headers)
+        client.post("/v1/track", json={"userId": "other", "event": "Marker"}, headers=headers)
+        wait_for(
+            lambda: (
+                True
+                if client.get("/v1/profiles/other", headers=server).status_code == 200
+                else None
+            )
+        )
+        counts = client.get("/v1/profiles/pg-user", headers=server).json()["computed"][
+            "event_counts"
+        ]
+        assert "After" not in counts
+        assert client.get("/readyz").json()["status"] == "ready"
