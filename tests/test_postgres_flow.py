@@ -36,7 +36,7 @@ def _source(url: str, **options: Any) -> CreatedSource:
 def test_ingest_consent_tokens_and_encryption_on_postgres(
     postgres_database: str, tmp_path: Path
 ) -> None:
-    """Ingest, dedupe, profiles, consent with receipts, tokens and encrypted traits on PostgreSQL."""
+    """Ingest, dedupe, profiles, consent, receipts, tokens and encrypted traits on PostgreSQL."""
     settings = msgspec.structs.replace(
         load_settings(environ=embedded_environ(tmp_path)), database_url=postgres_database
     )
