@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from anonymization import KekSet
 from gateway.errors import GatewayError
+from gateway.routes_audit import list_decisions
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
@@ -64,7 +65,14 @@ def create_app(settings: Settings, keks: KekSet) -> Litestar:
             yield
 
     return Litestar(
-        route_handlers=[*INGEST_HANDLERS, *CONSENT_HANDLERS, get_profile, healthz, readyz],
+        route_handlers=[
+            *INGEST_HANDLERS,
+            *CONSENT_HANDLERS,
+            list_decisions,
+            get_profile,
+            healthz,
+            readyz,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: _gateway_error,

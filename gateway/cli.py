@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(command=_keys_rotate)
 
+    tokens = commands.add_parser("tokens", help="admin and auditor tokens").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    token_create = tokens.add_parser("create", help="create a token; prints it once as JSON")
+    token_create.add_argument("--role", required=True, choices=["auditor", "admin"])
+    token_create.set_defaults(command=_tokens_create)
+
     sources = commands.add_parser("sources", help="manage sources").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -144,6 +151,23 @@ def _gateway_answers(settings: Settings) -> bool:
             return True
     except OSError:
         return False
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    from gateway.admin import create_admin_token
+
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+
+    async def create() -> str:
+        database = open_database(settings.database_url)
+        try:
+            return await create_admin_token(database, args.role)
+        finally:
+            await database.dispose()
+
+    print(json.dumps({"token": asyncio.run(create()), "role": args.role}))
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

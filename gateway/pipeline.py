@@ -20,6 +20,7 @@ from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import Unavailable
 from gateway.sources import Source
+from observability import DecisionRecord, decisions_message
 
 
 class EventRefused(Exception):
@@ -50,6 +51,7 @@ class EventContext:
     data_key: bytes | None = field(default=None, repr=False)
     decision: Decision | None = None
     envelope: EventEnvelope | None = None
+    record: DecisionRecord | None = None
 
     @classmethod
     def from_call(
@@ -136,7 +138,8 @@ class Pipeline:
             envelope = self._process(context)
             if envelope is not None:
                 envelopes.append(envelope)
-        await self._forward(envelopes, request.traceparent)
+        records = [c.record for c in contexts if c.record is not None]
+        await self._forward(envelopes, records, request.traceparent)
 
     async def _load_stored_consent(self, source: Source, contexts: list[EventContext]) -> None:
         """Pseudonymize each event's subject and attach its stored consent (cached).
@@ -197,10 +200,16 @@ class Pipeline:
             return None
         return context.envelope
 
-    async def _forward(self, envelopes: list[EventEnvelope], traceparent: str | None) -> None:
+    async def _forward(
+        self, envelopes: list[EventEnvelope], records: list[DecisionRecord], traceparent: str | None
+    ) -> None:
         headers = {"traceparent": traceparent} if traceparent else None
+        messages = [encode_event(e, headers) for e in envelopes]
+        if records:
+            # The decisions ride in the same durable commit as the events they decided.
+            messages.append(decisions_message("decisions:" + records[0].message_id, records))
         try:
-            await self._bus.publish([encode_event(e, headers) for e in envelopes])
+            await self._bus.publish(messages)
         except BusUnavailable as exc:
             raise Unavailable(
                 "events were not accepted; retry the request", code="bus_unavailable"

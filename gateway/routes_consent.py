@@ -17,6 +17,7 @@ from litestar.params import FromPath
 
 from anonymization import truncate_ip
 from consent import ConsentRecord, ConsentState, merge_states
+from gateway.admin import authenticate_admin
 from gateway.auth import authenticate_server_key, bearer_token
 from gateway.errors import BadRequest, Unauthorized
 from gateway.receipts import build_receipt
@@ -62,6 +63,21 @@ async def _server_source(request: Request) -> Source:  # type: ignore[type-arg]
     return await authenticate_server_key(
         _runtime(request).sources, request.headers.get("authorization")
     )
+
+
+async def _history_source(request: Request) -> Source:  # type: ignore[type-arg]
+    token = bearer_token(request.headers.get("authorization")) or ""
+    if not token.startswith("at_"):
+        return await _server_source(request)
+    runtime = _runtime(request)
+    await authenticate_admin(
+        runtime.database, request.headers.get("authorization"), ("auditor", "admin")
+    )
+    source_id = request.query_params.get("source_id")
+    source = await runtime.sources.by_id(source_id) if source_id else None
+    if source is None:
+        raise BadRequest("source_id: the source whose user this is", code="invalid_query")
+    return source
 
 
 async def _token_subject(request: Request) -> tuple[Source, str]:  # type: ignore[type-arg]
@@ -176,8 +192,9 @@ async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any
 
 @get("/v1/consent/{user_id:str}/history", operation_id="consent_history", tags=["consent"])
 async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
-    """The append-only history of the subject's consent records."""
-    source = await _server_source(request)
+    """The append-only history of the subject's consent records (server key, or an auditor
+    or admin token with `?source_id=`)."""
+    source = await _history_source(request)
     subject, older = _pseudonyms(source, user_id)
     consent = _runtime(request).consent
     records = [r for s in (subject, *older) for r in await consent.history(source.source_id, s)]

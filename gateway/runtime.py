@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import text
 
 from anonymization import KekSet, Keyring, load_or_create_key
-from bus import Bus, BusUnavailable, Database, create_bus
+from bus import Bus, BusMessage, BusUnavailable, Database, MessageHandler, create_bus
 from consent import ConsentStore
 from gateway import stages
 from gateway._validate import Limits
@@ -23,7 +23,7 @@ from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
-from observability import DecisionCounter
+from observability import DECISIONS_SUBJECT, DecisionCounter, DecisionLog
 from profiles import ProfileConsumer
 
 log = structlog.get_logger("consentgate.runtime")
@@ -44,6 +44,7 @@ class Runtime:
     receipts: ReceiptSigner
     decisions: DecisionCounter
     consumer: ProfileConsumer
+    decision_log: DecisionLog
 
     async def check_ready(self) -> dict[str, str]:
         """The state of each dependency: "ok" or why not."""
@@ -69,6 +70,7 @@ async def open_runtime(
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     consumer = ProfileConsumer(database)
+    decision_log = DecisionLog(database)
     decisions = DecisionCounter()
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
@@ -100,8 +102,9 @@ async def open_runtime(
         receipts=ReceiptSigner(receipt_seed or _receipt_seed(settings)),
         decisions=decisions,
         consumer=consumer,
+        decision_log=decision_log,
     )
-    await bus.start(consumer)
+    await bus.start(_route(consumer, decision_log))
     maintenance = asyncio.create_task(_maintain(runtime), name="core-maintenance")
     try:
         yield runtime
@@ -113,17 +116,35 @@ async def open_runtime(
         await database.dispose()
 
 
+def _route(consumer: ProfileConsumer, decision_log: DecisionLog) -> MessageHandler:
+    """One bus handler: decisions to the decision log, everything else to the core."""
+
+    async def handle(messages: Sequence[BusMessage]) -> None:
+        decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
+        if decisions:
+            await decision_log.write(decisions)
+        rest = [m for m in messages if m.subject != DECISIONS_SUBJECT]
+        if rest:
+            await consumer(rest)
+
+    return handle
+
+
 def _receipt_seed(settings: Settings) -> bytes:
     return load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
 
 
 async def _maintain(runtime: Runtime) -> None:
     retention = timedelta(hours=runtime.settings.dedupe_retention_hours)
+    decision_retention = timedelta(days=runtime.settings.decision_retention_days)
     while True:
         try:
             purged = await runtime.consumer.purge_processed(retention)
             if purged:
                 log.info("dedupe_ids_purged", count=purged)
+            expired = await runtime.decision_log.purge(decision_retention)
+            if expired:
+                log.info("decisions_purged", count=expired)
         except Exception as exc:  # keep maintaining; the next round retries
             log.warning("maintenance_failed", error=type(exc).__name__)
         await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)

@@ -153,7 +153,11 @@ def anonymize(context: EventContext) -> EventContext:
 
 
 class Record:
-    """The record stage: one decision record per event, pseudonyms only."""
+    """The record stage: one decision record per event, pseudonyms only.
+
+    The record is counted here and kept on the context; the pipeline publishes the request's
+    records beside its events, in the same durable commit (the decision log).
+    """
 
     __slots__ = ("_sink",)
 
@@ -163,22 +167,22 @@ class Record:
     def __call__(self, context: EventContext) -> EventContext:
         decision = context.decision
         assert decision is not None
-        self._sink.add(
-            DecisionRecord(
-                message_id=context.message_id,
-                source_id=context.source.source_id,
-                subject=context.subject,
-                anonymous=context.anonymous,
-                type=context.call_type,
-                event=context.event_name,
-                purposes_required=decision.required,
-                purposes_allowed=decision.allowed,
-                action=decision.action,
-                reasons=decision.reasons,
-                consent_ref=decision.consent_ref,
-                trace_id=None,
-                decided_at=datetime.now(UTC),
-            )
+        record = DecisionRecord(
+            message_id=context.message_id,
+            source_id=context.source.source_id,
+            subject=context.subject,
+            anonymous=context.anonymous,
+            type=context.call_type,
+            event=context.event_name,
+            purposes_required=decision.required,
+            purposes_allowed=decision.allowed,
+            action=decision.action,
+            reasons=decision.reasons,
+            consent_ref=decision.consent_ref,
+            trace_id=None,
+            decided_at=datetime.now(UTC),
         )
+        self._sink.add(record)
+        context.record = record
         context.call = None
         return context

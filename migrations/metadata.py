@@ -6,6 +6,7 @@ import anonymization
 import bus
 import consent
 import gateway
+import observability
 import profiles
 
 TARGET_METADATA = [
@@ -13,5 +14,6 @@ TARGET_METADATA = [
     bus.metadata,
     consent.metadata,
     anonymization.metadata,
+    observability.metadata,
     profiles.metadata,
 ]

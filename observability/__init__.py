@@ -1,9 +1,25 @@
-"""Logging, decision records (and, with their issue, tracing, metrics and the audit log).
-
-Imports neither gateway nor profiles.
+"""Logging, decision records and the decision log (tracing, metrics and the audit log come with
+their issue). Imports neither gateway nor profiles.
 """
 
+from observability._decision_log import (
+    DECISIONS_SUBJECT,
+    DecisionLog,
+    DecisionQuery,
+    decisions_message,
+)
 from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
 from observability._logging import configure_logging
+from observability._tables import metadata
 
-__all__ = ["DecisionCounter", "DecisionRecord", "DecisionSink", "configure_logging"]
+__all__ = [
+    "DECISIONS_SUBJECT",
+    "DecisionCounter",
+    "DecisionLog",
+    "DecisionQuery",
+    "DecisionRecord",
+    "DecisionSink",
+    "configure_logging",
+    "decisions_message",
+    "metadata",
+]

@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "gateway_subject_tokens",
     "anonymization_source_keys",
     "anonymization_subject_keys",
+    "observability_decisions",
+    "gateway_admin_tokens",
 }
 
 

@@ -1,0 +1,155 @@
+"""The decision log: durable with the events it decides, written off the request path.
+
+The gateway publishes each request's decision records as one bus message beside its events,
+in the same durable commit; the log writer turns them into rows when the bus delivers them.
+Redelivery inserts nothing twice. Rows older than the retention are purged.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from bus import BusMessage, Database
+from observability._decisions import DecisionRecord
+from observability._tables import DecisionRow
+
+DECISIONS_SUBJECT = "decisions"
+_decisions = cast(Table, DecisionRow.__table__)
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[DecisionRecord])
+
+
+def decisions_message(message_id: str, records: Sequence[DecisionRecord]) -> BusMessage:
+    return BusMessage(
+        subject=DECISIONS_SUBJECT, message_id=message_id, payload=_encoder.encode(list(records))
+    )
+
+
+class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    source_id: str | None = None
+    subjects: tuple[str, ...] = ()
+    action: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+class DecisionLog:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._postgres = database.dialect_name == "postgresql"
+
+    async def write(self, messages: Sequence[BusMessage]) -> None:
+        rows = [
+            _to_row(record)
+            for message in messages
+            if message.subject == DECISIONS_SUBJECT
+            for record in _decoder.decode(message.payload)
+        ]
+        if rows:
+            insert = postgresql_insert if self._postgres else sqlite_insert
+            statement = insert(_decisions).on_conflict_do_nothing()
+            await self._db.transaction(lambda conn: conn.execute(statement, rows))
+
+    async def query(self, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:
+        """Matching decisions, newest first, and the cursor of the next page (or None)."""
+        return await self._db.read(lambda conn: _query(conn, ask))
+
+    async def purge(self, retention: timedelta) -> int:
+        cutoff = datetime.now(UTC) - retention
+        statement = delete(_decisions).where(_decisions.c.decided_at < cutoff)
+        return int(await self._db.transaction(lambda conn: conn.execute(statement).rowcount or 0))
+
+
+def _to_row(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "source_id": record.source_id,
+        "message_id": record.message_id,
+        "decided_at": record.decided_at,
+        "subject": record.subject,
+        "anonymous": record.anonymous,
+        "type": record.type,
+        "event": record.event,
+        "purposes_required": list(record.purposes_required),
+        "purposes_allowed": list(record.purposes_allowed),
+        "action": record.action,
+        "reasons": list(record.reasons),
+        "consent_ref": record.consent_ref,
+        "trace_id": record.trace_id,
+    }
+
+
+def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:
+    table = _decisions
+    query = select(table).order_by(table.c.decided_at.desc(), table.c.message_id.desc())
+    if ask.source_id:
+        query = query.where(table.c.source_id == ask.source_id)
+    if ask.subjects:
+        query = query.where(table.c.subject.in_(ask.subjects) | table.c.anonymous.in_(ask.subjects))
+    if ask.action:
+        query = query.where(table.c.action == ask.action)
+    if ask.since:
+        query = query.where(table.c.decided_at >= ask.since)
+    if ask.until:
+        query = query.where(table.c.decided_at < ask.until)
+    if ask.cursor:
+        at, message_id = _decode_cursor(ask.cursor)
+        query = query.where(
+            (table.c.decided_at < at)
+            | ((table.c.decided_at == at) & (table.c.message_id < message_id))
+        )
+    items: list[dict[str, Any]] = []
+    last: Any = None
+    for row in conn.execute(query.limit(ask.limit * 4 if ask.reason else ask.limit + 1)):
+        if ask.reason and not any(
+            r.partition(":")[0] == ask.reason or r == ask.reason for r in row.reasons
+        ):
+            continue
+        if len(items) == ask.limit:
+            return items, _encode_cursor(last.decided_at, last.message_id)
+        items.append(_to_item(row))
+        last = row
+    return items, None
+
+
+def _to_item(row: Any) -> dict[str, Any]:
+    decided = row.decided_at if row.decided_at.tzinfo else row.decided_at.replace(tzinfo=UTC)
+    return {
+        "message_id": row.message_id,
+        "source_id": row.source_id,
+        "subject": row.subject,
+        "anonymous": row.anonymous,
+        "type": row.type,
+        "event": row.event,
+        "purposes_required": row.purposes_required,
+        "purposes_allowed": row.purposes_allowed,
+        "action": row.action,
+        "reasons": row.reasons,
+        "consent_ref": row.consent_ref,
+        "trace_id": row.trace_id,
+        "decided_at": decided,
+    }
+
+
+def _encode_cursor(at: datetime, message_id: str) -> str:
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{message_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, _, message_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), message_id
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("cursor: not a cursor this endpoint gave") from None

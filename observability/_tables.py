@@ -1,0 +1,41 @@
+"""Tables owned by observability: the decision log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Index, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bus import NAMING_CONVENTION
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+class DecisionRow(Base):
+    """One consent decision for one event; pseudonyms only."""
+
+    __tablename__ = "observability_decisions"
+    __table_args__ = (
+        Index("ix_observability_decisions_subject", "source_id", "subject", "decided_at"),
+        Index("ix_observability_decisions_decided_at", "decided_at"),
+    )
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(64))
+    anonymous: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(512))
+    purposes_required: Mapped[list[str]] = mapped_column(JSON)
+    purposes_allowed: Mapped[list[str]] = mapped_column(JSON)
+    action: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    consent_ref: Mapped[str | None] = mapped_column(String(64))
+    trace_id: Mapped[str | None] = mapped_column(String(32))

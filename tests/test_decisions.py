@@ -1,0 +1,176 @@
+"""The decision log through the API, and admin/auditor tokens (read-only auditors)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.cli import main
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from tests.conftest import MakeSource, basic, bearer
+from tests.helpers import dump_sqlite, wait_for
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def _admin_token(
+    settings: Settings,
+    role: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
+    assert main(["tokens", "create", "--role", role]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["role"] == role
+    token: str = printed["token"]
+    assert token.startswith("at_")
+    assert token not in dump_sqlite(settings.database_url.removeprefix("sqlite:///"))
+    return token
+
+
+def _decisions(client: Client, token: str, **params: Any) -> dict[str, Any]:
+    response = client.get("/v1/decisions", params=params, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+def events(client: Client, make_source: MakeSource) -> CreatedSource:
+    """A GDPR source with one forwarded and two dropped events for 'dee', one for 'eli'."""
+    source = make_source("audited", "gdpr")
+    headers = basic(source.write_key)
+    consent = {"consent": {"categoryPreferences": {"analytics": True}}}
+    client.post(
+        "/v1/track", json={"userId": "dee", "event": "Kept", "context": consent}, headers=headers
+    )
+    client.post("/v1/track", json={"userId": "dee", "event": "Dropped 1"}, headers=headers)
+    client.post("/v1/track", json={"userId": "dee", "event": "Dropped 2"}, headers=headers)
+    client.post("/v1/track", json={"userId": "eli", "event": "Other"}, headers=headers)
+    return source
+
+
+def test_auditor_reads_decisions_by_user_action_reason_and_pages(
+    client: Client,
+    events: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Filters by userId (pseudonymized here), action and reason; pages with a cursor."""
+    auditor = _admin_token(migrated, "auditor", monkeypatch, capsys)
+    mine = {"source_id": events.source_id, "userId": "dee"}
+    found = wait_for(
+        lambda: (
+            ((b := _decisions(client, auditor, **mine))["items"] and len(b["items"]) == 3 and b)
+            or None
+        )
+    )
+    items = found["items"]
+    assert {i["event"] for i in items} == {"Kept", "Dropped 1", "Dropped 2"}
+    assert all(i["subject"].startswith("p1_") for i in items)
+    assert "dee" not in json.dumps(items)
+    kept = next(i for i in items if i["event"] == "Kept")
+    assert (kept["action"], kept["consent_ref"], kept["purposes_allowed"]) == (
+        "forward",
+        "event",
+        ["analytics"],
+    )
+    assert set(kept) >= {
+        "message_id",
+        "subject",
+        "type",
+        "event",
+        "purposes_required",
+        "purposes_allowed",
+        "action",
+        "reasons",
+        "consent_ref",
+        "trace_id",
+        "decided_at",
+    }
+
+    drops = _decisions(client, auditor, action="drop", reason="no_consent_gdpr_opt_in", **mine)[
+        "items"
+    ]
+    assert {i["event"] for i in drops} == {"Dropped 1", "Dropped 2"}
+
+    first = _decisions(client, auditor, limit=1, **mine)
+    second = _decisions(client, auditor, limit=1, cursor=first["next"], **mine)
+    assert first["next"]
+    assert second["items"][0]["message_id"] != first["items"][0]["message_id"]
+    everything = _decisions(client, auditor, source_id=events.source_id)
+    assert len(everything["items"]) == 4
+    assert everything["next"] is None
+    oldest = min(i["decided_at"] for i in items)
+    assert _decisions(client, auditor, to=oldest, **mine)["items"] == []
+    assert len(_decisions(client, auditor, **{"from": oldest}, **mine)["items"]) == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"action": "maybe"},
+        {"userId": "dee"},
+        {"cursor": "%%%"},
+        {"limit": 0},
+        {"from": "yesterday"},
+    ],
+)
+def test_bad_decision_queries_are_400(
+    client: Client,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    params: dict[str, Any],
+) -> None:
+    """Unknown actions, userId without source_id, bad cursors, limits and times get 400."""
+    auditor = _admin_token(migrated, "auditor", monkeypatch, capsys)
+    response = client.get("/v1/decisions", params=params, headers=bearer(auditor))
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "detail"}
+
+
+def test_only_auditors_and_admins_read_decisions(client: Client, source: CreatedSource) -> None:
+    """Server keys, subject tokens, write keys and no credential get 401 (OWASP API5)."""
+    token = client.post(
+        "/v1/tokens", json={"userId": "u"}, headers=bearer(source.server_key)
+    ).json()["token"]
+    for headers in (
+        {},
+        bearer(source.server_key),
+        bearer(token),
+        basic(source.write_key),
+        bearer("at_forged"),
+    ):
+        assert client.get("/v1/decisions", headers=headers).status_code == 401
+
+
+def test_auditors_change_nothing(
+    client: Client,
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An auditor token is refused by every route that changes something."""
+    auditor = bearer(_admin_token(migrated, "auditor", monkeypatch, capsys))
+    change = {"purposes": {"analytics": True}, "policy_version": "1"}
+    assert client.put("/v1/consent/u", json=change, headers=auditor).status_code == 401
+    assert client.put("/v1/me/consent", json=change, headers=auditor).status_code == 401
+    assert client.post("/v1/tokens", json={"userId": "u"}, headers=auditor).status_code == 401
+    assert client.delete("/v1/tokens/tok_x", headers=auditor).status_code == 401
+    assert (
+        client.post("/v1/track", json={"userId": "u", "event": "e"}, headers=auditor).status_code
+        == 401
+    )
+    history = client.get(
+        "/v1/consent/u/history", params={"source_id": source.source_id}, headers=auditor
+    )
+    assert history.status_code == 200
+    assert history.json()["records"] == []
