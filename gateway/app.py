@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from anonymization import KekSet
 from gateway.errors import GatewayError
-from gateway.routes_audit import list_decisions
+from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
@@ -68,7 +68,7 @@ def create_app(settings: Settings, keks: KekSet) -> Litestar:
         route_handlers=[
             *INGEST_HANDLERS,
             *CONSENT_HANDLERS,
-            list_decisions,
+            *AUDIT_HANDLERS,
             get_profile,
             healthz,
             readyz,

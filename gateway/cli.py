@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("--role", required=True, choices=["auditor", "admin"])
     token_create.set_defaults(command=_tokens_create)
 
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    audit_verify = audit.add_parser(
+        "verify", help="recompute the log; exit 0 when it verifies, 1 naming the first bad entry"
+    )
+    audit_verify.set_defaults(command=_audit_verify)
+
     sources = commands.add_parser("sources", help="manage sources").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -127,6 +135,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     upgrade_to_head(settings.database_url)
     if args.pseudonym_epoch:
         versions = asyncio.run(start_pseudonym_epoch(settings, load_keks(settings), args.source))
+        asyncio.run(_with_audit(settings, "keys.pseudonym_epoch", {"versions": versions}))
         print(json.dumps({"pseudonym_epochs": versions}))
         return 0
     if os.environ.get("CONSENTGATE_KEK"):
@@ -139,7 +148,9 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             f"a gateway answers on {settings.host}:{settings.port}: stop it first (a running "
             "gateway keeps wrapping new keys with the old KEK), or pass --force and restart it"
         )
-    print(json.dumps(asyncio.run(rotate_kek(settings))))
+    rotated = asyncio.run(rotate_kek(settings))
+    asyncio.run(_with_audit(settings, "keys.kek_rotated", rotated))
+    print(json.dumps(rotated))
     return 0
 
 
@@ -151,6 +162,36 @@ def _gateway_answers(settings: Settings) -> bool:
             return True
     except OSError:
         return False
+
+
+async def _with_audit(settings: Settings, kind: str, details: dict[str, Any]) -> None:
+    from gateway.audit import open_audit
+
+    database = open_database(settings.database_url)
+    try:
+        await open_audit(database, settings).append(kind, "cli", details)
+    finally:
+        await database.dispose()
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from gateway.audit import open_audit
+
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+
+    async def verify() -> Any:
+        database = open_database(settings.database_url)
+        try:
+            return await open_audit(database, settings).verify()
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(verify())
+    print(json.dumps(msgspec.to_builtins(result)))
+    return 0 if result.ok else 1
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
@@ -166,7 +207,9 @@ def _tokens_create(args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
 
-    print(json.dumps({"token": asyncio.run(create()), "role": args.role}))
+    token = asyncio.run(create())
+    asyncio.run(_with_audit(settings, "admin_token.created", {"role": args.role}))
+    print(json.dumps({"token": token, "role": args.role}))
     return 0
 
 
@@ -200,7 +243,15 @@ def _sources_create(args: argparse.Namespace) -> int:
         finally:
             await database.dispose()
 
-    print(json.dumps(asyncio.run(create()).as_json()))
+    created = asyncio.run(create())
+    asyncio.run(
+        _with_audit(
+            settings,
+            "source.created",
+            {"source_id": created.source_id, "name": created.name, "jurisdiction": jurisdiction},
+        )
+    )
+    print(json.dumps(created.as_json()))
     return 0
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -45,6 +46,19 @@ class ReceiptSigner:
 
     def public_keys(self) -> list[dict[str, str]]:
         return [{"key_id": self.key_id, "alg": "Ed25519", "public_key": _b64url(self.public_key)}]
+
+    def sign_bytes(self, message: bytes) -> tuple[str, bytes]:
+        """(key id, Ed25519 signature) of `message`: audit checkpoints use the same key."""
+        return self.key_id, self._key.sign(message)
+
+    def verify_bytes(self, key_id: str, message: bytes, signature: bytes) -> bool:
+        if key_id != self.key_id:
+            return False
+        try:
+            self._key.public_key().verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
 
     def sign(self, receipt: dict[str, Any]) -> dict[str, Any]:
         signature = self._key.sign(canonical_json(receipt))

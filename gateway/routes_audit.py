@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromQuery
 
+from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.errors import BadRequest, NotFound
 from gateway.runtime import Runtime
@@ -47,9 +49,10 @@ async def list_decisions(
     `userId` (with `source_id`) is pseudonymized here; `from`/`to` are ISO-8601 times.
     """
     runtime = _runtime(request)
-    await authenticate_admin(
+    role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
+    await audit.query_made(runtime, role, "decisions", dict(request.query_params))
     # userId, from and to as DESIGN spells them (`from` is a Python keyword)
     user = request.query_params.get("userId")
     since = _time(request.query_params.get("from"), "from")
@@ -86,3 +89,67 @@ async def list_decisions(
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_query") from None
     return {"items": items, "next": following}
+
+
+@get("/v1/audit", operation_id="list_audit", tags=["audit"])
+async def list_audit(
+    request: Request,  # type: ignore[type-arg]
+    kind: FromQuery[str | None] = None,
+    after: FromQuery[int] = 0,
+    limit: FromQuery[int] = 100,
+    format: FromQuery[str] = "json",
+) -> Response[Any]:
+    """Audit entries after `after`, with the latest signed checkpoint. `format=jsonl` exports
+    one entry a line, each with its inclusion proof in that checkpoint's tree."""
+    runtime = _runtime(request)
+    role = await authenticate_admin(
+        runtime.database, request.headers.get("authorization"), ("auditor", "admin")
+    )
+    await audit.query_made(runtime, role, "audit", dict(request.query_params))
+    if not 1 <= limit <= 10_000 or after < 0 or format not in {"json", "jsonl"}:
+        raise BadRequest("limit 1..10000, after >= 0, format json or jsonl", code="invalid_query")
+    items = await runtime.audit.entries(kind=kind, after=after, limit=limit)
+    checkpoint = await runtime.audit.latest_checkpoint()
+    if format == "json":
+        return Response({"items": items, "checkpoint": checkpoint})
+    size = checkpoint["tree_size"] if checkpoint else 0
+    proofs = await runtime.audit.proofs([i["seq"] for i in items], size)
+    lines = [json.dumps({"checkpoint": checkpoint})] + [
+        json.dumps({**item, "proof": proofs.get(item["seq"])}) for item in items
+    ]
+    return Response("\n".join(lines) + "\n", media_type="application/x-ndjson")
+
+
+@get("/v1/audit/verify", operation_id="verify_audit", tags=["audit"])
+async def verify_audit(request: Request) -> Response[dict[str, Any]]:  # type: ignore[type-arg]
+    """Recompute every hash, the chain, each checkpoint's root and signature."""
+    runtime = _runtime(request)
+    role = await authenticate_admin(
+        runtime.database, request.headers.get("authorization"), ("auditor", "admin")
+    )
+    result = await runtime.audit.verify()
+    await audit.query_made(runtime, role, "audit_verify", {})
+    return Response(msgspec.to_builtins(result))
+
+
+@get("/v1/audit/consistency", operation_id="audit_consistency", tags=["audit"])
+async def audit_consistency(
+    request: Request,  # type: ignore[type-arg]
+    old_size: FromQuery[int],
+    new_size: FromQuery[int],
+) -> dict[str, Any]:
+    """A consistency proof between two tree sizes (RFC 6962 PROOF(m, D[n]))."""
+    runtime = _runtime(request)
+    await authenticate_admin(
+        runtime.database, request.headers.get("authorization"), ("auditor", "admin")
+    )
+    if not 0 < old_size <= new_size:
+        raise BadRequest("0 < old_size <= new_size", code="invalid_query")
+    try:
+        proof = await runtime.audit.consistency(old_size, new_size)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_query") from None
+    return {"old_size": old_size, "new_size": new_size, "proof": proof}
+
+
+AUDIT_HANDLERS = [list_decisions, list_audit, verify_audit, audit_consistency]

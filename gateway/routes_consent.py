@@ -17,6 +17,7 @@ from litestar.params import FromPath
 
 from anonymization import truncate_ip
 from consent import ConsentRecord, ConsentState, merge_states
+from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.auth import authenticate_server_key, bearer_token
 from gateway.errors import BadRequest, Unauthorized
@@ -70,9 +71,10 @@ async def _history_source(request: Request) -> Source:  # type: ignore[type-arg]
     if not token.startswith("at_"):
         return await _server_source(request)
     runtime = _runtime(request)
-    await authenticate_admin(
+    role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
+    await audit.query_made(runtime, role, "consent_history", dict(request.query_params))
     source_id = request.query_params.get("source_id")
     source = await runtime.sources.by_id(source_id) if source_id else None
     if source is None:
@@ -128,6 +130,7 @@ async def _record(
     source: Source,
     subject: str,
     default_method: str,
+    actor: str,
 ) -> dict[str, Any]:
     """Validate a change, append its records, and return the signed receipt."""
     change: ConsentChange = await _body(request, ConsentChange)
@@ -162,6 +165,7 @@ async def _record(
     ]
     runtime = _runtime(request)
     await runtime.consent.append(records)
+    await audit.consent_changed(runtime, source, subject, records, actor)
     receipt = build_receipt(
         source_id=source.source_id,
         source_name=source.name,
@@ -187,7 +191,8 @@ async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any
 async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
     source = await _server_source(request)
-    return await _record(request, source, source.pseudonymize("subject", user_id), "api")
+    subject = source.pseudonymize("subject", user_id)
+    return await _record(request, source, subject, "api", f"server_key:{source.source_id}")
 
 
 @get("/v1/consent/{user_id:str}/history", operation_id="consent_history", tags=["consent"])
@@ -213,7 +218,7 @@ async def get_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[ty
 async def put_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """Change the token's own subject's consent; answers the signed receipt."""
     source, subject = await _token_subject(request)
-    return await _record(request, source, subject, "privacy_center")
+    return await _record(request, source, subject, "privacy_center", "subject_token")
 
 
 @post("/v1/tokens", operation_id="mint_token", tags=["tokens"], status_code=200)
@@ -221,10 +226,13 @@ async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-a
     """Mint a subject token for one userId of the server key's source."""
     source = await _server_source(request)
     ask: TokenRequest = await _body(request, TokenRequest)
-    minted = await _runtime(request).tokens.mint(
-        source.source_id,
-        source.pseudonymize("subject", ask.userId),
-        timedelta(seconds=ask.ttl_seconds),
+    runtime = _runtime(request)
+    subject = source.pseudonymize("subject", ask.userId)
+    minted = await runtime.tokens.mint(
+        source.source_id, subject, timedelta(seconds=ask.ttl_seconds)
+    )
+    await audit.token_minted(
+        runtime, source, subject, minted.token_id, minted.expires_at.isoformat()
     )
     return {"token": minted.token, "token_id": minted.token_id, "expires_at": minted.expires_at}
 
@@ -233,7 +241,13 @@ async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-a
 async def revoke_token(request: Request, token_id: FromPath[str]) -> None:  # type: ignore[type-arg]
     """Revoke a subject token of the server key's source before it expires."""
     source = await _server_source(request)
-    await _runtime(request).tokens.revoke(source.source_id, token_id)
+    runtime = _runtime(request)
+    await runtime.tokens.revoke(source.source_id, token_id)
+    await runtime.audit.append(
+        "token.revoked",
+        f"server_key:{source.source_id}",
+        {"source_id": source.source_id, "token_id": token_id},
+    )
 
 
 @get("/v1/receipts/keys", operation_id="receipt_keys", tags=["consent"])

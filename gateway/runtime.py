@@ -23,7 +23,7 @@ from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
-from observability import DECISIONS_SUBJECT, DecisionCounter, DecisionLog
+from observability import DECISIONS_SUBJECT, AuditLog, DecisionCounter, DecisionLog
 from profiles import ProfileConsumer
 
 log = structlog.get_logger("consentgate.runtime")
@@ -45,6 +45,7 @@ class Runtime:
     decisions: DecisionCounter
     consumer: ProfileConsumer
     decision_log: DecisionLog
+    audit: AuditLog
 
     async def check_ready(self) -> dict[str, str]:
         """The state of each dependency: "ok" or why not."""
@@ -90,6 +91,7 @@ async def open_runtime(
         pseudonymize_ids=stages.pseudonymize_ids,
         record=record,
     )
+    signer = ReceiptSigner(receipt_seed or _receipt_seed(settings))
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -99,19 +101,25 @@ async def open_runtime(
         consent=consent,
         tokens=SubjectTokens(database, keks),
         keyring=keyring,
-        receipts=ReceiptSigner(receipt_seed or _receipt_seed(settings)),
+        receipts=signer,
         decisions=decisions,
         consumer=consumer,
         decision_log=decision_log,
+        audit=AuditLog(database, signer.sign_bytes, signer.verify_bytes),
     )
     await bus.start(_route(consumer, decision_log))
-    maintenance = asyncio.create_task(_maintain(runtime), name="core-maintenance")
+    background = [
+        asyncio.create_task(_maintain(runtime), name="core-maintenance"),
+        asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
+    ]
     try:
         yield runtime
     finally:
-        maintenance.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await maintenance
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await bus.close()
         await database.dispose()
 
@@ -132,6 +140,16 @@ def _route(consumer: ProfileConsumer, decision_log: DecisionLog) -> MessageHandl
 
 def _receipt_seed(settings: Settings) -> bytes:
     return load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
+
+
+async def _checkpoint_audit(runtime: Runtime) -> None:
+    """Sign a checkpoint of the audit log whenever it grew, every `audit_checkpoint_seconds`."""
+    while True:
+        await asyncio.sleep(runtime.settings.audit_checkpoint_seconds)
+        try:
+            await runtime.audit.checkpoint()
+        except Exception as exc:  # the next round retries
+            log.warning("audit_checkpoint_failed", error=type(exc).__name__)
 
 
 async def _maintain(runtime: Runtime) -> None:

@@ -2,6 +2,7 @@
 their issue). Imports neither gateway nor profiles.
 """
 
+from observability._audit import AuditLog, Verification, canonical, checkpoint_message
 from observability._decision_log import (
     DECISIONS_SUBJECT,
     DecisionLog,
@@ -14,11 +15,15 @@ from observability._tables import metadata
 
 __all__ = [
     "DECISIONS_SUBJECT",
+    "AuditLog",
     "DecisionCounter",
     "DecisionLog",
     "DecisionQuery",
     "DecisionRecord",
     "DecisionSink",
+    "Verification",
+    "canonical",
+    "checkpoint_message",
     "configure_logging",
     "decisions_message",
     "metadata",

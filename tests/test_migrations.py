@@ -27,6 +27,8 @@ EXPECTED_TABLES = {
     "anonymization_subject_keys",
     "observability_decisions",
     "gateway_admin_tokens",
+    "observability_audit_log",
+    "observability_audit_checkpoints",
 }
 
 

@@ -1,0 +1,203 @@
+"""The audit log: append-only, an RFC 6962 Merkle tree with signed checkpoints.
+
+Each entry is canonical JSON (sorted keys, no whitespace) holding its own sequence number.
+Rows also keep a running chain hash, so that verification can name the first entry that was
+changed, removed or moved; checkpoints (size, root, time, Ed25519 signature) prove what the
+log held when they were signed, and a truncated tail shows as a checkpoint larger than the
+log. Personal data goes into entries encrypted by the caller (under the subject's key), so an
+erasure shreds it without changing a byte of the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.engine import Connection
+
+from bus import Database
+from observability._merkle import consistency_proof, inclusion_proof, leaf_hash, merkle_root
+from observability._tables import AuditCheckpointRow, AuditEntryRow
+
+_entries = cast(Table, AuditEntryRow.__table__)
+_checkpoints = cast(Table, AuditCheckpointRow.__table__)
+_GENESIS = b"\x00" * 32
+
+Sign = Callable[[bytes], tuple[str, bytes]]  # message -> (key id, signature)
+VerifySignature = Callable[[str, bytes, bytes], bool]  # key id, message, signature
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_message(tree_size: int, root: bytes, signed_at: datetime) -> bytes:
+    """What a checkpoint signature covers."""
+    at = signed_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return canonical({"tree_size": tree_size, "root": root.hex(), "signed_at": at})
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    size: int
+    checkpoints: int
+    first_bad: int | None = None
+    problem: str | None = None
+
+
+class AuditLog:
+    def __init__(self, database: Database, sign: Sign, verify_signature: VerifySignature) -> None:
+        self._db = database
+        self._sign = sign
+        self._verify_signature = verify_signature
+
+    async def append(self, kind: str, actor: str, details: dict[str, Any]) -> int:
+        """Add an entry; returns its sequence number (from 1)."""
+        now = datetime.now(UTC)
+        return await self._db.transaction(lambda conn: _append(conn, kind, actor, details, now))
+
+    async def checkpoint(self) -> int | None:
+        """Sign the current tree head if the log grew since the last one; its size or None."""
+        return await self._db.transaction(self._checkpoint)
+
+    async def verify(self) -> Verification:
+        return await self._db.read(self._verify)
+
+    async def entries(
+        self, *, kind: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        query = select(_entries).where(_entries.c.seq > after).order_by(_entries.c.seq)
+        if kind:
+            query = query.where(_entries.c.kind == kind)
+        rows = await self._db.read(lambda conn: conn.execute(query.limit(limit)).all())
+        return [
+            {"seq": row.seq, "entry": json.loads(row.entry), "leaf_hash": row.leaf_hash.hex()}
+            for row in rows
+        ]
+
+    async def latest_checkpoint(self) -> dict[str, Any] | None:
+        query = select(_checkpoints).order_by(_checkpoints.c.tree_size.desc()).limit(1)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _checkpoint_body(row)
+
+    async def proofs(self, seqs: list[int], tree_size: int) -> dict[int, list[str]]:
+        """Inclusion proofs of entries `seqs` in the tree of the first `tree_size` entries."""
+        leaves = await self._db.read(lambda conn: _leaves(conn, tree_size))
+        return {
+            s: [h.hex() for h in inclusion_proof(s - 1, leaves)] for s in seqs if s <= tree_size
+        }
+
+    async def consistency(self, old_size: int, new_size: int) -> list[str]:
+        leaves = await self._db.read(lambda conn: _leaves(conn, new_size))
+        if len(leaves) < new_size:
+            raise ValueError(f"the log holds fewer than {new_size} entries")
+        return [h.hex() for h in consistency_proof(old_size, leaves)]
+
+    def _checkpoint(self, conn: Connection) -> int | None:
+        size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
+        last = conn.execute(select(func.max(_checkpoints.c.tree_size))).scalar()
+        if size == 0 or (last is not None and last >= size):
+            return None
+        root = merkle_root(_leaves(conn, size))
+        signed_at = datetime.now(UTC)
+        key_id, signature = self._sign(checkpoint_message(size, root, signed_at))
+        conn.execute(
+            insert(_checkpoints).values(
+                tree_size=size, root=root, signed_at=signed_at, key_id=key_id, signature=signature
+            )
+        )
+        return size
+
+    def _verify(self, conn: Connection) -> Verification:
+        rows = conn.execute(select(_entries).order_by(_entries.c.seq)).all()
+        checkpoints = conn.execute(select(_checkpoints).order_by(_checkpoints.c.tree_size)).all()
+        leaves: list[bytes] = []
+        chain = _GENESIS
+
+        def bad(seq: int, problem: str) -> Verification:
+            return Verification(
+                ok=False,
+                size=len(rows),
+                checkpoints=len(checkpoints),
+                first_bad=seq,
+                problem=problem,
+            )
+
+        for expected, row in enumerate(rows, start=1):
+            if row.seq != expected:
+                return bad(expected, f"entry {expected} is missing")
+            try:
+                recorded_seq = json.loads(row.entry).get("seq")
+            except ValueError:
+                return bad(expected, f"entry {expected} is not JSON")
+            if recorded_seq != expected:
+                return bad(expected, f"entry {expected} holds the entry of {recorded_seq}")
+            leaf = leaf_hash(row.entry)
+            if leaf != row.leaf_hash:
+                return bad(expected, f"entry {expected} was changed")
+            chain = hashlib.sha256(chain + leaf).digest()
+            if chain != row.chain:
+                return bad(expected, f"the chain breaks at entry {expected}")
+            leaves.append(leaf)
+        for point in checkpoints:
+            body = checkpoint_message(point.tree_size, point.root, _utc(point.signed_at))
+            if not self._verify_signature(point.key_id, body, point.signature):
+                return bad(point.tree_size, f"checkpoint {point.tree_size} has a bad signature")
+            if point.tree_size > len(leaves):
+                return bad(
+                    len(leaves) + 1,
+                    f"checkpoint {point.tree_size} covers entries the log no longer has",
+                )
+            if merkle_root(leaves[: point.tree_size]) != point.root:
+                return bad(point.tree_size, f"the root of checkpoint {point.tree_size} differs")
+        return Verification(ok=True, size=len(rows), checkpoints=len(checkpoints))
+
+
+def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], now: datetime) -> int:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE observability_audit_log IN EXCLUSIVE MODE"))
+    last = conn.execute(
+        select(_entries.c.seq, _entries.c.chain).order_by(_entries.c.seq.desc()).limit(1)
+    ).first()
+    seq = 1 if last is None else last.seq + 1
+    entry = canonical(
+        {
+            "seq": seq,
+            "at": now.isoformat().replace("+00:00", "Z"),
+            "kind": kind,
+            "actor": actor,
+            "details": details,
+        }
+    )
+    leaf = leaf_hash(entry)
+    chain = hashlib.sha256((_GENESIS if last is None else last.chain) + leaf).digest()
+    conn.execute(
+        insert(_entries).values(
+            seq=seq, entry=entry, leaf_hash=leaf, chain=chain, kind=kind, created_at=now
+        )
+    )
+    return seq
+
+
+def _leaves(conn: Connection, size: int) -> list[bytes]:
+    query = select(_entries.c.leaf_hash).order_by(_entries.c.seq).limit(size)
+    return [bytes(row.leaf_hash) for row in conn.execute(query)]
+
+
+def _checkpoint_body(row: Any) -> dict[str, Any]:
+    return {
+        "tree_size": row.tree_size,
+        "root": row.root.hex(),
+        "signed_at": _utc(row.signed_at).isoformat().replace("+00:00", "Z"),
+        "key_id": row.key_id,
+        "signature": row.signature.hex(),
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
