@@ -1,0 +1,226 @@
+"""The audit log: entries from real actions, proofs, and tampering detected every time."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.cli import main
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from observability._merkle import leaf_hash, verify_consistency, verify_inclusion
+from tests.conftest import bearer
+
+Client = TestClient  # type: ignore[type-arg]
+CHANGE = {"purposes": {"analytics": True}, "policy_version": "1"}
+
+
+def _auditor(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> dict[str, str]:
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", settings.receipt_key_file)
+    assert main(["tokens", "create", "--role", "auditor"]) == 0
+    return bearer(json.loads(capsys.readouterr().out)["token"])
+
+
+def _fill(client: Client, source: CreatedSource, count: int = 6) -> None:
+    for n in range(count):
+        client.put(f"/v1/consent/user-{n}", json=CHANGE, headers=bearer(source.server_key))
+
+
+def _checkpoint(client: Client) -> int:
+    with client.portal() as portal:
+        size: int = portal.call(client.app.state.runtime.audit.checkpoint)
+    return size
+
+
+def _verify(client: Client, auditor: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = client.get("/v1/audit/verify", headers=auditor).json()
+    return body
+
+
+def test_actions_are_audited_without_personal_data_in_clear(
+    client: Client,
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Consent changes, tokens and auditor queries are entries; subjects only as ciphertext."""
+    auditor = _auditor(migrated, monkeypatch, capsys)
+    _fill(client, source, 2)
+    minted = client.post("/v1/tokens", json={"userId": "user-0"}, headers=bearer(source.server_key))
+    client.delete(f"/v1/tokens/{minted.json()['token_id']}", headers=bearer(source.server_key))
+    client.get(
+        "/v1/decisions", params={"userId": "user-0", "source_id": source.source_id}, headers=auditor
+    )
+    entries = client.get("/v1/audit", headers=auditor).json()["items"]
+    kinds = [e["entry"]["kind"] for e in entries]
+    assert kinds[:2] == ["admin_token.created", "consent.changed"]
+    assert {"token.minted", "token.revoked", "audit.query"} <= set(kinds)
+    text = json.dumps(entries)
+    assert "user-0" not in text
+    assert "p1_" not in text  # the subject's pseudonym is encrypted too
+    query = next(e for e in entries if e["entry"]["kind"] == "audit.query")
+    assert query["entry"]["details"]["params"]["userId"] == "<pseudonymized>"
+    assert _verify(client, auditor)["ok"] is True
+
+
+def test_jsonl_export_carries_inclusion_proofs_and_consistency(
+    client: Client,
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every exported entry's proof verifies against the signed checkpoint's root."""
+    auditor = _auditor(migrated, monkeypatch, capsys)
+    _fill(client, source, 3)
+    first = _checkpoint(client)
+    _fill(client, source, 4)
+    second = _checkpoint(client)
+    lines = client.get("/v1/audit", params={"format": "jsonl"}, headers=auditor).text.splitlines()
+    checkpoint = json.loads(lines[0])["checkpoint"]
+    assert checkpoint["tree_size"] == second
+    root = bytes.fromhex(checkpoint["root"])
+    for line in lines[1:]:
+        item = json.loads(line)
+        if item["proof"] is None:
+            continue  # entries after the checkpoint (the export's own query)
+        entry = json.dumps(item["entry"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        leaf = leaf_hash(entry.encode())
+        proof = [bytes.fromhex(p) for p in item["proof"]]
+        assert verify_inclusion(item["seq"] - 1, second, leaf, proof, root)
+    consistency = client.get(
+        "/v1/audit/consistency", params={"old_size": first, "new_size": second}, headers=auditor
+    ).json()
+    old_root = _root_at(migrated, first)
+    proof = [bytes.fromhex(p) for p in consistency["proof"]]
+    assert verify_consistency(first, second, old_root, root, proof)
+
+
+def _root_at(settings: Settings, size: int) -> bytes:
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
+        row = conn.execute(
+            "SELECT root FROM observability_audit_checkpoints WHERE tree_size = ?", (size,)
+        ).fetchone()
+    return bytes(row[0])
+
+
+def _tamper_update(conn: sqlite3.Connection) -> None:
+    row = conn.execute("SELECT entry FROM observability_audit_log WHERE seq = 3").fetchone()
+    entry = json.loads(row[0])
+    entry["details"]["policy_version"] = "forged"
+    conn.execute(
+        "UPDATE observability_audit_log SET entry = ? WHERE seq = 3",
+        (json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(),),
+    )
+
+
+def _tamper_update_with_hashes(conn: sqlite3.Connection) -> None:
+    """A careful forger also rewrites the leaf hash (but cannot re-sign the checkpoint)."""
+    row = conn.execute("SELECT entry FROM observability_audit_log WHERE seq = 3").fetchone()
+    entry = json.loads(row[0])
+    entry["actor"] = "nobody"
+    forged = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    conn.execute(
+        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ? WHERE seq = 3",
+        (forged, leaf_hash(forged)),
+    )
+
+
+def _tamper_delete(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM observability_audit_log WHERE seq = 3")
+
+
+def _tamper_reorder(conn: sqlite3.Connection) -> None:
+    rows = conn.execute(
+        "SELECT seq, entry, leaf_hash, chain FROM observability_audit_log WHERE seq IN (3, 4)"
+    ).fetchall()
+    (_, e3, l3, c3), (_, e4, l4, c4) = rows
+    conn.execute(
+        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ?, chain = ? WHERE seq = 3",
+        (e4, l4, c4),
+    )
+    conn.execute(
+        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ?, chain = ? WHERE seq = 4",
+        (e3, l3, c3),
+    )
+
+
+def _tamper_truncate(conn: sqlite3.Connection) -> None:
+    last = conn.execute("SELECT max(tree_size) FROM observability_audit_checkpoints").fetchone()[0]
+    conn.execute("DELETE FROM observability_audit_log WHERE seq >= ?", (last - 1,))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "first_bad"),
+    [
+        (_tamper_update, 3),
+        (_tamper_update_with_hashes, 3),
+        (_tamper_delete, 3),
+        (_tamper_reorder, 3),
+        (_tamper_truncate, None),
+    ],
+    ids=["update", "update-with-hashes", "delete", "reorder", "truncated-tail"],
+)
+def test_tampering_is_detected_and_named(
+    client: Client,
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tamper: Callable[[sqlite3.Connection], None],
+    first_bad: int | None,
+) -> None:
+    """UPDATE, DELETE, reordering or a truncated tail, straight in SQL: verify fails, names
+    the first bad entry, and `consentgate audit verify` exits 1."""
+    auditor = _auditor(migrated, monkeypatch, capsys)
+    _fill(client, source, 6)
+    size = _checkpoint(client)
+    assert _verify(client, auditor)["ok"] is True
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        tamper(conn)
+    result = _verify(client, auditor)
+    assert result["ok"] is False
+    if first_bad is not None:
+        assert result["first_bad"] == first_bad
+    else:
+        assert result["first_bad"] == size - 1  # where the log now ends short of the checkpoint
+    assert main(["audit", "verify"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["ok"] is False
+    assert printed["problem"]
+
+
+def test_cli_verify_passes_on_an_intact_log(
+    client: Client,
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`consentgate audit verify` exits 0 and prints {"ok": true, ...}."""
+    _auditor(migrated, monkeypatch, capsys)
+    _fill(client, source, 3)
+    _checkpoint(client)
+    assert main(["audit", "verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_server_keys_and_subject_tokens_cannot_read_the_audit(
+    client: Client, source: CreatedSource
+) -> None:
+    """Only auditors and admins read the audit log."""
+    token = client.post(
+        "/v1/tokens", json={"userId": "u"}, headers=bearer(source.server_key)
+    ).json()["token"]
+    for headers in ({}, bearer(source.server_key), bearer(token)):
+        assert client.get("/v1/audit", headers=headers).status_code == 401
+        assert client.get("/v1/audit/verify", headers=headers).status_code == 401
