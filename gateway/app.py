@@ -10,6 +10,7 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
 from gateway.errors import GatewayError
@@ -57,10 +58,12 @@ def _unexpected(_: Request, exc: Exception) -> Response[dict[str, str]]:  # type
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
 
 
-def create_app(settings: Settings, keks: KekSet) -> Litestar:
+def create_app(
+    settings: Settings, keks: KekSet, tracer_provider: TracerProvider | None = None
+) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, keks) as runtime:
+        async with open_runtime(settings, keks, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
             yield
 

@@ -1,24 +1,29 @@
 """The ingestion pipeline: authenticate, validate, consent, anonymize, record, forward.
 
 `Pipeline.run` is the whole sequence for one request; the HTTP handler only reads the body
-and calls it. Per-event stages are plain callables over one `EventContext`, run by one loop.
+and calls it. Per-event stages are plain callables over one `EventContext`; each runs over
+all of a request's events in its own span.
 A stage that refuses an event raises `EventRefused`, handled in exactly one place
-(`Pipeline._process`): the identifiers are pseudonymized and the decision recorded. The
+(`Pipeline._apply`): the identifiers are pseudonymized and the decision recorded. The
 request gets its 200 only after `forward` has the bus's durable acknowledgement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, format_trace_id
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from anonymization import Keyring
 from bus import Bus, BusUnavailable, EventEnvelope, encode_event
 from consent import ConsentState, ConsentStore, Decision, merge_states
 from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
-from gateway.errors import Unavailable
+from gateway.errors import GatewayError, Unavailable
 from gateway.sources import Source
 from observability import DecisionRecord, decisions_message
 
@@ -52,12 +57,19 @@ class EventContext:
     decision: Decision | None = None
     envelope: EventEnvelope | None = None
     record: DecisionRecord | None = None
+    trace_id: str | None = None
 
     @classmethod
     def from_call(
-        cls, source: Source, call: ValidCall, received_at: datetime, sec_gpc: str | None = None
+        cls,
+        source: Source,
+        call: ValidCall,
+        received_at: datetime,
+        sec_gpc: str | None = None,
+        trace_id: str | None = None,
     ) -> EventContext:
         return cls(
+            trace_id=trace_id,
             source=source,
             call=call,
             call_type=call.call_type,
@@ -70,6 +82,7 @@ class EventContext:
 
 
 Stage = Callable[[EventContext], EventContext]
+_PROPAGATOR = TraceContextTextMapPropagator()
 Authenticate = Callable[[str | None, bytes], Awaitable[Source]]
 
 
@@ -97,6 +110,7 @@ class Pipeline:
         "_pseudonymize_ids",
         "_record",
         "_stages",
+        "_tracer",
     )
 
     def __init__(
@@ -107,10 +121,12 @@ class Pipeline:
         keyring: Keyring,
         bus: Bus,
         limits: Limits,
-        stages: Sequence[Stage],
+        stages: Sequence[tuple[str, Stage]],
         pseudonymize_ids: Stage,
         record: Stage,
+        tracer: Tracer,
     ) -> None:
+        self._tracer = tracer
         self._authenticate = authenticate
         self._consent = consent
         self._keyring = keyring
@@ -121,25 +137,67 @@ class Pipeline:
         self._record = record
 
     async def run(self, request: IngestRequest) -> None:
+        carrier = {"traceparent": request.traceparent} if request.traceparent else {}
+        name = f"ingest {request.call_type or 'batch'}"
+        # Exceptions are not recorded on spans: their text may echo request data. The error
+        # code alone says what went wrong.
+        with self._tracer.start_as_current_span(
+            name,
+            context=_PROPAGATOR.extract(carrier),
+            kind=SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self._run(request, span)
+            except GatewayError as exc:
+                span.set_attribute("consentgate.error", exc.code)
+                span.set_status(Status(StatusCode.ERROR, exc.code))
+                raise
+
+    async def _run(self, request: IngestRequest, span: Span) -> None:
         received_at = datetime.now(UTC)
-        body = decode_content(
-            request.body, request.content_encoding, self._limits.max_request_bytes
-        )
-        source = await self._authenticate(request.authorization, body)
-        calls = validate_body(body, request.call_type, self._limits, received_at)
+        with self._span("authenticate"):
+            limit = self._limits.max_request_bytes
+            body = decode_content(request.body, request.content_encoding, limit)
+            source = await self._authenticate(request.authorization, body)
+        span.set_attribute("consentgate.source_id", source.source_id)
+        with self._span("validate"):
+            calls = validate_body(body, request.call_type, self._limits, received_at)
+        span.set_attribute("consentgate.events", len(calls))
+        trace_id = format_trace_id(span.get_span_context().trace_id)
         contexts = [
-            EventContext.from_call(source, call, received_at, request.sec_gpc) for call in calls
+            EventContext.from_call(source, call, received_at, request.sec_gpc, trace_id)
+            for call in calls
         ]
-        await self._load_stored_consent(source, contexts)
-        if source.fields.needs_data_keys:
-            await self._load_data_keys(source, contexts)
-        envelopes = []
-        for context in contexts:
-            envelope = self._process(context)
-            if envelope is not None:
-                envelopes.append(envelope)
+        with self._span("consent.lookup"):
+            await self._load_stored_consent(source, contexts)
+            if source.fields.needs_data_keys:
+                await self._load_data_keys(source, contexts)
+        live = contexts
+        for name, stage in self._stages:
+            with self._span(name) as stage_span:
+                live = self._apply(stage, live)
+                stage_span.set_attribute("consentgate.events", len(live))
+        envelopes = [c.envelope for c in live if c.envelope is not None]
         records = [c.record for c in contexts if c.record is not None]
-        await self._forward(envelopes, records, request.traceparent)
+        with self._span("forward"):
+            await self._forward(envelopes, records)
+
+    def _span(self, name: str) -> AbstractContextManager[Span]:
+        return self._tracer.start_as_current_span(
+            name, record_exception=False, set_status_on_exception=False
+        )
+
+    def _apply(self, stage: Stage, contexts: list[EventContext]) -> list[EventContext]:
+        """Run one stage over every live event; a refusal is recorded here and nowhere else."""
+        kept = []
+        for context in contexts:
+            try:
+                kept.append(stage(context))
+            except EventRefused:
+                self._record(self._pseudonymize_ids(context))
+        return kept
 
     async def _load_stored_consent(self, source: Source, contexts: list[EventContext]) -> None:
         """Pseudonymize each event's subject and attach its stored consent (cached).
@@ -191,19 +249,9 @@ class Pipeline:
             return state
         return merge_states([state, *(states.get(alias, {}) for alias in aliases[subject])])
 
-    def _process(self, context: EventContext) -> EventEnvelope | None:
-        try:
-            for stage in self._stages:
-                context = stage(context)
-        except EventRefused:
-            self._record(self._pseudonymize_ids(context))
-            return None
-        return context.envelope
-
-    async def _forward(
-        self, envelopes: list[EventEnvelope], records: list[DecisionRecord], traceparent: str | None
-    ) -> None:
-        headers = {"traceparent": traceparent} if traceparent else None
+    async def _forward(self, envelopes: list[EventEnvelope], records: list[DecisionRecord]) -> None:
+        headers: dict[str, str] = {}
+        _PROPAGATOR.inject(headers)  # the W3C traceparent, for the core's spans
         messages = [encode_event(e, headers) for e in envelopes]
         if records:
             # The decisions ride in the same durable commit as the events they decided.

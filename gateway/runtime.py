@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import text
 
 from anonymization import KekSet, Keyring, load_or_create_key
@@ -23,10 +26,17 @@ from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
-from observability import DECISIONS_SUBJECT, AuditLog, DecisionCounter, DecisionLog
+from observability import (
+    DECISIONS_SUBJECT,
+    AuditLog,
+    DecisionCounter,
+    DecisionLog,
+    create_tracer_provider,
+)
 from profiles import ProfileConsumer
 
 log = structlog.get_logger("consentgate.runtime")
+VERSION = "0.1.0"
 
 _MAINTENANCE_INTERVAL_SECONDS = 600.0
 
@@ -65,13 +75,22 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, keks: KekSet, receipt_seed: bytes | None = None
+    settings: Settings,
+    keks: KekSet,
+    receipt_seed: bytes | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start everything in order and stop it in reverse; the embedded core runs inside."""
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     consumer = ProfileConsumer(database)
     decision_log = DecisionLog(database)
+    provider = tracer_provider or create_tracer_provider(
+        service_version=VERSION,
+        otlp_endpoint=settings.otlp_endpoint,
+        console=settings.log_level == "debug",
+    )
+    tracer = provider.get_tracer("consentgate")
     decisions = DecisionCounter()
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
@@ -87,9 +106,10 @@ async def open_runtime(
             max_event_bytes=settings.max_event_bytes,
             max_batch_events=settings.max_batch_events,
         ),
-        stages=(stages.consent, stages.anonymize, record),
+        stages=(("consent", stages.consent), ("anonymize", stages.anonymize), ("record", record)),
         pseudonymize_ids=stages.pseudonymize_ids,
         record=record,
+        tracer=tracer,
     )
     signer = ReceiptSigner(receipt_seed or _receipt_seed(settings))
     runtime = Runtime(
@@ -107,7 +127,7 @@ async def open_runtime(
         decision_log=decision_log,
         audit=AuditLog(database, signer.sign_bytes, signer.verify_bytes),
     )
-    await bus.start(_route(consumer, decision_log))
+    await bus.start(_route(consumer, decision_log, tracer))
     background = [
         asyncio.create_task(_maintain(runtime), name="core-maintenance"),
         asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
@@ -124,16 +144,43 @@ async def open_runtime(
         await database.dispose()
 
 
-def _route(consumer: ProfileConsumer, decision_log: DecisionLog) -> MessageHandler:
-    """One bus handler: decisions to the decision log, everything else to the core."""
+def _route(consumer: ProfileConsumer, decision_log: DecisionLog, tracer: Tracer) -> MessageHandler:
+    """One bus handler: decisions to the decision log, everything else to the core.
+
+    Each message the core consumes gets a span in the trace of the request that sent it
+    (the W3C traceparent rides in the message headers).
+    """
+    propagator = TraceContextTextMapPropagator()
 
     async def handle(messages: Sequence[BusMessage]) -> None:
         decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
         if decisions:
             await decision_log.write(decisions)
         rest = [m for m in messages if m.subject != DECISIONS_SUBJECT]
-        if rest:
+        if not rest:
+            return
+        spans = [
+            tracer.start_span(
+                "core.apply",
+                context=propagator.extract(m.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.message.id": m.message_id,
+                    "messaging.destination.name": m.subject,
+                },
+            )
+            for m in rest
+        ]
+        try:
             await consumer(rest)
+        except Exception as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
     return handle
 

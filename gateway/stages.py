@@ -179,7 +179,7 @@ class Record:
             action=decision.action,
             reasons=decision.reasons,
             consent_ref=decision.consent_ref,
-            trace_id=None,
+            trace_id=context.trace_id,
             decided_at=datetime.now(UTC),
         )
         self._sink.add(record)

@@ -12,6 +12,7 @@ from observability._decision_log import (
 from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
 from observability._logging import configure_logging
 from observability._tables import metadata
+from observability._tracing import PiiGuardExporter, create_tracer_provider, scrub_attributes
 
 __all__ = [
     "DECISIONS_SUBJECT",
@@ -21,10 +22,13 @@ __all__ = [
     "DecisionQuery",
     "DecisionRecord",
     "DecisionSink",
+    "PiiGuardExporter",
     "Verification",
     "canonical",
     "checkpoint_message",
     "configure_logging",
+    "create_tracer_provider",
     "decisions_message",
     "metadata",
+    "scrub_attributes",
 ]

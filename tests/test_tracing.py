@@ -1,0 +1,135 @@
+"""Tracing: one trace from the HTTP request to the core, and no PII in any exported span."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from litestar.testing import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from anonymization import KekSet
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from observability import create_tracer_provider
+from tests.conftest import basic, bearer
+from tests.helpers import wait_for
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def exported() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(
+    migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
+) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    provider = create_tracer_provider(service_version="test", exporter=exported)
+    with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
+        yield client
+
+
+def test_one_trace_from_request_to_profile_update(
+    traced: TestClient,
+    source: CreatedSource,
+    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+) -> None:
+    """The request continues the caller's trace; stages and the core's spans join it."""
+    batch = {"batch": [{"type": "track", "userId": "t1", "event": "Traced"}]}
+    headers = {**basic(source.write_key), "traceparent": TRACEPARENT}
+    assert traced.post("/v1/batch", json=batch, headers=headers).status_code == 200
+    wait_for(
+        lambda: True if any(s.name == "core.apply" for s in exported.get_finished_spans()) else None
+    )
+    spans = {s.name: s for s in exported.get_finished_spans()}
+    assert {
+        "ingest batch",
+        "authenticate",
+        "validate",
+        "consent.lookup",
+        "consent",
+        "anonymize",
+        "record",
+        "forward",
+        "core.apply",
+    } <= set(spans)
+    for span in spans.values():
+        assert format(span.context.trace_id, "032x") == TRACE_ID
+    root = spans["ingest batch"]
+    assert spans["consent"].parent.span_id == root.context.span_id
+    assert spans["core.apply"].parent.span_id == spans["forward"].context.span_id
+    assert root.resource.attributes["service.name"] == "consentgate"
+
+
+def test_decisions_carry_the_trace_id(
+    traced: TestClient,  # type: ignore[type-arg]
+    source: CreatedSource,
+    migrated: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A decision names the trace of the request it was made in."""
+    from gateway.cli import main
+
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
+    assert main(["tokens", "create", "--role", "auditor"]) == 0
+    auditor = bearer(json.loads(capsys.readouterr().out)["token"])
+    headers = {**basic(source.write_key), "traceparent": TRACEPARENT}
+    traced.post("/v1/track", json={"userId": "t2", "event": "E"}, headers=headers)
+    items = wait_for(
+        lambda: (
+            traced.get(
+                "/v1/decisions", params={"source_id": source.source_id}, headers=auditor
+            ).json()["items"]
+            or None
+        )
+    )
+    assert items[0]["trace_id"] == TRACE_ID
+
+
+def test_no_pii_or_raw_identifier_in_any_span(
+    traced: TestClient,
+    source: CreatedSource,
+    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+) -> None:
+    """Canaries planted in events and in an error path reach no exported span."""
+    canary_email = "span.canary@example.org"
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": "span-user-canary", "traits": {"email": canary_email}},
+            {"type": "track", "userId": "span-user-canary", "event": f"Mail {canary_email}"},
+        ]
+    }
+    traced.post("/v1/batch", json=batch, headers=basic(source.write_key))
+    traced.post("/v1/track", json={"userId": [canary_email]}, headers=basic(source.write_key))
+    bad_type = {"batch": [{"type": "span-user-canary", "userId": "x"}]}
+    assert (
+        traced.post("/v1/batch", json=bad_type, headers=basic(source.write_key)).status_code == 400
+    )
+    wait_for(
+        lambda: True if any(s.name == "core.apply" for s in exported.get_finished_spans()) else None
+    )
+    dumped = "".join(span.to_json() for span in exported.get_finished_spans())
+    assert canary_email not in dumped
+    assert "span-user-canary" not in dumped
+    errors = [s for s in exported.get_finished_spans() if s.attributes.get("consentgate.error")]
+    assert {s.attributes["consentgate.error"] for s in errors} == {"invalid_event"}
+
+
+def test_the_guard_scrubs_attributes_and_events(exported: InMemorySpanExporter) -> None:
+    """Whatever code puts on a span, detected PII is gone before any exporter sees it."""
+    tracer = create_tracer_provider(service_version="test", exporter=exported).get_tracer("t")
+    with tracer.start_as_current_span("leaky") as span:
+        span.set_attribute("note", "write to leak@example.org or +14155550123")
+        span.set_attribute("ids", ["ok", "card 4111 1111 1111 1111"])
+        span.add_event("oops", {"detail": "ssn 123-45-6789"})
+    (finished,) = exported.get_finished_spans()
+    assert finished.attributes["note"] == "write to [email] or [phone]"
+    assert finished.attributes["ids"] == ("ok", "card [card]")
+    assert finished.events[0].attributes["detail"] == "ssn [ssn]"
