@@ -1,11 +1,20 @@
-"""structlog configuration: JSON lines (or console), ISO timestamps, no bodies, no keys."""
+"""structlog configuration: JSON lines (or console), ISO timestamps, trace ids, a PII guard.
+
+No bodies and no keys are ever logged by our code; as defence in depth, every string value a
+PII detector flags is scrubbed before a line is written.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+from opentelemetry import trace
+
+from anonymization import Scrubber
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -13,6 +22,30 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+_SCRUB = Scrubber({})
+
+
+def add_trace_context(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """trace_id and span_id of the current span, when there is one."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+def guard_pii(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Scrub detected PII out of every string value of the line."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = _SCRUB.text(value)
+        elif isinstance(value, list | tuple | dict):
+            event_dict[key] = _SCRUB.value(value)
+    return event_dict
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -26,7 +59,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_trace_context,
             structlog.processors.format_exc_info,
+            guard_pii,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
