@@ -16,7 +16,7 @@ from anonymization import KekSet
 from gateway.errors import GatewayError
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
-from gateway.routes_health import healthz, readyz
+from gateway.routes_health import healthz, metrics, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
 from gateway.routes_read import get_profile
 from gateway.runtime import open_runtime
@@ -41,20 +41,31 @@ def _error(status: int, code: str, detail: str) -> Response[dict[str, str]]:
     )
 
 
-def _gateway_error(_: Request, exc: GatewayError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _count(request: Request, status: int, code: str) -> None:  # type: ignore[type-arg]
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.metrics.http_errors.add(1, {"status": str(status), "code": code})
+
+
+def _gateway_error(request: Request, exc: GatewayError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+    _count(request, exc.status_code, exc.code)
     return _error(exc.status_code, exc.code, exc.detail)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
     status = exc.status_code
     if isinstance(exc, ValidationException):
+        _count(request, 400, "invalid_request")
         return _error(400, "invalid_request", str(exc.detail))
-    return _error(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail))
+    code = _HTTP_CODES.get(status, "http_error")
+    _count(request, status, code)
+    return _error(status, code, str(exc.detail))
 
 
-def _unexpected(_: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]
     # Never echo the exception: its text may hold request data.
     log.error("unhandled_error", error=type(exc).__name__)
+    _count(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error")
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
 
 
@@ -75,6 +86,7 @@ def create_app(
             get_profile,
             healthz,
             readyz,
+            metrics,
         ],
         lifespan=[lifespan],
         exception_handlers={

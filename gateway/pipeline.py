@@ -10,8 +10,9 @@ request gets its 200 only after `forward` has the bus's durable acknowledgement.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import GatewayError, Unavailable
 from gateway.sources import Source
-from observability import DecisionRecord, decisions_message
+from observability import DecisionRecord, Metrics, decisions_message
 
 
 class EventRefused(Exception):
@@ -107,6 +108,7 @@ class Pipeline:
         "_consent",
         "_keyring",
         "_limits",
+        "_metrics",
         "_pseudonymize_ids",
         "_record",
         "_stages",
@@ -125,8 +127,10 @@ class Pipeline:
         pseudonymize_ids: Stage,
         record: Stage,
         tracer: Tracer,
+        metrics: Metrics | None = None,
     ) -> None:
         self._tracer = tracer
+        self._metrics = metrics
         self._authenticate = authenticate
         self._consent = consent
         self._keyring = keyring
@@ -183,11 +187,20 @@ class Pipeline:
         records = [c.record for c in contexts if c.record is not None]
         with self._span("forward"):
             await self._forward(envelopes, records)
+        if self._metrics is not None:
+            self._metrics.record_decisions(source.source_id, records)
 
-    def _span(self, name: str) -> AbstractContextManager[Span]:
-        return self._tracer.start_as_current_span(
+    @contextmanager
+    def _span(self, name: str) -> Iterator[Span]:
+        """A child span for one stage, timed into the stage-duration histogram too."""
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span(
             name, record_exception=False, set_status_on_exception=False
-        )
+        ) as span:
+            yield span
+        if self._metrics is not None:
+            elapsed = time.perf_counter() - started
+            self._metrics.stage_seconds.record(elapsed, {"stage": name})
 
     def _apply(self, stage: Stage, contexts: list[EventContext]) -> list[EventContext]:
         """Run one stage over every live event; a refusal is recorded here and nowhere else."""

@@ -31,6 +31,7 @@ from observability import (
     AuditLog,
     DecisionCounter,
     DecisionLog,
+    Metrics,
     create_tracer_provider,
 )
 from profiles import ProfileConsumer
@@ -39,6 +40,7 @@ log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
 
 _MAINTENANCE_INTERVAL_SECONDS = 600.0
+_BUS_LAG_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class Runtime:
     consumer: ProfileConsumer
     decision_log: DecisionLog
     audit: AuditLog
+    metrics: Metrics
 
     async def check_ready(self) -> dict[str, str]:
         """The state of each dependency: "ok" or why not."""
@@ -91,6 +94,7 @@ async def open_runtime(
         console=settings.log_level == "debug",
     )
     tracer = provider.get_tracer("consentgate")
+    metrics = Metrics(VERSION)
     decisions = DecisionCounter()
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
@@ -110,6 +114,7 @@ async def open_runtime(
         pseudonymize_ids=stages.pseudonymize_ids,
         record=record,
         tracer=tracer,
+        metrics=metrics,
     )
     signer = ReceiptSigner(receipt_seed or _receipt_seed(settings))
     runtime = Runtime(
@@ -126,11 +131,13 @@ async def open_runtime(
         consumer=consumer,
         decision_log=decision_log,
         audit=AuditLog(database, signer.sign_bytes, signer.verify_bytes),
+        metrics=metrics,
     )
-    await bus.start(_route(consumer, decision_log, tracer))
+    await bus.start(_route(consumer, decision_log, tracer, metrics))
     background = [
         asyncio.create_task(_maintain(runtime), name="core-maintenance"),
         asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
+        asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
     ]
     try:
         yield runtime
@@ -144,7 +151,9 @@ async def open_runtime(
         await database.dispose()
 
 
-def _route(consumer: ProfileConsumer, decision_log: DecisionLog, tracer: Tracer) -> MessageHandler:
+def _route(
+    consumer: ProfileConsumer, decision_log: DecisionLog, tracer: Tracer, metrics: Metrics
+) -> MessageHandler:
     """One bus handler: decisions to the decision log, everything else to the core.
 
     Each message the core consumes gets a span in the trace of the request that sent it
@@ -174,8 +183,8 @@ def _route(consumer: ProfileConsumer, decision_log: DecisionLog, tracer: Tracer)
         try:
             await consumer(rest)
         except Exception as exc:
+            metrics.core_failures.add(len(rest))
             for span in spans:
-                span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
@@ -195,8 +204,23 @@ async def _checkpoint_audit(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.audit_checkpoint_seconds)
         try:
             await runtime.audit.checkpoint()
+            verified = await runtime.audit.verify()
+            runtime.metrics.audit_verified = int(verified.ok)
+            if not verified.ok:
+                log.error("audit_verification_failed", first_bad=verified.first_bad)
         except Exception as exc:  # the next round retries
             log.warning("audit_checkpoint_failed", error=type(exc).__name__)
+
+
+async def _observe_bus(runtime: Runtime) -> None:
+    """Events acknowledged but not yet applied by the core, for the bus-lag gauge."""
+    pending = getattr(runtime.bus, "pending_count", None)
+    while pending is not None:
+        try:
+            runtime.metrics.bus_lag = await pending()
+        except Exception as exc:  # the next round retries
+            log.warning("bus_lag_unavailable", error=type(exc).__name__)
+        await asyncio.sleep(_BUS_LAG_INTERVAL_SECONDS)
 
 
 async def _maintain(runtime: Runtime) -> None:

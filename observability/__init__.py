@@ -11,17 +11,20 @@ from observability._decision_log import (
 )
 from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
 from observability._logging import configure_logging
+from observability._metrics import METRIC_NAMES, Metrics, render_prometheus
 from observability._tables import metadata
 from observability._tracing import PiiGuardExporter, create_tracer_provider, scrub_attributes
 
 __all__ = [
     "DECISIONS_SUBJECT",
+    "METRIC_NAMES",
     "AuditLog",
     "DecisionCounter",
     "DecisionLog",
     "DecisionQuery",
     "DecisionRecord",
     "DecisionSink",
+    "Metrics",
     "PiiGuardExporter",
     "Verification",
     "canonical",
@@ -30,5 +33,6 @@ __all__ = [
     "create_tracer_provider",
     "decisions_message",
     "metadata",
+    "render_prometheus",
     "scrub_attributes",
 ]

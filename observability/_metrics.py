@@ -1,0 +1,141 @@
+"""OpenTelemetry metrics, served in the Prometheus text format at /metrics.
+
+Labels never hold a subject, an identifier or free text: only source ids, actions, reason
+codes (without their purpose), stage names and HTTP statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    InMemoryMetricReader,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+
+from observability._decisions import DecisionRecord
+
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+# The metric names the gateway exports (dashboards and alert rules may use only these).
+METRIC_NAMES = (
+    "consentgate_events_received_total",
+    "consentgate_events_total",
+    "consentgate_stage_duration_seconds",
+    "consentgate_bus_lag_events",
+    "consentgate_http_errors_total",
+    "consentgate_core_apply_failures_total",
+    "consentgate_audit_verified",
+)
+
+
+class Metrics:
+    """The gateway's instruments, and the reader /metrics collects from."""
+
+    def __init__(self, service_version: str) -> None:
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(
+            metric_readers=[self.reader],
+            resource=Resource.create(
+                {"service.name": "consentgate", "service.version": service_version}
+            ),
+        )
+        meter = self.provider.get_meter("consentgate")
+        self.received = meter.create_counter("consentgate_events_received", unit="1")
+        self.decided = meter.create_counter("consentgate_events", unit="1")
+        self.stage_seconds = meter.create_histogram(
+            "consentgate_stage_duration",
+            unit="s",
+            explicit_bucket_boundaries_advisory=list(STAGE_BUCKETS),
+        )
+        self.http_errors = meter.create_counter("consentgate_http_errors", unit="1")
+        self.core_failures = meter.create_counter("consentgate_core_apply_failures", unit="1")
+        self.bus_lag = 0
+        self.audit_verified = 1
+        meter.create_observable_gauge("consentgate_bus_lag_events", callbacks=[self._lag])
+        meter.create_observable_gauge("consentgate_audit_verified", callbacks=[self._audit])
+
+    def _lag(self, _options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.bus_lag)
+
+    def _audit(self, _options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.audit_verified)
+
+    def record_decisions(self, source_id: str, records: Iterable[DecisionRecord]) -> None:
+        count = 0
+        for record in records:
+            count += 1
+            reason = record.reasons[-1].partition(":")[0] if record.reasons else "none"
+            self.decided.add(1, {"source": source_id, "action": record.action, "reason": reason})
+        if count:
+            self.received.add(count, {"source": source_id})
+
+    def prometheus(self) -> str:
+        """Everything collected, in the Prometheus text exposition format."""
+        return render_prometheus(self.reader.get_metrics_data())
+
+
+def _labels(attributes: Any, extra: dict[str, str] | None = None) -> str:
+    items = {**dict(attributes or {}), **(extra or {})}
+    if not items:
+        return ""
+    body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(items.items()))
+    return "{" + body + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _name(raw: str, unit: str, kind: str) -> str:
+    name = raw
+    if unit == "s" and not name.endswith("_seconds"):
+        name += "_seconds"
+    if kind == "counter" and not name.endswith("_total"):
+        name += "_total"
+    return name
+
+
+def render_prometheus(data: MetricsData | None) -> str:
+    lines: list[str] = []
+    for resource_metrics in data.resource_metrics if data else []:
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                lines.extend(_render(metric.name, metric.unit or "", metric.data))
+    return "\n".join(lines) + "\n"
+
+
+def _render(raw_name: str, unit: str, points: Any) -> list[str]:
+    if isinstance(points, Sum | Gauge):
+        kind = "counter" if isinstance(points, Sum) and points.is_monotonic else "gauge"
+        name = _name(raw_name, unit, kind)
+        return [f"# TYPE {name} {kind}"] + [
+            f"{name}{_labels(p.attributes)} {p.value}" for p in points.data_points
+        ]
+    if isinstance(points, Histogram):
+        name = _name(raw_name, unit, "histogram")
+        lines = [f"# TYPE {name} histogram"]
+        for point in points.data_points:
+            lines.extend(_histogram_lines(name, point))
+        return lines
+    return []
+
+
+def _histogram_lines(name: str, point: Any) -> list[str]:
+    lines = []
+    running = 0
+    for bound, count in zip(point.explicit_bounds, point.bucket_counts, strict=False):
+        running += count
+        labels = _labels(point.attributes, {"le": repr(float(bound))})
+        lines.append(f"{name}_bucket{labels} {running}")
+    lines.append(f"{name}_bucket{_labels(point.attributes, {'le': '+Inf'})} {point.count}")
+    lines.append(f"{name}_sum{_labels(point.attributes)} {point.sum}")
+    lines.append(f"{name}_count{_labels(point.attributes)} {point.count}")
+    return lines
