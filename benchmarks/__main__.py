@@ -33,6 +33,9 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     print("anonymize …", flush=True)
     gc.collect()
     figures.update(compute.anonymize_costs())
+    print("tracing and decision log …", flush=True)
+    gc.collect()
+    figures.update(compute.observability_costs())
 
     print("bare litestar …", flush=True)
     with servers.bare() as bare:

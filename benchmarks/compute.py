@@ -199,3 +199,68 @@ def anonymize_costs(seconds: float = 2.0) -> dict[str, float]:
         "anonymize_1kb_us": 1e6 / anonymize_rate,
         "event_1kb_bytes": float(len(body)),
     }
+
+
+def observability_costs(batches: int = 150) -> dict[str, float]:
+    """Pipeline.run events/s on /v1/batch bodies (100 events, durable outbox): tracing and the
+    decision log on, against both off, in the same run."""
+    return asyncio.run(_observability_costs(batches))
+
+
+async def _observability_costs(batches: int) -> dict[str, float]:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import NoOpTracer
+
+    from anonymization import KekSet, Keyring
+    from consent import ConsentStore
+    from gateway.pipeline import IngestRequest, Pipeline
+    from observability import PiiGuardExporter, create_tracer_provider
+
+    body = batch_body(100)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        await asyncio.to_thread(upgrade_to_head, url)
+        database = open_database(url)
+        bus = OutboxBus(database)
+        await bus.start()
+        keyring = Keyring(database, KekSet(bytes(32)))
+        source = _source()
+        record = stages.Record(DecisionCounter())
+        provider = create_tracer_provider(service_version="bench")
+        provider.add_span_processor(BatchSpanProcessor(PiiGuardExporter(InMemorySpanExporter())))
+
+        async def authenticate(_authorization: str | None, _body: bytes) -> Source:
+            return source
+
+        for name, tracer, decisions in (
+            ("observability_off", NoOpTracer(), False),
+            ("observability_on", provider.get_tracer("bench"), True),
+        ):
+            pipeline = Pipeline(
+                authenticate=authenticate,
+                consent=ConsentStore(database),
+                keyring=keyring,
+                bus=bus,
+                limits=LIMITS,
+                stages=(
+                    ("consent", stages.consent),
+                    ("anonymize", stages.anonymize),
+                    ("record", record),
+                ),
+                pseudonymize_ids=stages.pseudonymize_ids,
+                record=record,
+                tracer=tracer,
+                publish_decisions=decisions,
+            )
+            request = IngestRequest(call_type=None, body=body)
+            await pipeline.run(request)  # warm caches
+            started = time.perf_counter()
+            for _ in range(batches):
+                await pipeline.run(request)
+            figures[f"{name}_events_per_s"] = batches * 100 / (time.perf_counter() - started)
+        provider.shutdown()
+        await bus.close()
+        await database.dispose()
+    return figures

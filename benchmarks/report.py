@@ -20,10 +20,22 @@ TARGETS: dict[str, tuple[str, float]] = {
     "gateway_rss_mb": ("<", 200.0),
     "consent_decision_us": ("<", 3.0),
     "anonymize_vs_floor": ("<", 2.0),
+    "observability_cost": ("<", 0.25),
 }
 
 
 def ratios(figures: dict[str, float]) -> dict[str, float]:
+    values = _ratios(figures)
+    on, off = (
+        figures.get("observability_on_events_per_s"),
+        figures.get("observability_off_events_per_s"),
+    )
+    if on and off:
+        values["observability_cost"] = 1 - on / off  # the share of throughput they cost
+    return values
+
+
+def _ratios(figures: dict[str, float]) -> dict[str, float]:
     pairs = {
         "batch_vs_floor": ("batch_events_per_s", "floor_events_per_s"),
         "track_vs_bare": ("track_req_per_s", "bare_track_req_per_s"),

@@ -110,6 +110,7 @@ class Pipeline:
         "_limits",
         "_metrics",
         "_pseudonymize_ids",
+        "_publish_decisions",
         "_record",
         "_stages",
         "_tracer",
@@ -128,9 +129,11 @@ class Pipeline:
         record: Stage,
         tracer: Tracer,
         metrics: Metrics | None = None,
+        publish_decisions: bool = True,
     ) -> None:
         self._tracer = tracer
         self._metrics = metrics
+        self._publish_decisions = publish_decisions  # off only to measure what it costs
         self._authenticate = authenticate
         self._consent = consent
         self._keyring = keyring
@@ -266,7 +269,7 @@ class Pipeline:
         headers: dict[str, str] = {}
         _PROPAGATOR.inject(headers)  # the W3C traceparent, for the core's spans
         messages = [encode_event(e, headers) for e in envelopes]
-        if records:
+        if records and self._publish_decisions:
             # The decisions ride in the same durable commit as the events they decided.
             messages.append(decisions_message("decisions:" + records[0].message_id, records))
         try:
