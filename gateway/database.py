@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -42,8 +43,15 @@ def open_database(database_url: str, *, sqlite_synchronous: str = "full") -> Dat
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(url, synchronous=sqlite_synchronous)
     return PostgresDatabase(
-        create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=_json_text
+        )
     )
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns through msgspec: several times faster than the json module."""
+    return msgspec.json.encode(value).decode()
 
 
 class SQLiteDatabase:
@@ -81,7 +89,11 @@ def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 def _sqlite_engine(url: URL, synchronous: str, *, immediate: bool) -> Engine:
     # One connection per engine, used only by its own thread.
     engine = create_engine(
-        url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False}
+        url,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+        json_serializer=_json_text,
     )
     pragma = synchronous.upper()
 
