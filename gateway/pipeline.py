@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, format_trace_id
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    format_trace_id,
+    get_current_span,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from anonymization import Keyring
@@ -195,12 +203,17 @@ class Pipeline:
 
     @contextmanager
     def _span(self, name: str) -> Iterator[Span]:
-        """A child span for one stage, timed into the stage-duration histogram too."""
+        """A child span for one stage (when the trace is sampled), timed into the
+        stage-duration histogram either way."""
         started = time.perf_counter()
-        with self._tracer.start_as_current_span(
-            name, record_exception=False, set_status_on_exception=False
-        ) as span:
-            yield span
+        current = get_current_span()
+        if current.is_recording():
+            with self._tracer.start_as_current_span(
+                name, record_exception=False, set_status_on_exception=False
+            ) as span:
+                yield span
+        else:
+            yield current
         if self._metrics is not None:
             elapsed = time.perf_counter() - started
             self._metrics.stage_seconds.record(elapsed, {"stage": name})

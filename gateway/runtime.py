@@ -92,6 +92,7 @@ async def open_runtime(
         service_version=VERSION,
         otlp_endpoint=settings.otlp_endpoint,
         console=settings.log_level == "debug",
+        sample_ratio=settings.trace_sample_ratio,
     )
     tracer = provider.get_tracer("consentgate")
     metrics = Metrics(VERSION)
@@ -133,7 +134,7 @@ async def open_runtime(
         audit=AuditLog(database, signer.sign_bytes, signer.verify_bytes),
         metrics=metrics,
     )
-    await bus.start(_route(consumer, decision_log, tracer, metrics))
+    await bus.start(_route(database, consumer, decision_log, tracer, metrics))
     background = [
         asyncio.create_task(_maintain(runtime), name="core-maintenance"),
         asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
@@ -152,9 +153,14 @@ async def open_runtime(
 
 
 def _route(
-    consumer: ProfileConsumer, decision_log: DecisionLog, tracer: Tracer, metrics: Metrics
+    database: Database,
+    consumer: ProfileConsumer,
+    decision_log: DecisionLog,
+    tracer: Tracer,
+    metrics: Metrics,
 ) -> MessageHandler:
-    """One bus handler: decisions to the decision log, everything else to the core.
+    """One bus handler: decisions to the decision log, everything else to the core, both in
+    one transaction (one commit for both, not two).
 
     The messages the core consumes get a span in the trace of the request that sent them
     (the W3C traceparent rides in the message headers).
@@ -163,10 +169,9 @@ def _route(
 
     async def handle(messages: Sequence[BusMessage]) -> None:
         decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
-        if decisions:
-            await decision_log.write(decisions)
         rest = [m for m in messages if m.subject != DECISIONS_SUBJECT]
-        if not rest:
+        units = [u for u in (decision_log.prepare(decisions), consumer.prepare(rest)) if u]
+        if not units:
             return
         # One span per request's messages (they share its traceparent), not per message:
         # a span costs tens of microseconds, the core applies an event in a few.
@@ -183,7 +188,7 @@ def _route(
             for group in by_trace.values()
         ]
         try:
-            await consumer(rest)
+            await database.transaction(lambda conn: [unit(conn) for unit in units])
         except Exception as exc:
             metrics.core_failures.add(len(rest))
             for span in spans:

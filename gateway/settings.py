@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     key_file: str = "var/keys/master.key"
     receipt_key_file: str = "var/keys/receipts.key"
     otlp_endpoint: str | None = None
+    trace_sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     default_jurisdiction: Jurisdiction = "gdpr"

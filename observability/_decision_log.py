@@ -8,7 +8,7 @@ Redelivery inserts nothing twice. Rows older than the retention are purged.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -51,16 +51,27 @@ class DecisionLog:
         self._postgres = database.dialect_name == "postgresql"
 
     async def write(self, messages: Sequence[BusMessage]) -> None:
+        work = self.prepare(messages)
+        if work is not None:
+            await self._db.transaction(work)
+
+    def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
+        """Decode here; the returned unit inserts inside the caller's transaction."""
         rows = [
             _to_row(record)
             for message in messages
             if message.subject == DECISIONS_SUBJECT
             for record in _decoder.decode(message.payload)
         ]
-        if rows:
-            insert = postgresql_insert if self._postgres else sqlite_insert
-            statement = insert(_decisions).on_conflict_do_nothing()
-            await self._db.transaction(lambda conn: conn.execute(statement, rows))
+        if not rows:
+            return None
+        insert = postgresql_insert if self._postgres else sqlite_insert
+        statement = insert(_decisions).on_conflict_do_nothing()
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement, rows)
+
+        return work
 
     async def query(self, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:
         """Matching decisions, newest first, and the cursor of the next page (or None)."""

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from anonymization import Scrubber
 
@@ -88,12 +89,18 @@ def create_tracer_provider(
     otlp_endpoint: str | None = None,
     console: bool = False,
     exporter: SpanExporter | None = None,
+    sample_ratio: float = 1.0,
 ) -> TracerProvider:
-    """The process's tracer provider; never installed globally (passed where needed)."""
+    """The process's tracer provider; never installed globally (passed where needed).
+
+    `sample_ratio` below 1 records that share of traces (children follow their parent).
+    Unsampled requests still get trace ids, so decisions still name their trace.
+    """
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": "consentgate", "service.version": service_version}
-        )
+        ),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(PiiGuardExporter(exporter)))

@@ -6,7 +6,7 @@ redelivered message (after a crash before the bus learnt of it) changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -35,15 +35,23 @@ class ProfileConsumer:
         self._postgres = database.dialect_name == "postgresql"
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:
+        work = self.prepare(messages)
+        if work is not None:
+            await self._db.transaction(work)
+
+    def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
+        """Decode `messages` here; the returned unit applies them inside a transaction (the
+        caller's, so that other writers can share its commit)."""
         envelopes: list[EventEnvelope] = []
         for message in messages:
             payload = decode_payload(message)
             if isinstance(payload, EventEnvelope):
                 envelopes.append(payload)
             else:
-                log.info("control_message_ignored", kind=type(payload).__name__)
-        if envelopes:
-            await self._db.transaction(lambda conn: self._apply_new(conn, envelopes))
+                log.debug("control_message_ignored", kind=type(payload).__name__)
+        if not envelopes:
+            return None
+        return lambda conn: self._apply_new(conn, envelopes)
 
     async def purge_processed(self, retention: timedelta) -> int:
         """Forget message ids older than `retention` (never less than 24 hours)."""
