@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -197,30 +197,18 @@ class Keyring:
 
 def rewrap_all(conn: Connection, old: KekSet, new: KekSet) -> int:
     """Re-wrap every wrapped key from `old`'s KEKs to `new`'s current KEK; returns the count."""
+    tables: tuple[tuple[Table, tuple[str, str], Callable[[Any], str]], ...] = (
+        (_source_keys, ("source_id", "version"), lambda r: _source_label(r.source_id, r.version)),
+        (_subject_keys, ("source_id", "subject"), lambda r: _subject_label(r.source_id, r.subject)),
+    )
     count = 0
-    for row in conn.execute(select(_source_keys)).all():
-        if row.kek_id == new.current_id:
-            continue
-        label = _source_label(row.source_id, row.version)
-        kek, wrapped = new.wrap(old.unwrap(row.kek_id, row.wrapped, label), label)
-        conn.execute(
-            update(_source_keys)
-            .where(_source_keys.c.source_id == row.source_id, _source_keys.c.version == row.version)
-            .values(kek_id=kek, wrapped=wrapped)
-        )
-        count += 1
-    for row in conn.execute(select(_subject_keys)).all():
-        if row.kek_id == new.current_id:
-            continue
-        label = _subject_label(row.source_id, row.subject)
-        kek, wrapped = new.wrap(old.unwrap(row.kek_id, row.wrapped, label), label)
-        conn.execute(
-            update(_subject_keys)
-            .where(
-                _subject_keys.c.source_id == row.source_id,
-                _subject_keys.c.subject == row.subject,
-            )
-            .values(kek_id=kek, wrapped=wrapped)
-        )
-        count += 1
+    for table, key_columns, label_of in tables:
+        for row in conn.execute(select(table)).all():
+            if row.kek_id == new.current_id:
+                continue
+            label = label_of(row)
+            kek, wrapped = new.wrap(old.unwrap(row.kek_id, row.wrapped, label), label)
+            match = [table.c[column] == getattr(row, column) for column in key_columns]
+            conn.execute(update(table).where(*match).values(kek_id=kek, wrapped=wrapped))
+            count += 1
     return count
