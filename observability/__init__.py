@@ -1,5 +1,6 @@
-"""Logging, decision records and the decision log (tracing, metrics and the audit log come with
-their issue). Imports neither gateway nor profiles.
+"""Logging, tracing, metrics, decision records, the decision log and the audit log.
+
+Imports neither gateway nor profiles.
 """
 
 from observability._audit import AuditLog, Verification, canonical, checkpoint_message

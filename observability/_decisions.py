@@ -1,7 +1,7 @@
 """Decision records: what was decided for each event, and why.
 
-The record holds pseudonyms only. This first cut counts decisions by action and reason; the
-durable decision log (`GET /v1/decisions`) is its own issue.
+The record holds pseudonyms only. The gateway counts records by action and reason here and
+publishes them beside their events; `_decision_log` stores them (`GET /v1/decisions`).
 """
 
 from __future__ import annotations
