@@ -19,8 +19,10 @@ from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
 from gateway.routes_read import get_profile
-from gateway.runtime import open_runtime
+from gateway.runtime import VERSION, open_runtime
 from gateway.settings import Settings
+from gateway.tracing import traced
+from observability import create_tracer_provider
 
 log = structlog.get_logger("consentgate.http")
 
@@ -72,9 +74,17 @@ def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  
 def create_app(
     settings: Settings, keks: KekSet, tracer_provider: TracerProvider | None = None
 ) -> Litestar:
+    provider = tracer_provider or create_tracer_provider(
+        service_version=VERSION,
+        otlp_endpoint=settings.otlp_endpoint,
+        console=settings.log_level == "debug",
+        sample_ratio=settings.trace_sample_ratio,
+    )
+    tracer = provider.get_tracer("consentgate")
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, keks, tracer_provider=tracer_provider) as runtime:
+        async with open_runtime(settings, keks, tracer_provider=provider) as runtime:
             app.state.runtime = runtime
             yield
 
@@ -89,6 +99,7 @@ def create_app(
             metrics,
         ],
         lifespan=[lifespan],
+        middleware=[lambda app: traced(app, tracer)],
         exception_handlers={
             GatewayError: _gateway_error,
             HTTPException: _http_error,

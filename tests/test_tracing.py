@@ -133,3 +133,23 @@ def test_the_guard_scrubs_attributes_and_events(exported: InMemorySpanExporter) 
     assert finished.attributes["note"] == "write to [email] or [phone]"
     assert finished.attributes["ids"] == ("ok", "card [card]")
     assert finished.events[0].attributes["detail"] == "ssn [ssn]"
+
+
+def test_other_routes_get_a_server_span_named_by_template(
+    traced: TestClient,
+    source: CreatedSource,
+    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+) -> None:
+    """Consent and profile reads are traced too, named by route template, never by user id."""
+    headers = {**bearer(source.server_key), "traceparent": TRACEPARENT}
+    traced.get("/v1/consent/raw-user-in-path", headers=headers)
+    traced.get("/v1/profiles/raw-user-in-path", headers=headers)
+    spans = [s for s in exported.get_finished_spans() if s.name.startswith("HTTP GET")]
+    names = {s.name for s in spans}
+    assert names == {"HTTP GET /v1/consent/{user_id:str}", "HTTP GET /v1/profiles/{user_id:str}"}
+    assert all(format(s.context.trace_id, "032x") == TRACE_ID for s in spans)
+    statuses = {
+        s.attributes["http.route"]: s.attributes["http.response.status_code"] for s in spans
+    }
+    assert statuses["/v1/profiles/{user_id:str}"] == 404
+    assert "raw-user-in-path" not in "".join(s.to_json() for s in exported.get_finished_spans())
