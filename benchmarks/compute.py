@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import msgspec
 
 from anonymization import Pseudonymizer
 from benchmarks.payloads import batch_body, track_body, track_body_1kb
-from bus import OutboxBus, encode_event
+from bus import Database, OutboxBus, encode_event
 from consent import ConsentStore, decide, parse_signals
 from gateway import stages
 from gateway._validate import Limits, validate_body
@@ -43,6 +44,19 @@ def _rate(work: Callable[[], int], seconds: float) -> float:
     while (elapsed := time.perf_counter() - started) < seconds:
         done += work()
     return done / elapsed
+
+
+@contextlib.asynccontextmanager
+async def _scratch_database() -> AsyncIterator[Database]:
+    """A migrated SQLite database in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        await asyncio.to_thread(upgrade_to_head, url)
+        database = open_database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
 
 
 def floor_events_per_s(seconds: float = 2.0) -> float:
@@ -98,10 +112,7 @@ async def _stage_costs(events: int) -> dict[str, float]:
     per_event = (("consent", stages.consent), ("anonymize", stages.anonymize), ("record", record))
     body = batch_body(100)
     cost = dict.fromkeys(("validate", "consent", "anonymize", "record", "forward"), 0.0)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        await asyncio.to_thread(upgrade_to_head, url)
-        engine = open_database(url)
+    async with _scratch_database() as engine:
         bus = OutboxBus(engine)
         await bus.start()
         for _ in range(events // 100):
@@ -125,7 +136,6 @@ async def _stage_costs(events: int) -> dict[str, float]:
             await bus.publish([encode_event(e) for e in envelopes])
             cost["forward"] += time.perf_counter() - started
         await bus.close()
-        await engine.dispose()
     return {name: seconds / events * 1e6 for name, seconds in cost.items()}
 
 
@@ -135,10 +145,7 @@ def consent_decision_costs(events: int = 50_000) -> dict[str, float]:
 
 
 async def _decision_costs(events: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        await asyncio.to_thread(upgrade_to_head, url)
-        database = open_database(url)
+    async with _scratch_database() as database:
         store = ConsentStore(database)
         source = _source()
         calls = validate_body(batch_body(100), None, LIMITS, datetime.now(UTC))
@@ -156,7 +163,6 @@ async def _decision_costs(events: int) -> dict[str, float]:
                     event_time=call.timestamp,
                 )
         decision = (time.perf_counter() - started) / events * 1e6
-        await database.dispose()
     table: dict[tuple[str, str], dict[str, object]] = {(source.source_id, s): {} for s in subjects}
     keys = list(table)
     started = time.perf_counter()
@@ -219,10 +225,7 @@ async def _observability_costs(batches: int) -> dict[str, float]:
 
     body = batch_body(100)
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        await asyncio.to_thread(upgrade_to_head, url)
-        database = open_database(url)
+    async with _scratch_database() as database:
         bus = OutboxBus(database)
         await bus.start()
         keyring = Keyring(database, KekSet(bytes(32)))
@@ -262,5 +265,4 @@ async def _observability_costs(batches: int) -> dict[str, float]:
             figures[f"{name}_events_per_s"] = batches * 100 / (time.perf_counter() - started)
         provider.shutdown()
         await bus.close()
-        await database.dispose()
     return figures

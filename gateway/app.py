@@ -19,10 +19,9 @@ from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
 from gateway.routes_read import get_profile
-from gateway.runtime import VERSION, open_runtime
+from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
-from observability import create_tracer_provider
 
 log = structlog.get_logger("consentgate.http")
 
@@ -74,12 +73,7 @@ def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  
 def create_app(
     settings: Settings, keks: KekSet, tracer_provider: TracerProvider | None = None
 ) -> Litestar:
-    provider = tracer_provider or create_tracer_provider(
-        service_version=VERSION,
-        otlp_endpoint=settings.otlp_endpoint,
-        console=settings.log_level == "debug",
-        sample_ratio=settings.trace_sample_ratio,
-    )
+    provider = tracer_provider or tracer_provider_for(settings)
     tracer = provider.get_tracer("consentgate")
 
     @asynccontextmanager

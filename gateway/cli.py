@@ -8,18 +8,20 @@ import json
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from anonymization import KekSet, KeyFileError
+from bus import Database
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.sources import CreatedSource, count_sources, create_source
+from gateway.sources import count_sources, create_source
 from observability import configure_logging
 
 EXIT_CONFIG_ERROR = 2
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +137,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     upgrade_to_head(settings.database_url)
     if args.pseudonym_epoch:
         versions = asyncio.run(start_pseudonym_epoch(settings, load_keks(settings), args.source))
-        asyncio.run(_with_audit(settings, "keys.pseudonym_epoch", {"versions": versions}))
+        _audit(settings, "keys.pseudonym_epoch", {"versions": versions})
         print(json.dumps({"pseudonym_epochs": versions}))
         return 0
     if os.environ.get("CONSENTGATE_KEK"):
@@ -149,7 +151,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             "gateway keeps wrapping new keys with the old KEK), or pass --force and restart it"
         )
     rotated = asyncio.run(rotate_kek(settings))
-    asyncio.run(_with_audit(settings, "keys.kek_rotated", rotated))
+    _audit(settings, "keys.kek_rotated", rotated)
     print(json.dumps(rotated))
     return 0
 
@@ -164,14 +166,26 @@ def _gateway_answers(settings: Settings) -> bool:
         return False
 
 
-async def _with_audit(settings: Settings, kind: str, details: dict[str, Any]) -> None:
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on a database opened for this command, and close it."""
+
+    async def run() -> T:
+        database = open_database(settings.database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+def _audit(settings: Settings, kind: str, details: dict[str, Any]) -> None:
+    """An audit entry for a CLI action."""
     from gateway.audit import open_audit
 
-    database = open_database(settings.database_url)
-    try:
-        await open_audit(database, settings).append(kind, "cli", details)
-    finally:
-        await database.dispose()
+    _with_database(
+        settings, lambda database: open_audit(database, settings).append(kind, "cli", details)
+    )
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -182,14 +196,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade_to_head(settings.database_url)
 
-    async def verify() -> Any:
-        database = open_database(settings.database_url)
-        try:
-            return await open_audit(database, settings).verify()
-        finally:
-            await database.dispose()
-
-    result = asyncio.run(verify())
+    result = _with_database(settings, lambda database: open_audit(database, settings).verify())
     print(json.dumps(msgspec.to_builtins(result)))
     return 0 if result.ok else 1
 
@@ -200,15 +207,8 @@ def _tokens_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade_to_head(settings.database_url)
 
-    async def create() -> str:
-        database = open_database(settings.database_url)
-        try:
-            return await create_admin_token(database, args.role)
-        finally:
-            await database.dispose()
-
-    token = asyncio.run(create())
-    asyncio.run(_with_audit(settings, "admin_token.created", {"role": args.role}))
+    token = _with_database(settings, lambda database: create_admin_token(database, args.role))
+    _audit(settings, "admin_token.created", {"role": args.role})
     print(json.dumps({"token": token, "role": args.role}))
     return 0
 
@@ -234,22 +234,16 @@ def _sources_create(args: argparse.Namespace) -> int:
     config = _read_config_file(args.consent_config, "--consent-config")
     policy = _read_config_file(args.field_policy, "--field-policy")
 
-    async def create() -> CreatedSource:
-        database = open_database(settings.database_url)
-        try:
-            return await create_source(
-                database, args.name, jurisdiction, config, policy, args.share_keys_with
-            )
-        finally:
-            await database.dispose()
-
-    created = asyncio.run(create())
-    asyncio.run(
-        _with_audit(
-            settings,
-            "source.created",
-            {"source_id": created.source_id, "name": created.name, "jurisdiction": jurisdiction},
-        )
+    created = _with_database(
+        settings,
+        lambda database: create_source(
+            database, args.name, jurisdiction, config, policy, args.share_keys_with
+        ),
+    )
+    _audit(
+        settings,
+        "source.created",
+        {"source_id": created.source_id, "name": created.name, "jurisdiction": jurisdiction},
     )
     print(json.dumps(created.as_json()))
     return 0

@@ -88,13 +88,7 @@ async def open_runtime(
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     consumer = ProfileConsumer(database)
     decision_log = DecisionLog(database)
-    provider = tracer_provider or create_tracer_provider(
-        service_version=VERSION,
-        otlp_endpoint=settings.otlp_endpoint,
-        console=settings.log_level == "debug",
-        sample_ratio=settings.trace_sample_ratio,
-    )
-    tracer = provider.get_tracer("consentgate")
+    tracer = (tracer_provider or tracer_provider_for(settings)).get_tracer("consentgate")
     metrics = Metrics(VERSION)
     decisions = DecisionCounter()
     keyring = Keyring(database, keks)
@@ -150,6 +144,16 @@ async def open_runtime(
                 await task
         await bus.close()
         await database.dispose()
+
+
+def tracer_provider_for(settings: Settings) -> TracerProvider:
+    """The tracer provider the settings ask for (OTLP, console in debug, sampling)."""
+    return create_tracer_provider(
+        service_version=VERSION,
+        otlp_endpoint=settings.otlp_endpoint,
+        console=settings.log_level == "debug",
+        sample_ratio=settings.trace_sample_ratio,
+    )
 
 
 def _route(

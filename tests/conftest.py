@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,3 +114,23 @@ def postgres_database() -> Iterator[str]:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def auditor(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> dict[str, str]:
+    """Bearer headers of an auditor token from `consentgate tokens create`; the CLI now points
+    at this test's database and receipt key (for `audit verify` too)."""
+    from gateway.cli import main
+    from tests.helpers import dump_sqlite
+
+    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
+    monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", migrated.receipt_key_file)
+    assert main(["tokens", "create", "--role", "auditor"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["role"] == "auditor"
+    token: str = printed["token"]
+    assert token.startswith("at_")
+    assert token not in dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    return bearer(token)

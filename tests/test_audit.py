@@ -20,15 +20,6 @@ Client = TestClient  # type: ignore[type-arg]
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "1"}
 
 
-def _auditor(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> dict[str, str]:
-    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", settings.receipt_key_file)
-    assert main(["tokens", "create", "--role", "auditor"]) == 0
-    return bearer(json.loads(capsys.readouterr().out)["token"])
-
-
 def _fill(client: Client, source: CreatedSource, count: int = 6) -> None:
     for n in range(count):
         client.put(f"/v1/consent/user-{n}", json=CHANGE, headers=bearer(source.server_key))
@@ -51,9 +42,9 @@ def test_actions_are_audited_without_personal_data_in_clear(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """Consent changes, tokens and auditor queries are entries; subjects only as ciphertext."""
-    auditor = _auditor(migrated, monkeypatch, capsys)
     _fill(client, source, 2)
     minted = client.post("/v1/tokens", json={"userId": "user-0"}, headers=bearer(source.server_key))
     client.delete(f"/v1/tokens/{minted.json()['token_id']}", headers=bearer(source.server_key))
@@ -78,9 +69,9 @@ def test_jsonl_export_carries_inclusion_proofs_and_consistency(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """Every exported entry's proof verifies against the signed checkpoint's root."""
-    auditor = _auditor(migrated, monkeypatch, capsys)
     _fill(client, source, 3)
     first = _checkpoint(client)
     _fill(client, source, 4)
@@ -178,10 +169,10 @@ def test_tampering_is_detected_and_named(
     capsys: pytest.CaptureFixture[str],
     tamper: Callable[[sqlite3.Connection], None],
     first_bad: int | None,
+    auditor: dict[str, str],
 ) -> None:
     """UPDATE, DELETE, reordering or a truncated tail, straight in SQL: verify fails, names
     the first bad entry, and `consentgate audit verify` exits 1."""
-    auditor = _auditor(migrated, monkeypatch, capsys)
     _fill(client, source, 6)
     size = _checkpoint(client)
     assert _verify(client, auditor)["ok"] is True
@@ -205,9 +196,9 @@ def test_cli_verify_passes_on_an_intact_log(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """`consentgate audit verify` exits 0 and prints {"ok": true, ...}."""
-    _auditor(migrated, monkeypatch, capsys)
     _fill(client, source, 3)
     _checkpoint(client)
     assert main(["audit", "verify"]) == 0

@@ -8,33 +8,16 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import dump_sqlite, wait_for
+from tests.helpers import wait_for
 
 Client = TestClient  # type: ignore[type-arg]
 
 
-def _admin_token(
-    settings: Settings,
-    role: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> str:
-    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
-    assert main(["tokens", "create", "--role", role]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["role"] == role
-    token: str = printed["token"]
-    assert token.startswith("at_")
-    assert token not in dump_sqlite(settings.database_url.removeprefix("sqlite:///"))
-    return token
-
-
-def _decisions(client: Client, token: str, **params: Any) -> dict[str, Any]:
-    response = client.get("/v1/decisions", params=params, headers=bearer(token))
+def _decisions(client: Client, auditor: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = client.get("/v1/decisions", params=params, headers=auditor)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -61,9 +44,9 @@ def test_auditor_reads_decisions_by_user_action_reason_and_pages(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """Filters by userId (pseudonymized here), action and reason; pages with a cursor."""
-    auditor = _admin_token(migrated, "auditor", monkeypatch, capsys)
     mine = {"source_id": events.source_id, "userId": "dee"}
     found = wait_for(
         lambda: (
@@ -128,10 +111,10 @@ def test_bad_decision_queries_are_400(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     params: dict[str, Any],
+    auditor: dict[str, str],
 ) -> None:
     """Unknown actions, userId without source_id, bad cursors, limits and times get 400."""
-    auditor = _admin_token(migrated, "auditor", monkeypatch, capsys)
-    response = client.get("/v1/decisions", params=params, headers=bearer(auditor))
+    response = client.get("/v1/decisions", params=params, headers=auditor)
     assert response.status_code == 400
     assert set(response.json()) == {"error", "detail"}
 
@@ -157,9 +140,9 @@ def test_auditors_change_nothing(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """An auditor token is refused by every route that changes something."""
-    auditor = bearer(_admin_token(migrated, "auditor", monkeypatch, capsys))
     change = {"purposes": {"analytics": True}, "policy_version": "1"}
     assert client.put("/v1/consent/u", json=change, headers=auditor).status_code == 401
     assert client.put("/v1/me/consent", json=change, headers=auditor).status_code == 401

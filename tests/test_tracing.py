@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -73,13 +72,9 @@ def test_decisions_carry_the_trace_id(
     migrated: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
 ) -> None:
     """A decision names the trace of the request it was made in."""
-    from gateway.cli import main
-
-    monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
-    assert main(["tokens", "create", "--role", "auditor"]) == 0
-    auditor = bearer(json.loads(capsys.readouterr().out)["token"])
     headers = {**basic(source.write_key), "traceparent": TRACEPARENT}
     traced.post("/v1/track", json={"userId": "t2", "event": "E"}, headers=headers)
     items = wait_for(
