@@ -37,12 +37,7 @@ def _verify(client: Client, auditor: dict[str, str]) -> dict[str, Any]:
 
 
 def test_actions_are_audited_without_personal_data_in_clear(
-    client: Client,
-    source: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    auditor: dict[str, str],
+    client: Client, source: CreatedSource, auditor: dict[str, str]
 ) -> None:
     """Consent changes, tokens and auditor queries are entries; subjects only as ciphertext."""
     _fill(client, source, 2)
@@ -64,12 +59,7 @@ def test_actions_are_audited_without_personal_data_in_clear(
 
 
 def test_jsonl_export_carries_inclusion_proofs_and_consistency(
-    client: Client,
-    source: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    auditor: dict[str, str],
+    client: Client, source: CreatedSource, migrated: Settings, auditor: dict[str, str]
 ) -> None:
     """Every exported entry's proof verifies against the signed checkpoint's root."""
     _fill(client, source, 3)
@@ -165,7 +155,6 @@ def test_tampering_is_detected_and_named(
     client: Client,
     source: CreatedSource,
     migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tamper: Callable[[sqlite3.Connection], None],
     first_bad: int | None,
@@ -193,8 +182,6 @@ def test_tampering_is_detected_and_named(
 def test_cli_verify_passes_on_an_intact_log(
     client: Client,
     source: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     auditor: dict[str, str],
 ) -> None:

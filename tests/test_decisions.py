@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
 from tests.helpers import wait_for
@@ -39,12 +38,7 @@ def events(client: Client, make_source: MakeSource) -> CreatedSource:
 
 
 def test_auditor_reads_decisions_by_user_action_reason_and_pages(
-    client: Client,
-    events: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    auditor: dict[str, str],
+    client: Client, events: CreatedSource, auditor: dict[str, str]
 ) -> None:
     """Filters by userId (pseudonymized here), action and reason; pages with a cursor."""
     mine = {"source_id": events.source_id, "userId": "dee"}
@@ -106,12 +100,7 @@ def test_auditor_reads_decisions_by_user_action_reason_and_pages(
     ],
 )
 def test_bad_decision_queries_are_400(
-    client: Client,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    params: dict[str, Any],
-    auditor: dict[str, str],
+    client: Client, params: dict[str, Any], auditor: dict[str, str]
 ) -> None:
     """Unknown actions, userId without source_id, bad cursors, limits and times get 400."""
     response = client.get("/v1/decisions", params=params, headers=auditor)
@@ -135,12 +124,7 @@ def test_only_auditors_and_admins_read_decisions(client: Client, source: Created
 
 
 def test_auditors_change_nothing(
-    client: Client,
-    source: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    auditor: dict[str, str],
+    client: Client, source: CreatedSource, auditor: dict[str, str]
 ) -> None:
     """An auditor token is refused by every route that changes something."""
     change = {"purposes": {"analytics": True}, "policy_version": "1"}

@@ -16,6 +16,7 @@ from observability import create_tracer_provider
 from tests.conftest import basic, bearer
 from tests.helpers import wait_for
 
+Client = TestClient  # type: ignore[type-arg]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
@@ -35,9 +36,7 @@ def traced(
 
 
 def test_one_trace_from_request_to_profile_update(
-    traced: TestClient,
-    source: CreatedSource,
-    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
 ) -> None:
     """The request continues the caller's trace; stages and the core's spans join it."""
     batch = {"batch": [{"type": "track", "userId": "t1", "event": "Traced"}]}
@@ -67,11 +66,8 @@ def test_one_trace_from_request_to_profile_update(
 
 
 def test_decisions_carry_the_trace_id(
-    traced: TestClient,  # type: ignore[type-arg]
+    traced: Client,
     source: CreatedSource,
-    migrated: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     auditor: dict[str, str],
 ) -> None:
     """A decision names the trace of the request it was made in."""
@@ -89,9 +85,7 @@ def test_decisions_carry_the_trace_id(
 
 
 def test_no_pii_or_raw_identifier_in_any_span(
-    traced: TestClient,
-    source: CreatedSource,
-    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
 ) -> None:
     """Canaries planted in events and in an error path reach no exported span."""
     canary_email = "span.canary@example.org"
@@ -131,9 +125,7 @@ def test_the_guard_scrubs_attributes_and_events(exported: InMemorySpanExporter) 
 
 
 def test_other_routes_get_a_server_span_named_by_template(
-    traced: TestClient,
-    source: CreatedSource,
-    exported: InMemorySpanExporter,  # type: ignore[type-arg]
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
 ) -> None:
     """Consent and profile reads are traced too, named by route template, never by user id."""
     headers = {**bearer(source.server_key), "traceparent": TRACEPARENT}
