@@ -121,14 +121,22 @@ def truncate_value(value: Any) -> Any:
 class FieldProtector:
     """A source's field policy, ready to apply to one event's traits and properties."""
 
-    __slots__ = ("_actions", "_index_key", "_source_id", "needs_data_keys", "pii_actions")
+    __slots__ = ("_by_section", "_index_key", "_source_id", "needs_data_keys", "pii_actions")
 
     def __init__(self, policy: FieldPolicy, source_id: str, index_key: bytes) -> None:
-        self._actions = policy.actions()
+        actions = policy.actions()
+        self._by_section: dict[str, dict[str, FieldAction]] = {
+            section: {
+                path.partition(".")[2]: action
+                for path, action in actions.items()
+                if path.partition(".")[0] == section
+            }
+            for section in SECTIONS
+        }
         self._index_key = index_key
         self._source_id = source_id
         self.pii_actions = policy.pii_actions()
-        self.needs_data_keys = "encrypt" in self._actions.values()
+        self.needs_data_keys = "encrypt" in actions.values()
 
     def __repr__(self) -> str:
         return f"FieldProtector(source={self._source_id!r}, <keys hidden>)"
@@ -141,10 +149,14 @@ class FieldProtector:
         subject: str | None,
         data_key: bytes | None,
     ) -> dict[str, Any]:
+        actions = self._by_section[section]
+        if not actions or actions.keys().isdisjoint(values):
+            scrubbed: dict[str, Any] = scrub(dict(values))
+            return scrubbed
         kept: dict[str, Any] = {}
         for name, value in values.items():
+            action = actions.get(name)
             path = f"{section}.{name}"
-            action = self._actions.get(path)
             if action is None:
                 kept[name] = scrub(value)
             elif action == "keep":

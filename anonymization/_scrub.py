@@ -6,11 +6,12 @@ Pure: values in, scrubbed values out. Each detected kind is redacted (`[email]`)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from anonymization._agent import generalize_user_agent
-from anonymization._detect import PII_KINDS, PiiKind, find_pii
+from anonymization._detect import CLEAN_TEXTS, PII_KINDS, PiiKind, find_pii
 from anonymization._network import truncate_ip
 from anonymization._policy import PiiAction
 
@@ -34,10 +35,14 @@ _CONTEXT_ALLOWED: Mapping[str, frozenset[str] | None] = {
 }
 
 
+def _longest_first(item: tuple[str, str]) -> int:
+    return -len(item[0])
+
+
 class Scrubber:
     """Scrubs values of one event, knowing its raw identifiers and their pseudonyms."""
 
-    __slots__ = ("_actions", "_identifiers", "_pseudonymize")
+    __slots__ = ("_actions", "_exact", "_pseudonymize", "_shortest", "_within")
 
     def __init__(
         self,
@@ -47,28 +52,49 @@ class Scrubber:
     ) -> None:
         self._actions = actions
         self._pseudonymize = pseudonymize
-        # Longest first, so that "alice@x.io" is replaced before "alice".
-        self._identifiers = sorted(
-            ((raw, alias) for raw, alias in identifiers.items() if raw),
-            key=lambda item: -len(item[0]),
-        )
+        self._exact = {raw: alias for raw, alias in identifiers.items() if raw}
+        within = [item for item in self._exact.items() if len(item[0]) >= _MIN_SUBSTRING_IDENTIFIER]
+        if len(within) > 1:
+            within.sort(key=_longest_first)  # so that "alice@x.io" is replaced before "alice"
+        self._within = within
+        # Most values are shorter than any identifier: they skip the substring searches.
+        self._shortest = min(len(raw) for raw, _ in within) if within else sys.maxsize
 
     def value(self, value: Any) -> Any:
+        kind = type(value)  # exact types first: decoded JSON holds nothing else
+        if kind is str:
+            return self.text(value)
+        if kind is dict:
+            return {key: self._item(item) for key, item in value.items()}
+        if kind is list:
+            return [self._item(item) for item in value]
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             return {key: self.value(item) for key, item in value.items()}
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             return [self.value(item) for item in value]
         return value
 
+    def _item(self, item: Any) -> Any:
+        # The hot path: most values are short strings already known to be clean.
+        if type(item) is str and item in CLEAN_TEXTS:
+            if len(item) < self._shortest and item not in self._exact:
+                return item
+            return self.text(item)
+        return self.value(item)
+
     def text(self, text: str) -> str:
-        for raw, alias in self._identifiers:
-            if text == raw:
-                return alias
-            if len(raw) >= _MIN_SUBSTRING_IDENTIFIER and raw in text:
-                text = text.replace(raw, alias)
+        alias = self._exact.get(text)
+        if alias is not None:
+            return alias
+        if len(text) >= self._shortest:
+            for raw, alias in self._within:
+                if raw in text:
+                    text = text.replace(raw, alias)
         found = find_pii(text)
+        if not found:
+            return text
         for kind, start, end in reversed(found):
             text = text[:start] + self._replacement(kind, text[start:end]) + text[end:]
         return text
@@ -102,11 +128,7 @@ class Scrubber:
                 elif isinstance(value, int | float | bool):
                     kept[key] = value
             elif isinstance(value, dict):
-                inner = {
-                    name: self.text(item) if isinstance(item, str) else self.value(item)
-                    for name, item in value.items()
-                    if name in allowed
-                }
+                inner = {name: self._item(item) for name, item in value.items() if name in allowed}
                 if inner:
                     kept[key] = inner
         return kept

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anonymization import Scrubber, find_pii, iban_valid, luhn_valid
+from anonymization import Scrubber, _detect, find_pii, iban_valid, luhn_valid
 
 POSITIVES = [
     ("email", "jane.doe@example.co.uk"),
@@ -113,3 +115,49 @@ def test_actions_drop_and_pseudonymize() -> None:
         {}, actions={"email": "pseudonymize", "phone": "drop"}, pseudonymize=lambda v: "p1_x"
     )
     assert scrub.text("a@b.io or +14155552671") == "[email:p1_x] or "
+
+
+# The detectors' precise patterns run over whole strings, as a slow reference: the fast
+# detector must find exactly what these find.
+_REFERENCE_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+)
+
+
+def _reference_find(text: str) -> list[tuple[str, int, int]]:
+    found: list[tuple[int, int, str]] = [
+        (m.start(), m.end(), "email") for m in _REFERENCE_EMAIL.finditer(text)
+    ]
+    found += [(m.start(), m.end(), "ip") for m in _detect._IPV6.finditer(text) if _detect._ip(m[0])]
+    found += [
+        (m.start(), m.end(), "iban") for m in _detect._IBAN.finditer(text) if iban_valid(m[0])
+    ]
+    for match in _detect._NUMERIC.finditer(text):
+        kind, check = _detect._CHECKS[match.lastgroup or ""]
+        if check(match[0]):
+            found.append((match.start(), match.end(), kind))
+    kept, covered = [], 0
+    for start, end, kind in sorted(found):
+        if start >= covered:
+            covered = end
+            kept.append((kind, start, end))
+    return kept
+
+
+_FRAGMENTS = [value for _, value in POSITIVES] + FALSE_POSITIVE_CORPUS
+_FRAGMENTS += ["1.2.3.4", "+4930123", "@", "x@", ".io", " ", "\n"]
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_FRAGMENTS),
+            st.text(alphabet="0123456789 .-+()@:abXYZ_", max_size=14),
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_fast_detection_finds_what_the_precise_patterns_find(text: str) -> None:
+    """Locating candidates first (at "@", in digit runs) changes nothing that is found."""
+    assert _detect._find(text) == _reference_find(text)
