@@ -21,6 +21,8 @@ DEFAULT_PII_ACTIONS: Mapping[PiiKind, PiiAction] = dict.fromkeys(PII_KINDS, "red
 # replaced for them.
 _MIN_SUBSTRING_IDENTIFIER = 6
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
 # The context fields that carry no identifier, by path; everything else is dropped.
 _CONTEXT_ALLOWED: Mapping[str, frozenset[str] | None] = {
     "library": frozenset({"name", "version"}),
@@ -68,6 +70,8 @@ class Scrubber:
             return {key: self._item(item) for key, item in value.items()}
         if kind is list:
             return [self._item(item) for item in value]
+        if kind in _SCALARS:
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
@@ -78,10 +82,13 @@ class Scrubber:
 
     def _item(self, item: Any) -> Any:
         # The hot path: most values are short strings already known to be clean.
-        if type(item) is str and item in CLEAN_TEXTS:
-            if len(item) < self._shortest and item not in self._exact:
+        kind = type(item)
+        if kind is str:
+            if item in CLEAN_TEXTS and len(item) < self._shortest and item not in self._exact:
                 return item
             return self.text(item)
+        if kind in _SCALARS:
+            return item
         return self.value(item)
 
     def text(self, text: str) -> str:
