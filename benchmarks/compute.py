@@ -221,7 +221,7 @@ async def _observability_costs(batches: int) -> dict[str, float]:
     from anonymization import KekSet, Keyring
     from consent import ConsentStore
     from gateway.pipeline import IngestRequest, Pipeline
-    from observability import PiiGuardExporter, create_tracer_provider
+    from observability import PiiGuardProcessor, create_tracer_provider
 
     body = batch_body(100)
     figures: dict[str, float] = {}
@@ -232,7 +232,7 @@ async def _observability_costs(batches: int) -> dict[str, float]:
         source = _source()
         record = stages.Record(DecisionCounter())
         provider = create_tracer_provider(service_version="bench")
-        provider.add_span_processor(BatchSpanProcessor(PiiGuardExporter(InMemorySpanExporter())))
+        provider.add_span_processor(PiiGuardProcessor(BatchSpanProcessor(InMemorySpanExporter())))
 
         async def authenticate(_authorization: str | None, _body: bytes) -> Source:
             return source

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
 from gateway.errors import GatewayError
+from gateway.request_ids import with_request_id
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
@@ -22,6 +23,7 @@ from gateway.routes_read import get_profile
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
+from observability import remember_raw_identifiers
 
 log = structlog.get_logger("consentgate.http")
 
@@ -70,6 +72,13 @@ def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
 
 
+async def _remember_identifiers(request: Request) -> None:  # type: ignore[type-arg]
+    """Raw user ids in the path or the query, for the telemetry guards (bodies: by handlers)."""
+    remember_raw_identifiers(
+        (request.path_params.get("user_id"), request.query_params.get("userId"))
+    )
+
+
 def create_app(
     settings: Settings, keks: KekSet, tracer_provider: TracerProvider | None = None
 ) -> Litestar:
@@ -93,7 +102,10 @@ def create_app(
             metrics,
         ],
         lifespan=[lifespan],
-        middleware=[lambda app: traced(app, tracer)],
+        before_request=_remember_identifiers,
+        # the request scope outermost: the server span ends inside it, so the guard knows
+        # the request's identifiers
+        middleware=[with_request_id, lambda app: traced(app, tracer)],
         exception_handlers={
             GatewayError: _gateway_error,
             HTTPException: _http_error,

@@ -34,7 +34,13 @@ from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
 from gateway.errors import GatewayError, Unavailable
 from gateway.sources import Source
-from observability import DecisionRecord, Metrics, decisions_message
+from observability import (
+    DecisionRecord,
+    Metrics,
+    current_request_id,
+    decisions_message,
+    remember_raw_identifiers,
+)
 
 
 class EventRefused(Exception):
@@ -163,6 +169,9 @@ class Pipeline:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            request_id = current_request_id()
+            if request_id is not None:
+                span.set_attribute("consentgate.request_id", request_id)
             try:
                 await self._run(request, span)
             except GatewayError as exc:
@@ -179,6 +188,7 @@ class Pipeline:
         span.set_attribute("consentgate.source_id", source.source_id)
         with self._span("validate"):
             calls = validate_body(body, request.call_type, self._limits, received_at)
+            remember_raw_identifiers(_raw_identifiers(calls))
         span.set_attribute("consentgate.events", len(calls))
         trace_id = format_trace_id(span.get_span_context().trace_id)
         contexts = [
@@ -291,3 +301,14 @@ class Pipeline:
             raise Unavailable(
                 "events were not accepted; retry the request", code="bus_unavailable"
             ) from exc
+
+
+def _raw_identifiers(calls: list[ValidCall]) -> Iterator[str | None]:
+    """Every raw identifier the request's calls carry, for the telemetry guards."""
+    for call in calls:
+        yield call.user_id
+        yield call.anonymous_id
+        for name in ("groupId", "previousId"):
+            value = getattr(call.call, name, None)
+            if value is not None:
+                yield str(value)

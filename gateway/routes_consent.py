@@ -24,6 +24,7 @@ from gateway.errors import BadRequest, Unauthorized
 from gateway.receipts import build_receipt
 from gateway.runtime import Runtime
 from gateway.sources import Source
+from observability import remember_raw_identifiers
 
 _MAX_BODY = 64 * 1024
 PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -226,6 +227,7 @@ async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-a
     """Mint a subject token for one userId of the server key's source."""
     source = await _server_source(request)
     ask: TokenRequest = await _body(request, TokenRequest)
+    remember_raw_identifiers((ask.userId,))
     runtime = _runtime(request)
     subject = source.pseudonymize("subject", ask.userId)
     minted = await runtime.tokens.mint(

@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.routes_ingest import INGEST_ROUTES
+from observability import current_request_id
 
 _INGEST_PATHS = frozenset(path for paths in INGEST_ROUTES.values() for path in paths)
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -49,6 +50,9 @@ def traced(app: ASGIApp, tracer: Tracer) -> ASGIApp:
                     span.update_name(f"HTTP {method} {paths[0]}")
                     span.set_attribute("http.route", paths[0])
                 span.set_attribute("http.request.method", method)
+                request_id = current_request_id()
+                if request_id is not None:
+                    span.set_attribute("consentgate.request_id", request_id)
                 code = status.get("code", 500)
                 span.set_attribute("http.response.status_code", code)
                 if code >= 500:

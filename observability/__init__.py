@@ -13,11 +13,21 @@ from observability._decision_log import (
 from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
 from observability._logging import configure_logging
 from observability._metrics import METRIC_NAMES, Metrics, render_prometheus
+from observability._request import (
+    IDENTIFIER_PLACEHOLDER,
+    RequestScope,
+    current_request_id,
+    current_scrubber,
+    remember_raw_identifiers,
+    request_id_from,
+    request_scope,
+)
 from observability._tables import metadata
-from observability._tracing import PiiGuardExporter, create_tracer_provider, scrub_attributes
+from observability._tracing import PiiGuardProcessor, create_tracer_provider, scrub_attributes
 
 __all__ = [
     "DECISIONS_SUBJECT",
+    "IDENTIFIER_PLACEHOLDER",
     "METRIC_NAMES",
     "AuditLog",
     "DecisionCounter",
@@ -26,14 +36,20 @@ __all__ = [
     "DecisionRecord",
     "DecisionSink",
     "Metrics",
-    "PiiGuardExporter",
+    "PiiGuardProcessor",
+    "RequestScope",
     "Verification",
     "canonical",
     "checkpoint_message",
     "configure_logging",
     "create_tracer_provider",
+    "current_request_id",
+    "current_scrubber",
     "decisions_message",
     "metadata",
+    "remember_raw_identifiers",
     "render_prometheus",
+    "request_id_from",
+    "request_scope",
     "scrub_attributes",
 ]

@@ -1,7 +1,8 @@
 """structlog configuration: JSON lines (or console), ISO timestamps, trace ids, a PII guard.
 
 No bodies and no keys are ever logged by our code; as defence in depth, every string value a
-PII detector flags is scrubbed before a line is written.
+PII detector flags, or that holds a raw identifier of the request, is scrubbed before a line
+is written. Lines written while serving a request carry its `request_id`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-from anonymization import Scrubber
+from observability._request import current_scrubber
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,7 +23,6 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-_SCRUB = Scrubber({})
 
 
 def add_trace_context(
@@ -39,12 +39,13 @@ def add_trace_context(
 def guard_pii(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Scrub detected PII out of every string value of the line."""
+    """Scrub detected PII and the request's raw identifiers out of every string value."""
+    scrub = current_scrubber()
     for key, value in event_dict.items():
         if isinstance(value, str):
-            event_dict[key] = _SCRUB.text(value)
+            event_dict[key] = scrub.text(value)
         elif isinstance(value, list | tuple | dict):
-            event_dict[key] = _SCRUB.value(value)
+            event_dict[key] = scrub.value(value)
     return event_dict
 
 

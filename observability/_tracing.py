@@ -3,32 +3,28 @@
 Export goes over OTLP/HTTP when an endpoint is configured, to the console in debug, and
 nowhere otherwise; tests pass their own exporter (the SDK's `InMemorySpanExporter`). Whatever
 the exporter, spans pass the guard first: any string attribute (of the span or its events)
-that a PII detector flags, or that equals a raw identifier, is scrubbed.
+that a PII detector flags, or that holds a raw identifier of the request, is scrubbed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from anonymization import Scrubber
+from observability._request import current_scrubber
 
 Scrub = Callable[[str], str]
-
-
-def _default_scrub(value: str) -> str:
-    return Scrubber({}).text(value)
 
 
 def scrub_attributes(attributes: Mapping[str, Any] | None, scrub: Scrub) -> dict[str, Any]:
@@ -43,15 +39,22 @@ def scrub_attributes(attributes: Mapping[str, Any] | None, scrub: Scrub) -> dict
     return cleaned
 
 
-class PiiGuardExporter(SpanExporter):
-    """Scrubs every span's attributes and events, then hands them to the real exporter."""
+class PiiGuardProcessor(SpanProcessor):
+    """Scrubs every ended span's attributes and events, then hands it to the real processor.
 
-    def __init__(self, inner: SpanExporter, scrub: Scrub = _default_scrub) -> None:
+    It runs where the span ends, inside the request: so it knows the request's raw
+    identifiers (`observability.remember_raw_identifiers`), which an exporter on a batch
+    thread would not.
+    """
+
+    def __init__(self, inner: SpanProcessor) -> None:
         self._inner = inner
-        self._scrub = scrub
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._inner.export([self._guarded(span) for span in spans])
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._inner.on_end(_guarded(span, current_scrubber().text))
 
     def shutdown(self) -> None:
         self._inner.shutdown()
@@ -59,28 +62,29 @@ class PiiGuardExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._inner.force_flush(timeout_millis)
 
-    def _guarded(self, span: ReadableSpan) -> ReadableSpan:
-        return ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=scrub_attributes(span.attributes, self._scrub),
-            events=[
-                Event(
-                    name=event.name,
-                    attributes=scrub_attributes(event.attributes, self._scrub),
-                    timestamp=event.timestamp,
-                )
-                for event in span.events
-            ],
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
+
+def _guarded(span: ReadableSpan, scrub: Scrub) -> ReadableSpan:
+    return ReadableSpan(
+        name=scrub(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=scrub_attributes(span.attributes, scrub),
+        events=[
+            Event(
+                name=event.name,
+                attributes=scrub_attributes(event.attributes, scrub),
+                timestamp=event.timestamp,
+            )
+            for event in span.events
+        ],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def create_tracer_provider(
@@ -103,14 +107,14 @@ def create_tracer_provider(
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(PiiGuardExporter(exporter)))
+        provider.add_span_processor(PiiGuardProcessor(SimpleSpanProcessor(exporter)))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(
-            BatchSpanProcessor(PiiGuardExporter(OTLPSpanExporter(endpoint=endpoint)))
+            PiiGuardProcessor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         )
     if console:
-        provider.add_span_processor(SimpleSpanProcessor(PiiGuardExporter(ConsoleSpanExporter())))
+        provider.add_span_processor(PiiGuardProcessor(SimpleSpanProcessor(ConsoleSpanExporter())))
     return provider

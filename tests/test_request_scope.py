@@ -1,0 +1,118 @@
+"""Request ids, and the telemetry guards' knowledge of the request's raw identifiers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from litestar.testing import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from anonymization import KekSet
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from observability import (
+    configure_logging,
+    create_tracer_provider,
+    remember_raw_identifiers,
+    request_scope,
+)
+from tests.conftest import basic, bearer
+from tests.helpers import wait_for
+
+Client = TestClient  # type: ignore[type-arg]
+RAW_ID = "plain-user-7f3a9c"  # nothing a PII detector would flag
+
+
+@pytest.fixture
+def exported() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(
+    migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
+) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    provider = create_tracer_provider(service_version="test", exporter=exported)
+    with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
+        yield client
+
+
+def test_span_guard_scrubs_the_requests_raw_identifiers(exported: InMemorySpanExporter) -> None:
+    """A raw identifier of the request, whole or inside text, never leaves on a span."""
+    tracer = create_tracer_provider(service_version="t", exporter=exported).get_tracer("t")
+    with request_scope("req-1"):
+        remember_raw_identifiers([RAW_ID, "u7", None])
+        with tracer.start_as_current_span(f"lookup {RAW_ID}") as span:
+            span.set_attribute("user", RAW_ID)
+            span.set_attribute("short", "u7")
+            span.add_event("retry", {"detail": f"no profile for {RAW_ID} yet"})
+    with tracer.start_as_current_span("outside") as span:
+        span.set_attribute("user", RAW_ID)
+    guarded, outside = exported.get_finished_spans()
+    assert RAW_ID not in guarded.to_json()
+    assert guarded.name == "lookup [identifier]"
+    assert guarded.attributes["user"] == "[identifier]"
+    assert guarded.attributes["short"] == "[identifier]"
+    assert guarded.events[0].attributes["detail"] == "no profile for [identifier] yet"
+    # outside any request the guard has no identifiers to look for (the detectors still run)
+    assert outside.attributes["user"] == RAW_ID
+
+
+def test_log_guard_scrubs_the_requests_raw_identifiers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A log line written while serving a request carries its id and none of its raw ids."""
+    configure_logging("info", "json")
+    try:
+        with request_scope("req-2"):
+            remember_raw_identifiers([RAW_ID])
+            structlog.get_logger("t").info("oops", user=RAW_ID, ids=[f"x {RAW_ID}"])
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    finally:
+        structlog.reset_defaults()
+    assert line["request_id"] == "req-2"
+    assert line["user"] == "[identifier]"
+    assert line["ids"] == ["x [identifier]"]
+
+
+def test_request_ids_are_echoed_or_made(client: Client, source: CreatedSource) -> None:
+    """A plain X-Request-Id comes back as sent; anything else is replaced by a new id."""
+    given = client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 32
+    hostile = client.get("/healthz", headers={"X-Request-Id": f"{RAW_ID} <script>"})
+    assert hostile.headers["x-request-id"] != f"{RAW_ID} <script>"
+    ingest = client.post(
+        "/v1/track",
+        json={"userId": "u", "event": "E"},
+        headers={**basic(source.write_key), "X-Request-Id": "ingest-9"},
+    )
+    assert ingest.headers["x-request-id"] == "ingest-9"
+
+
+def test_root_spans_carry_the_request_id(
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
+) -> None:
+    """The ingest root span and other routes' server spans name the request id."""
+    traced.post(
+        "/v1/track",
+        json={"userId": RAW_ID, "event": "E"},
+        headers={**basic(source.write_key), "X-Request-Id": "req-ingest"},
+    )
+    traced.get(
+        f"/v1/consent/{RAW_ID}",
+        headers={**bearer(source.server_key), "X-Request-Id": "req-consent"},
+    )
+    wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
+    by_name = {s.name: s for s in exported.get_finished_spans()}
+    assert by_name["ingest track"].attributes["consentgate.request_id"] == "req-ingest"
+    consent = by_name["HTTP GET /v1/consent/{user_id:str}"]
+    assert consent.attributes["consentgate.request_id"] == "req-consent"
+    assert RAW_ID not in "".join(s.to_json() for s in exported.get_finished_spans())
+    metrics = traced.get("/metrics").text
+    assert RAW_ID not in metrics
