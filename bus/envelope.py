@@ -45,10 +45,14 @@ class OptOut(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="o
 
 
 class Erase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="erase"):
+    """Erase `subject` (and `others`: its pseudonyms of older key versions, its anonymous
+    ids) from the core; events received before `at` that arrive later are skipped."""
+
     source_id: str
     subject: str
     request_id: str
     at: datetime
+    others: tuple[str, ...] = ()
 
 
 class ConsentChanged(

@@ -15,6 +15,7 @@ from consent._purposes import (
 )
 from consent._records import (
     SIGNAL_SOURCES,
+    SUPPRESSION,
     ConsentRecord,
     ConsentState,
     PurposeState,
@@ -34,6 +35,7 @@ __all__ = [
     "GPC_REFUSED",
     "PURPOSES",
     "SIGNAL_SOURCES",
+    "SUPPRESSION",
     "TCF_PURPOSES",
     "Action",
     "ConsentConfig",

@@ -2,7 +2,7 @@
 
 For each purpose an event needs (or that some of its fields belong to):
 
-1. suppression refuses everything;
+1. suppression (an erased subject) refuses everything;
 2. Global Privacy Control refuses `sale_sharing` and `marketing`, for pseudonymous subjects too;
 3. the most recent explicit choice decides, whether stored or carried in the event (a choice
    in the event counts from the event's timestamp);
@@ -21,7 +21,7 @@ from typing import Literal
 import msgspec
 
 from consent._purposes import GPC_REFUSED
-from consent._records import PurposeState
+from consent._records import SUPPRESSION, PurposeState
 from consent._signals import Signals
 
 Jurisdiction = Literal["gdpr", "ccpa", "none"]
@@ -58,7 +58,7 @@ def decide(
     suppressed: bool = False,
 ) -> Decision:
     required = tuple(required)
-    if suppressed:
+    if suppressed or SUPPRESSION in stored:
         return Decision(action="drop", required=required, allowed=(), reasons=("suppressed",))
     if len(required) == 1 and not optional and not signals.malformed:
         # One purpose, the common case: no lists to build.

@@ -8,8 +8,19 @@ from typing import Literal
 
 import msgspec
 
-SignalSource = Literal["api", "privacy_center", "banner", "gpc", "tcf", "import"]
-SIGNAL_SOURCES: tuple[str, ...] = ("api", "privacy_center", "banner", "gpc", "tcf", "import")
+SignalSource = Literal["api", "privacy_center", "banner", "gpc", "tcf", "import", "privacy_request"]
+SIGNAL_SOURCES: tuple[str, ...] = (
+    "api",
+    "privacy_center",
+    "banner",
+    "gpc",
+    "tcf",
+    "import",
+    "privacy_request",
+)
+# A record for this pseudo-purpose suppresses the subject: every event is refused. An
+# erasure writes it; no consent change can lift it (it names no purpose a source knows).
+SUPPRESSION = "*"
 
 
 class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):

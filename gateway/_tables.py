@@ -56,3 +56,23 @@ class AdminTokenRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PrivacyRequestRow(Base):
+    """An erasure, access or opt-out request: its subject's pseudonyms, status and receipts."""
+
+    __tablename__ = "gateway_privacy_requests"
+
+    request_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # the current pseudonym first, then older key versions' and anonymous ids' pseudonyms
+    subjects: Mapped[list[str]] = mapped_column(JSON)
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # one receipt per store: {"store", "action", "count", "at"}
+    receipts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

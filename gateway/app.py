@@ -19,6 +19,7 @@ from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
 from gateway.routes_ingest import INGEST_HANDLERS
+from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import get_profile
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
@@ -96,6 +97,7 @@ def create_app(
             *INGEST_HANDLERS,
             *CONSENT_HANDLERS,
             *AUDIT_HANDLERS,
+            *PRIVACY_HANDLERS,
             get_profile,
             healthz,
             readyz,

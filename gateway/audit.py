@@ -55,6 +55,64 @@ async def token_minted(
     )
 
 
+async def privacy_request_received(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
+    """The subject's pseudonyms are personal data: encrypted under its key (an erasure then
+    shreds them, and the entry stays verifiable)."""
+    subjects: list[str] = row["subjects"]
+    personal = (
+        await _personal(runtime, source, subjects[0], "audit.privacy_request", subjects)
+        if row["kind"] != "erasure" or await _has_key(runtime, source, subjects[0])
+        else None
+    )
+    await runtime.audit.append(
+        "privacy_request.received",
+        row["requested_by"],
+        {
+            "source_id": source.source_id,
+            "request_id": row["request_id"],
+            "kind": row["kind"],
+            "deadline": row["deadline"].isoformat(),
+            "personal": personal,
+        },
+    )
+
+
+async def _has_key(runtime: Runtime, source: Source, subject: str) -> bool:
+    # An erasure must not create a data key only to shred it a moment later.
+    return await runtime.keyring.existing_subject_key(source.source_id, subject) is not None
+
+
+async def privacy_request_step(
+    runtime: Runtime, row: dict[str, Any], receipt: dict[str, Any]
+) -> None:
+    await runtime.audit.append(
+        "privacy_request.step",
+        "gateway",
+        {
+            "source_id": row["source_id"],
+            "request_id": row["request_id"],
+            "store": receipt["store"],
+            "action": receipt["action"],
+            "count": receipt["count"],
+        },
+    )
+
+
+async def privacy_request_completed(
+    runtime: Runtime, row: dict[str, Any], receipt: dict[str, Any] | None
+) -> None:
+    await runtime.audit.append(
+        "privacy_request.completed",
+        "gateway",
+        {
+            "source_id": row["source_id"],
+            "request_id": row["request_id"],
+            "kind": row["kind"],
+            "receipt_signature": receipt["signature"] if receipt else None,
+        },
+    )
+
+
 async def query_made(runtime: Runtime, role: str, endpoint: str, params: dict[str, str]) -> None:
     """Auditors are audited too; a queried userId is never written in clear."""
     shown = {k: ("<pseudonymized>" if k == "userId" else v) for k, v in sorted(params.items())}

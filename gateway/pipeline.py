@@ -197,10 +197,13 @@ class Pipeline:
         ]
         with self._span("consent.lookup"):
             await self._load_stored_consent(source, contexts)
-            if source.fields.needs_data_keys:
-                await self._load_data_keys(source, contexts)
         live = contexts
         for name, stage in self._stages:
+            if name == "anonymize" and source.fields.needs_data_keys and live:
+                # Only now, for the events consent let through: a suppressed (erased)
+                # subject's events never get its shredded key re-created.
+                with self._span("keys.lookup"):
+                    await self._load_data_keys(source, live)
             with self._span(name) as stage_span:
                 live = self._apply(stage, live)
                 stage_span.set_attribute("consentgate.events", len(live))

@@ -16,7 +16,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath
 
 from anonymization import truncate_ip
-from consent import ConsentRecord, ConsentState, merge_states
+from consent import SUPPRESSION, ConsentRecord, ConsentState, merge_states
 from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.auth import authenticate_server_key, bearer_token
@@ -108,7 +108,9 @@ def _state_body(subject: str, state: ConsentState) -> dict[str, Any]:
                 "record_id": item.record_id,
             }
             for purpose, item in sorted(state.items())
+            if purpose != SUPPRESSION
         },
+        "suppressed": SUPPRESSION in state,
     }
 
 

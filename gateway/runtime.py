@@ -133,6 +133,7 @@ async def open_runtime(
         asyncio.create_task(_maintain(runtime), name="core-maintenance"),
         asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
         asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
+        asyncio.create_task(_advance_privacy_requests(runtime), name="privacy-requests"),
     ]
     try:
         yield runtime
@@ -207,6 +208,19 @@ def _route(
 
 def _receipt_seed(settings: Settings) -> bytes:
     return load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
+
+
+async def _advance_privacy_requests(runtime: Runtime) -> None:
+    """Resume open privacy requests (after a crash, or until the core has erased), and keep
+    the open-request and deadline gauges current."""
+    from gateway import privacy  # privacy works on a Runtime: imported late, not circularly
+
+    while True:
+        try:
+            await privacy.advance(runtime)
+        except Exception as exc:  # keep advancing; the gauges show what stays open
+            log.error("privacy_requests_failed", error=type(exc).__name__)
+        await asyncio.sleep(runtime.settings.privacy_advance_seconds)
 
 
 async def _checkpoint_audit(runtime: Runtime) -> None:

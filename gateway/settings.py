@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     dedupe_retention_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
     decision_retention_days: PositiveInt = 90
     audit_checkpoint_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # how often open privacy requests are resumed and their deadline gauges refreshed
+    privacy_advance_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
     metrics_token: str | None = None
     # FULL survives power loss; NORMAL (WAL) survives any process crash and is faster.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -76,6 +76,26 @@ class DecisionLog:
     async def query(self, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:
         """Matching decisions, newest first, and the cursor of the next page (or None)."""
         return await self._db.read(lambda conn: _query(conn, ask))
+
+    async def erase(self, source_id: str, subjects: Sequence[str]) -> int:
+        """Delete the decisions about `subjects` (an erasure); returns how many."""
+        statement = delete(_decisions).where(
+            _decisions.c.source_id == source_id,
+            or_(_decisions.c.subject.in_(subjects), _decisions.c.anonymous.in_(subjects)),
+        )
+        return int(await self._db.transaction(lambda conn: conn.execute(statement).rowcount or 0))
+
+    async def for_subjects(self, source_id: str, subjects: Sequence[str]) -> list[dict[str, Any]]:
+        """Every decision about `subjects`, oldest first (an access export)."""
+        query = (
+            select(_decisions)
+            .where(
+                _decisions.c.source_id == source_id,
+                or_(_decisions.c.subject.in_(subjects), _decisions.c.anonymous.in_(subjects)),
+            )
+            .order_by(_decisions.c.decided_at, _decisions.c.message_id)
+        )
+        return await self._db.read(lambda conn: [_to_item(row) for row in conn.execute(query)])
 
     async def purge(self, retention: timedelta) -> int:
         cutoff = datetime.now(UTC) - retention

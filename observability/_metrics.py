@@ -35,6 +35,8 @@ METRIC_NAMES = (
     "consentgate_http_errors_total",
     "consentgate_core_apply_failures_total",
     "consentgate_audit_verified",
+    "consentgate_privacy_requests_open",
+    "consentgate_privacy_request_next_deadline_seconds",
 )
 
 
@@ -59,6 +61,16 @@ class Metrics:
         self.core_failures = meter.create_counter("consentgate_core_apply_failures", unit="1")
         self.bus_lag = 0
         self.audit_verified = 1
+        self.privacy_open: dict[str, int] = {}
+        self.privacy_next_deadline_seconds: float | None = None
+        meter.create_observable_gauge(
+            "consentgate_privacy_requests_open", callbacks=[self._privacy_open]
+        )
+        meter.create_observable_gauge(
+            "consentgate_privacy_request_next_deadline_seconds",
+            unit="s",
+            callbacks=[self._privacy_deadline],
+        )
         meter.create_observable_gauge("consentgate_bus_lag_events", callbacks=[self._lag])
         meter.create_observable_gauge("consentgate_audit_verified", callbacks=[self._audit])
 
@@ -67,6 +79,15 @@ class Metrics:
 
     def _audit(self, _options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self.audit_verified)
+
+    def _privacy_open(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for kind, count in self.privacy_open.items():
+            yield Observation(count, {"kind": kind})
+
+    def _privacy_deadline(self, _options: CallbackOptions) -> Iterable[Observation]:
+        # absent while no request is open: "no deadline" is not a number of seconds
+        if self.privacy_next_deadline_seconds is not None:
+            yield Observation(self.privacy_next_deadline_seconds)
 
     def record_decisions(self, source_id: str, records: Iterable[DecisionRecord]) -> None:
         # One add per distinct label set: an add costs microseconds, a batch holds thousands.

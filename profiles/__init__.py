@@ -2,16 +2,18 @@
 
 from profiles._apply import ProfileState, apply_event, count_key, subject_key
 from profiles._consumer import ProfileConsumer
-from profiles._read import Computed, Profile, read_profile
+from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
 from profiles._tables import metadata
 
 __all__ = [
     "Computed",
+    "ErasureReceipt",
     "Profile",
     "ProfileConsumer",
     "ProfileState",
     "apply_event",
     "count_key",
+    "erasure_receipts",
     "metadata",
     "read_profile",
     "subject_key",

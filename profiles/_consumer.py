@@ -16,14 +16,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import BusMessage, Database, EventEnvelope, decode_payload
+from bus import BusMessage, Database, Erase, EventEnvelope, decode_payload
 from profiles._apply import ProfileState, apply_event, as_utc, subject_key
-from profiles._tables import ProcessedMessage, ProfileRow
+from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow
 
 log = structlog.get_logger("consentgate.profiles")
 
 _profiles = cast(Table, ProfileRow.__table__)
 _processed = cast(Table, ProcessedMessage.__table__)
+_erasures = cast(Table, ErasureRow.__table__)
 _UPDATED_COLUMNS = ("traits", "event_counts", "first_seen", "last_seen", "updated_at")
 
 
@@ -33,6 +34,7 @@ class ProfileConsumer:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._postgres = database.dialect_name == "postgresql"
+        self._erasures_exist: bool | None = None  # learnt once, then kept by _run
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:
         work = self.prepare(messages)
@@ -41,17 +43,32 @@ class ProfileConsumer:
 
     def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
         """Decode `messages` here; the returned unit applies them inside a transaction (the
-        caller's, so that other writers can share its commit)."""
-        envelopes: list[EventEnvelope] = []
+        caller's, so that other writers can share its commit). Events and erasures apply in
+        the order they were published."""
+        steps: list[EventEnvelope | Erase] = []
         for message in messages:
             payload = decode_payload(message)
-            if isinstance(payload, EventEnvelope):
-                envelopes.append(payload)
+            if isinstance(payload, EventEnvelope | Erase):
+                steps.append(payload)
             else:
                 log.debug("control_message_ignored", kind=type(payload).__name__)
-        if not envelopes:
+        if not steps:
             return None
-        return lambda conn: self._apply_new(conn, envelopes)
+        return lambda conn: self._run(conn, steps)
+
+    def _run(self, conn: Connection, steps: list[EventEnvelope | Erase]) -> None:
+        pending: list[EventEnvelope] = []
+        for step in steps:
+            if isinstance(step, Erase):
+                if pending:
+                    self._apply_new(conn, pending)
+                    pending = []
+                _erase(conn, step)
+                self._erasures_exist = True
+            else:
+                pending.append(step)
+        if pending:
+            self._apply_new(conn, pending)
 
     async def purge_processed(self, retention: timedelta) -> int:
         """Forget message ids older than `retention` (never less than 24 hours)."""
@@ -73,6 +90,14 @@ class ProfileConsumer:
             by_profile.setdefault((envelope.source_id, key), []).append(envelope)
         if not by_profile:
             return
+        if self._erasures_exist is None:
+            self._erasures_exist = (
+                conn.execute(select(_erasures.c.subject).limit(1)).first() is not None
+            )
+        if self._erasures_exist:
+            _skip_erased(conn, by_profile)
+            if not by_profile:
+                return
 
         query = select(_profiles).where(
             tuple_(_profiles.c.source_id, _profiles.c.subject).in_(list(by_profile))
@@ -141,3 +166,48 @@ def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEn
             ],
         )
     return fresh
+
+
+def _skip_erased(conn: Connection, by_profile: dict[tuple[str, str], list[EventEnvelope]]) -> None:
+    """Drop the events of erased subjects that were received before their erasure."""
+    key = tuple_(_erasures.c.source_id, _erasures.c.subject)
+    erased = {
+        (row.source_id, row.subject): as_utc(row.erased_at)
+        for row in conn.execute(
+            select(_erasures.c.source_id, _erasures.c.subject, _erasures.c.erased_at).where(
+                key.in_(list(by_profile))
+            )
+        )
+    }
+    for profile, erased_at in erased.items():
+        kept = [e for e in by_profile[profile] if as_utc(e.received_at) > erased_at]
+        if kept:
+            by_profile[profile] = kept
+        else:
+            del by_profile[profile]
+
+
+def _erase(conn: Connection, erase: Erase) -> None:
+    """Delete the subject's profiles and leave a receipt (the tombstone) per pseudonym."""
+    subjects = list(dict.fromkeys((erase.subject, *erase.others)))
+    for subject in subjects:
+        deleted = conn.execute(
+            delete(_profiles).where(
+                _profiles.c.source_id == erase.source_id, _profiles.c.subject == subject
+            )
+        ).rowcount
+        conn.execute(
+            delete(_erasures).where(
+                _erasures.c.source_id == erase.source_id, _erasures.c.subject == subject
+            )
+        )
+        conn.execute(
+            insert(_erasures).values(
+                source_id=erase.source_id,
+                subject=subject,
+                request_id=erase.request_id,
+                erased_at=erase.at,
+                profiles_deleted=deleted or 0,
+            )
+        )
+    log.info("subject_erased", request_id=erase.request_id, pseudonyms=len(subjects))

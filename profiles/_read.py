@@ -10,9 +10,10 @@ from sqlalchemy import Table, select
 
 from bus import Database
 from profiles._apply import as_utc
-from profiles._tables import ProfileRow
+from profiles._tables import ErasureRow, ProfileRow
 
 _profiles = cast(Table, ProfileRow.__table__)
+_erasures = cast(Table, ErasureRow.__table__)
 
 
 class Computed(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,3 +45,29 @@ async def read_profile(database: Database, source_id: str, subject: str) -> Prof
             event_counts=dict(row.event_counts),
         ),
     )
+
+
+class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """The core's account of one pseudonym's erasure."""
+
+    subject: str
+    erased_at: datetime
+    profiles_deleted: int
+
+
+async def erasure_receipts(
+    database: Database, source_id: str, request_id: str
+) -> list[ErasureReceipt]:
+    """What the core erased for privacy request `request_id` (empty until it has run)."""
+    query = select(_erasures).where(
+        _erasures.c.source_id == source_id, _erasures.c.request_id == request_id
+    )
+    rows = await database.read(lambda conn: list(conn.execute(query)))
+    return [
+        ErasureReceipt(
+            subject=row.subject,
+            erased_at=as_utc(row.erased_at),
+            profiles_deleted=row.profiles_deleted,
+        )
+        for row in rows
+    ]

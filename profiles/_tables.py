@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, String
+from sqlalchemy import JSON, DateTime, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus import NAMING_CONVENTION
@@ -40,3 +40,19 @@ class ProcessedMessage(Base):
     source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ErasureRow(Base):
+    """A subject erased from the core: its receipt, and a tombstone for late events.
+
+    Events the gateway accepted before the erasure, still in flight when it ran, are
+    skipped when they arrive (their `received_at` is earlier); the gateway refuses later ones.
+    """
+
+    __tablename__ = "profiles_erasures"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(40), index=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    profiles_deleted: Mapped[int] = mapped_column(Integer)

@@ -29,6 +29,8 @@ EXPECTED_TABLES = {
     "gateway_admin_tokens",
     "observability_audit_log",
     "observability_audit_checkpoints",
+    "gateway_privacy_requests",
+    "profiles_erasures",
 }
 
 

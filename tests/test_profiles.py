@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bus import EventEnvelope, encode_event
+from bus import Erase, EventEnvelope, encode_control, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
-from profiles import ProfileConsumer, apply_event, read_profile
+from profiles import ProfileConsumer, apply_event, erasure_receipts, read_profile
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,4 +49,29 @@ async def test_consumer_applies_each_message_id_once(migrated: Settings) -> None
     assert profile.computed.event_counts == {"x": 3, "identify": 1}
     assert profile.traits == {"plan": "pro"}
     assert await consumer.purge_processed(timedelta(hours=24)) == 0
+    await engine.dispose()
+
+
+async def test_erase_runs_in_order_and_late_events_stay_erased(migrated: Settings) -> None:
+    """Events before an erase message are applied then erased; an event accepted before the
+    erasure but delivered after it is skipped; one accepted later is applied."""
+    engine = open_database(migrated.database_url)
+    consumer = ProfileConsumer(engine)
+    erased_at = T0 + timedelta(hours=1)
+    erase = Erase(source_id="src", subject="p1_s", request_id="pr_1", at=erased_at)
+    await consumer(
+        [
+            encode_event(_envelope("before", event="x")),
+            encode_control(erase, "pr_1:erase"),
+            encode_event(_envelope("late", at=erased_at - timedelta(seconds=1), event="x")),
+        ]
+    )
+    assert await read_profile(engine, "src", "p1_s") is None
+    assert [r.profiles_deleted for r in await erasure_receipts(engine, "src", "pr_1")] == [1]
+    await consumer([encode_event(_envelope("late-2", at=T0, event="x"))])
+    assert await read_profile(engine, "src", "p1_s") is None
+    await consumer([encode_event(_envelope("after", at=erased_at + timedelta(days=1), event="y"))])
+    profile = await read_profile(engine, "src", "p1_s")
+    assert profile is not None
+    assert profile.computed.event_counts == {"y": 1}
     await engine.dispose()

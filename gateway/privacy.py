@@ -1,0 +1,346 @@
+"""Privacy requests: erasure, access and opt-out, each with a deadline and a receipt per store.
+
+An erasure, in order:
+1. `consent`: the subject is suppressed at once (a suppression record for each of its
+   pseudonyms); from the next event on, the gateway refuses everything for it;
+2. `keys`: its data keys are shredded: every ciphertext under them, in the outbox, on the
+   bus, in backups and exports, and in the audit log, is noise from now on;
+3. `decisions`: its decision records are deleted;
+4. `profiles`: an `erase` message goes to the core on the bus, after every event already
+   accepted; the core deletes the profiles and leaves a receipt (a tombstone that also skips
+   events accepted before the erasure and delivered after it). When that receipt is in, the
+   decision log is swept once more and the request completes.
+
+Every step is written to the audit log. A request interrupted by a crash is resumed by the
+background task (`advance`); each step can run twice without harm. Consent records stay:
+pseudonymous, they are the proof of what was decided and they carry the suppression.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
+
+import structlog
+from sqlalchemy import Table, select, update
+
+from anonymization import decrypt_fields
+from bus import Erase, OptOut, encode_control
+from consent import GPC_REFUSED, SUPPRESSION, ConsentRecord, merge_states
+from gateway import audit
+from gateway._tables import PrivacyRequestRow
+from gateway.errors import BadRequest
+from gateway.runtime import Runtime
+from gateway.sources import Source
+from profiles import erasure_receipts, read_profile
+
+log = structlog.get_logger("consentgate.privacy")
+
+RequestKind = Literal["erasure", "access", "opt_out"]
+REQUEST_KINDS: tuple[str, ...] = ("erasure", "access", "opt_out")
+Status = Literal["received", "in_progress", "completed"]
+# GDPR art. 12(3): one month; CCPA §1798.130: 45 days. Sources with no jurisdiction get a month.
+DEADLINE_DAYS = {"gdpr": 30, "ccpa": 45, "none": 30}
+
+_requests = cast(Table, PrivacyRequestRow.__table__)
+
+
+def new_request_id() -> str:
+    return "pr_" + secrets.token_hex(12)
+
+
+async def submit(
+    runtime: Runtime,
+    source: Source,
+    kind: RequestKind,
+    subjects: Sequence[str],
+    requested_by: str,
+    purposes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Record the request, run it as far as it goes now, and return it."""
+    now = datetime.now(UTC)
+    if kind == "opt_out":
+        purposes = _opt_out_purposes(source, purposes)
+    row = {
+        "request_id": new_request_id(),
+        "source_id": source.source_id,
+        "kind": kind,
+        "status": "received",
+        "subjects": list(dict.fromkeys(subjects)),
+        "purposes": list(purposes),
+        "requested_by": requested_by,
+        "received_at": now,
+        "deadline": now + timedelta(days=DEADLINE_DAYS.get(source.jurisdiction, 30)),
+        "completed_at": None,
+        "receipts": [],
+    }
+    await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
+    await audit.privacy_request_received(runtime, source, row)
+    await _advance_one(runtime, source, row)
+    return await get(runtime, str(row["request_id"])) or row
+
+
+def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
+    known = source.consent.known_purposes()
+    unknown = sorted(set(purposes) - set(known))
+    if unknown:
+        raise BadRequest(
+            f"unknown purpose {unknown[0]!r}; known: {sorted(known)}", code="unknown_purpose"
+        )
+    chosen = list(purposes) or sorted(GPC_REFUSED)
+    if "necessary" in chosen:
+        raise BadRequest("the necessary purpose cannot be opted out of", code="invalid_body")
+    return chosen
+
+
+async def get(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
+    query = select(_requests).where(_requests.c.request_id == request_id)
+    row = await runtime.database.read(lambda conn: conn.execute(query).first())
+    return dict(row._mapping) if row is not None else None
+
+
+async def listing(
+    runtime: Runtime,
+    *,
+    source_id: str | None = None,
+    status: str | None = None,
+    subject: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Requests, the nearest deadline first (the queue compliance teams work through)."""
+    query = select(_requests).order_by(_requests.c.deadline, _requests.c.request_id).limit(limit)
+    if source_id is not None:
+        query = query.where(_requests.c.source_id == source_id)
+    if status is not None:
+        query = query.where(_requests.c.status == status)
+    rows = await runtime.database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
+    if subject is not None:
+        rows = [r for r in rows if r["subjects"] and r["subjects"][0] == subject]
+    return rows
+
+
+async def advance(runtime: Runtime) -> int:
+    """Resume every open request (after a crash, or while the core catches up); returns how
+    many are still open."""
+    query = select(_requests).where(_requests.c.status != "completed")
+    rows = await runtime.database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
+    still_open = 0
+    for row in rows:
+        source = await runtime.sources.by_id(row["source_id"])
+        if source is None:
+            continue
+        await _advance_one(runtime, source, row)
+        still_open += row["status"] != "completed"
+    _observe(runtime, rows)
+    return still_open
+
+
+def _observe(runtime: Runtime, rows: list[dict[str, Any]]) -> None:
+    open_rows = [r for r in rows if r["status"] != "completed"]
+    runtime.metrics.privacy_open = {
+        kind: sum(1 for r in open_rows if r["kind"] == kind) for kind in REQUEST_KINDS
+    }
+    now = datetime.now(UTC)
+    runtime.metrics.privacy_next_deadline_seconds = min(
+        ((_utc(r["deadline"]) - now).total_seconds() for r in open_rows), default=None
+    )
+
+
+async def _advance_one(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
+    if row["status"] == "received":
+        await _start(runtime, source, row)
+    if row["status"] == "in_progress" and row["kind"] == "erasure":
+        await _finish_erasure(runtime, source, row)
+
+
+async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
+    kind = row["kind"]
+    subjects: list[str] = row["subjects"]
+    if kind == "erasure":
+        suppressed = await _withdraw(runtime, source, row, [SUPPRESSION])
+        await _step(runtime, row, "consent", "suppressed", suppressed)
+        shredded = 0
+        for subject in subjects:
+            shredded += await runtime.keyring.shred(source.source_id, subject)
+        await _step(runtime, row, "keys", "shredded", shredded)
+        deleted = await runtime.decision_log.erase(source.source_id, subjects)
+        await _step(runtime, row, "decisions", "deleted", deleted)
+        erase = Erase(
+            source_id=source.source_id,
+            subject=subjects[0],
+            request_id=row["request_id"],
+            at=datetime.now(UTC),
+            others=tuple(subjects[1:]),
+        )
+        await runtime.bus.publish([encode_control(erase, f"{row['request_id']}:erase")])
+        await _set_status(runtime, row, "in_progress")
+    elif kind == "opt_out":
+        withdrawn = await _withdraw(runtime, source, row, row["purposes"])
+        message = OptOut(
+            source_id=source.source_id,
+            subject=subjects[0],
+            purposes=tuple(row["purposes"]),
+            at=datetime.now(UTC),
+        )
+        await runtime.bus.publish([encode_control(message, f"{row['request_id']}:opt_out")])
+        await _step(runtime, row, "consent", "withdrawn", withdrawn)
+        await _complete(runtime, row)
+    else:  # access: the export is assembled when it is fetched, from the stores as they are
+        await _step(runtime, row, "export", "ready", len(subjects))
+        await _complete(runtime, row)
+
+
+async def _finish_erasure(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
+    receipts = await erasure_receipts(runtime.database, source.source_id, row["request_id"])
+    if not receipts:
+        return  # the core has not applied the erase message yet
+    await _step(runtime, row, "profiles", "deleted", sum(r.profiles_deleted for r in receipts))
+    # decisions of events accepted before the erasure may have landed since the first sweep
+    late = await runtime.decision_log.erase(source.source_id, row["subjects"])
+    if late:
+        await _step(runtime, row, "decisions", "deleted_late", late)
+    await _complete(runtime, row)
+
+
+async def _withdraw(
+    runtime: Runtime, source: Source, row: dict[str, Any], purposes: Sequence[str]
+) -> int:
+    """Refusal records for `purposes`, for every pseudonym of the subject."""
+    now = datetime.now(UTC)
+    records = [
+        ConsentRecord(
+            record_id="cr_" + secrets.token_hex(12),
+            source_id=source.source_id,
+            subject=subject,
+            purpose=purpose,
+            granted=False,
+            source="privacy_request",
+            policy_version=row["request_id"],
+            jurisdiction=source.jurisdiction,
+            collected_at=now,
+            recorded_at=now,
+        )
+        for subject in row["subjects"]
+        for purpose in purposes
+    ]
+    for subject in row["subjects"]:  # one append per subject, as the store requires
+        await runtime.consent.append([r for r in records if r.subject == subject])
+    return len(records)
+
+
+async def _step(runtime: Runtime, row: dict[str, Any], store: str, action: str, count: int) -> None:
+    receipt = {"store": store, "action": action, "count": count, "at": datetime.now(UTC)}
+    row["receipts"] = [*row["receipts"], receipt]
+    receipts = row["receipts"]
+    statement = (
+        update(_requests)
+        .where(_requests.c.request_id == row["request_id"])
+        .values(receipts=receipts)
+    )
+    await runtime.database.transaction(lambda conn: conn.execute(statement))
+    await audit.privacy_request_step(runtime, row, receipt)
+
+
+async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> None:
+    values: dict[str, Any] = {"status": status}
+    if status == "completed":
+        values["completed_at"] = datetime.now(UTC)
+    statement = (
+        update(_requests).where(_requests.c.request_id == row["request_id"]).values(**values)
+    )
+    await runtime.database.transaction(lambda conn: conn.execute(statement))
+    row.update(values)
+
+
+async def _complete(runtime: Runtime, row: dict[str, Any]) -> None:
+    await _set_status(runtime, row, "completed")
+    await audit.privacy_request_completed(runtime, row, signed_receipt(runtime, row))
+    log.info("privacy_request_completed", request_id=row["request_id"], kind=row["kind"])
+
+
+def signed_receipt(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The completion receipt, signed (Ed25519 is deterministic: the same each time)."""
+    if row["status"] != "completed":
+        return None
+    return runtime.receipts.sign(
+        {
+            "type": "privacy_request",
+            "request_id": row["request_id"],
+            "kind": row["kind"],
+            "source_id": row["source_id"],
+            "subject": row["subjects"][0] if row["subjects"] else None,
+            "received_at": _iso(row["received_at"]),
+            "completed_at": _iso(row["completed_at"]),
+            "stores": [{**receipt, "at": _iso(receipt["at"])} for receipt in row["receipts"]],
+        }
+    )
+
+
+def public_view(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
+    """The request as the API shows it."""
+    return {
+        "id": row["request_id"],
+        "type": row["kind"],
+        "status": row["status"],
+        "source_id": row["source_id"],
+        "subject": row["subjects"][0] if row["subjects"] else None,
+        "purposes": row["purposes"],
+        "received_at": _utc(row["received_at"]),
+        "deadline": _utc(row["deadline"]),
+        "completed_at": _utc(row["completed_at"]) if row["completed_at"] else None,
+        "receipts": [{**r, "at": _parse(r["at"])} for r in row["receipts"]],
+        "receipt": signed_receipt(runtime, row),
+    }
+
+
+async def export(runtime: Runtime, source: Source, row: dict[str, Any]) -> dict[str, Any]:
+    """An access request's export: the subject's own data in every store, decrypted."""
+    subjects: list[str] = row["subjects"]
+    states = await runtime.consent.states(source.source_id, subjects)
+    history = [r for s in subjects for r in await runtime.consent.history(source.source_id, s)]
+    history.sort(key=lambda r: (r.recorded_at, r.record_id))
+    profiles = []
+    for subject in subjects:
+        profile = await read_profile(runtime.database, source.source_id, subject)
+        if profile is not None:
+            key = await runtime.keyring.existing_subject_key(source.source_id, subject)
+            traits = decrypt_fields(profile.traits, key, source.source_id, subject, "traits")
+            profiles.append({"subject": subject, "traits": traits, "computed": profile.computed})
+    decisions = await runtime.decision_log.for_subjects(source.source_id, subjects)
+    requests = [
+        public_view(runtime, r)
+        for r in await listing(runtime, source_id=source.source_id, subject=subjects[0])
+    ]
+    return {
+        "request_id": row["request_id"],
+        "source_id": source.source_id,
+        "generated_at": datetime.now(UTC),
+        "subject": subjects[0],
+        "consent": {
+            "purposes": {
+                purpose: state
+                for purpose, state in merge_states(states.get(s, {}) for s in subjects).items()
+                if purpose != SUPPRESSION
+            },
+            "history": history,
+        },
+        "profiles": profiles,
+        "decisions": decisions,
+        "privacy_requests": requests,
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime | str | None) -> str | None:
+    if moment is None or isinstance(moment, str):
+        return moment
+    return _utc(moment).isoformat()
+
+
+def _parse(moment: datetime | str) -> datetime:
+    return _utc(datetime.fromisoformat(moment)) if isinstance(moment, str) else _utc(moment)

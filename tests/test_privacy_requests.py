@@ -1,0 +1,279 @@
+"""Privacy requests: erasure that really erases, access exports, opt-outs, deadlines, BOLA."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from litestar.testing import TestClient
+
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from tests.conftest import MakeSource, basic, bearer
+from tests.helpers import wait_for
+from tests.test_ingest_http import profile_when
+
+Client = TestClient  # type: ignore[type-arg]
+USER = "erase-me-4d2f"
+EMAIL = "erase.me@example.org"
+ENCRYPT_EMAIL = {"fields": {"traits.email": "encrypt"}}
+
+
+def _verify(client: Client, signed: dict[str, Any]) -> None:
+    keys = {k["key_id"]: k for k in client.get("/v1/receipts/keys").json()["keys"]}
+    raw = keys[signed["key_id"]]["public_key"]
+    public = Ed25519PublicKey.from_public_bytes(
+        base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    )
+    signature = signed["signature"]
+    canonical = json.dumps(
+        signed["receipt"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    public.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), canonical)
+
+
+def _completed(client: Client, headers: dict[str, str], request_id: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(
+            f"/v1/privacy/requests/{request_id}", headers=headers
+        ).json()
+        return body if body["status"] == "completed" else None
+
+    return wait_for(probe)
+
+
+def _rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
+        return list(conn.execute(sql))
+
+
+def _send_user_events(client: Client, source: CreatedSource) -> None:
+    batch = [
+        {"type": "identify", "userId": USER, "traits": {"email": EMAIL, "plan": "pro"}},
+        {"type": "track", "userId": USER, "event": "Step Done", "anonymousId": "anon-erase-1"},
+    ]
+    assert (
+        client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key)).status_code
+        == 200
+    )
+    profile_when(client, source, USER, 2)
+
+
+def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
+    client: Client, make_source: MakeSource, migrated: Settings, auditor: dict[str, str]
+) -> None:
+    """After an erasure: no profile, no data key, no decisions; the next event is refused;
+    a receipt per store, signed; every step in a log that still verifies."""
+    source = make_source("shop", "none", policy=ENCRYPT_EMAIL)
+    _send_user_events(client, source)
+    subject = client.get(f"/v1/consent/{USER}", headers=bearer(source.server_key)).json()["subject"]
+    assert _rows(
+        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
+    ) == [(1,)]
+
+    submitted = client.post(
+        "/v1/privacy/requests",
+        json={"type": "erasure", "userId": USER, "anonymousIds": ["anon-erase-1"]},
+        headers=bearer(source.server_key),
+    )
+    assert submitted.status_code == 202, submitted.text
+    request = submitted.json()
+    assert request["type"] == "erasure"
+    assert request["subject"] == subject
+    received = datetime.fromisoformat(request["received_at"])
+    assert datetime.fromisoformat(request["deadline"]) - received == timedelta(days=30)
+    # suppressed at once, before the core has even run
+    assert client.get(f"/v1/consent/{USER}", headers=bearer(source.server_key)).json()["suppressed"]
+
+    done = _completed(client, bearer(source.server_key), request["id"])
+    stores = {(r["store"], r["action"]): r["count"] for r in done["receipts"]}
+    assert stores[("consent", "suppressed")] == 2  # the user id and the anonymous id
+    assert stores[("keys", "shredded")] == 1
+    assert stores[("decisions", "deleted")] >= 2
+    assert stores[("profiles", "deleted")] == 1
+    _verify(client, done["receipt"])
+    assert done["receipt"]["receipt"]["request_id"] == request["id"]
+
+    assert client.get(f"/v1/profiles/{USER}", headers=bearer(source.server_key)).status_code == 404
+    assert _rows(
+        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
+    ) == [(0,)]
+    assert _rows(
+        migrated, f"SELECT count(*) FROM observability_decisions WHERE subject='{subject}'"
+    ) == [(0,)]
+    assert EMAIL not in repr(_rows(migrated, "SELECT * FROM profiles"))
+
+    # the next event is refused (and recorded as such), and no profile or key comes back
+    client.post(
+        "/v1/track", json={"userId": USER, "event": "After"}, headers=basic(source.write_key)
+    )
+    items = wait_for(
+        lambda: (
+            client.get(
+                "/v1/decisions",
+                params={"source_id": source.source_id, "userId": USER},
+                headers=auditor,
+            ).json()["items"]
+            or None
+        )
+    )
+    assert [(i["action"], i["reasons"]) for i in items] == [("drop", ["suppressed"])]
+    assert client.get(f"/v1/profiles/{USER}", headers=bearer(source.server_key)).status_code == 404
+    assert _rows(
+        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
+    ) == [(0,)]
+
+    entries = client.get("/v1/audit", headers=auditor).json()["items"]
+    steps = [e for e in entries if e["entry"]["details"].get("request_id") == request["id"]]
+    kinds = [e["entry"]["kind"] for e in steps]
+    assert kinds.count("privacy_request.received") == 1
+    assert kinds.count("privacy_request.step") == 4
+    assert kinds.count("privacy_request.completed") == 1
+    assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+
+
+def test_access_export_holds_the_subjects_data_decrypted(
+    client: Client, make_source: MakeSource, auditor: dict[str, str]
+) -> None:
+    """An access request completes at once; its export has the profile (decrypted), consent
+    history and decisions; an auditor can see the request but not the export."""
+    source = make_source("shop", "none", policy=ENCRYPT_EMAIL)
+    _send_user_events(client, source)
+    client.put(
+        f"/v1/consent/{USER}",
+        json={"purposes": {"marketing": False}, "policy_version": "v1"},
+        headers=bearer(source.server_key),
+    )
+    request = client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": USER},
+        headers=bearer(source.server_key),
+    ).json()
+    assert request["status"] == "completed"
+    _verify(client, request["receipt"])
+    export = client.get(
+        f"/v1/privacy/requests/{request['id']}/export", headers=bearer(source.server_key)
+    ).json()
+    (profile,) = export["profiles"]
+    assert profile["traits"]["email"] == EMAIL
+    assert export["consent"]["purposes"]["marketing"]["granted"] is False
+    assert [r["purpose"] for r in export["consent"]["history"]] == ["marketing"]
+    assert {d["event"] for d in export["decisions"]} >= {"Step Done"}
+    assert export["privacy_requests"][0]["id"] == request["id"]
+
+    seen = client.get(f"/v1/privacy/requests/{request['id']}", headers=auditor)
+    assert seen.status_code == 200
+    refused = client.get(f"/v1/privacy/requests/{request['id']}/export", headers=auditor)
+    assert refused.status_code == 403
+    assert EMAIL not in refused.text
+
+
+def test_opt_out_by_subject_token_withdraws_sale_and_marketing(
+    client: Client, source: CreatedSource
+) -> None:
+    """A subject opts out of sale/sharing and marketing from its own token; its requests
+    list shows it."""
+    token = client.post(
+        "/v1/tokens", json={"userId": "opt-1"}, headers=bearer(source.server_key)
+    ).json()["token"]
+    request = client.post(
+        "/v1/privacy/requests", json={"type": "opt_out"}, headers=bearer(token)
+    ).json()
+    assert request["status"] == "completed"
+    assert sorted(request["purposes"]) == ["marketing", "sale_sharing"]
+    state = client.get("/v1/me/consent", headers=bearer(token)).json()["purposes"]
+    assert state["marketing"]["granted"] is False
+    assert state["sale_sharing"]["granted"] is False
+    assert "analytics" not in state
+    mine = client.get("/v1/me/requests", headers=bearer(token)).json()["items"]
+    assert [r["id"] for r in mine] == [request["id"]]
+
+
+def test_requests_are_visible_only_to_whom_they_belong(
+    client: Client, make_source: MakeSource, auditor: dict[str, str]
+) -> None:
+    """Another source's key and another subject's token get 404; the auditor lists all,
+    nearest deadline first; an auditor cannot submit."""
+    mine, theirs = make_source("mine", "gdpr"), make_source("theirs", "ccpa")
+    first = client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": "u1"},
+        headers=bearer(mine.server_key),
+    ).json()
+    second = client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": "u2"},
+        headers=bearer(theirs.server_key),
+    ).json()
+    assert (
+        datetime.fromisoformat(second["deadline"]) - datetime.fromisoformat(second["received_at"])
+    ) == timedelta(days=45)
+    path = f"/v1/privacy/requests/{first['id']}"
+    assert client.get(path, headers=bearer(theirs.server_key)).status_code == 404
+    other = client.post(
+        "/v1/tokens", json={"userId": "u9"}, headers=bearer(mine.server_key)
+    ).json()["token"]
+    assert client.get(path, headers=bearer(other)).status_code == 404
+    assert client.get(f"{path}/export", headers=bearer(other)).status_code == 404
+    listed = client.get("/v1/privacy/requests", headers=auditor).json()["items"]
+    assert [r["id"] for r in listed] == [first["id"], second["id"]]
+    own = client.get("/v1/privacy/requests", headers=bearer(theirs.server_key)).json()["items"]
+    assert [r["id"] for r in own] == [second["id"]]
+    denied = client.post(
+        "/v1/privacy/requests", json={"type": "erasure", "userId": "u1"}, headers=auditor
+    )
+    assert denied.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"type": "forget", "userId": "u"}, "invalid_body"),
+        ({"type": "erasure"}, "invalid_body"),
+        ({"type": "erasure", "userId": ""}, "invalid_body"),
+        ({"type": "erasure", "userId": "u", "purposes": ["marketing"]}, "invalid_body"),
+        ({"type": "opt_out", "userId": "u", "purposes": ["nope"]}, "unknown_purpose"),
+        ({"type": "opt_out", "userId": "u", "purposes": ["necessary"]}, "invalid_body"),
+        ({"type": "erasure", "userId": "u", "extra": 1}, "invalid_body"),
+    ],
+)
+def test_bad_requests_are_refused_and_change_nothing(
+    client: Client, source: CreatedSource, body: dict[str, Any], code: str
+) -> None:
+    response = client.post("/v1/privacy/requests", json=body, headers=bearer(source.server_key))
+    assert response.status_code == 400
+    assert response.json()["error"] == code
+    assert client.get("/v1/privacy/requests", headers=bearer(source.server_key)).json() == {
+        "items": []
+    }
+
+
+def test_unauthenticated_requests_are_refused(client: Client) -> None:
+    assert client.post("/v1/privacy/requests", json={"type": "access"}).status_code == 401
+    assert client.get("/v1/privacy/requests").status_code == 401
+    assert client.get("/v1/privacy/requests/pr_x").status_code == 401
+
+
+def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
+    client: Client, source: CreatedSource
+) -> None:
+    """The deadline alert's inputs: open requests by kind, seconds to the nearest deadline."""
+    client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": "m1"},
+        headers=bearer(source.server_key),
+    )
+    text = wait_for(
+        lambda: (
+            body
+            if 'consentgate_privacy_requests_open{kind="erasure"}'
+            in (body := client.get("/metrics").text)
+            else None
+        )
+    )
+    assert 'consentgate_privacy_requests_open{kind="access"} 0' in text
