@@ -8,7 +8,7 @@ from typing import Any
 from anonymization import encrypt_value
 from bus import Database
 from consent import ConsentRecord
-from gateway.receipts import ReceiptSigner
+from gateway.receipts import receipt_signer_for
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import Source
@@ -121,9 +121,5 @@ async def query_made(runtime: Runtime, role: str, endpoint: str, params: dict[st
 
 def open_audit(database: Database, settings: Settings) -> AuditLog:
     """The audit log for CLI commands (signed with the receipt key, as the server does)."""
-    from anonymization import load_or_create_key
-
-    signer = ReceiptSigner(
-        load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
-    )
+    signer = receipt_signer_for(settings)
     return AuditLog(database, signer.sign_bytes, signer.verify_bytes)

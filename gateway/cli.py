@@ -87,6 +87,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit_verify.set_defaults(command=_audit_verify)
 
+    requests = commands.add_parser("requests", help="privacy requests").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    requests_list = requests.add_parser(
+        "list", help="privacy requests as JSON lines, the nearest deadline first"
+    )
+    requests_list.add_argument("--status", choices=("received", "in_progress", "completed"))
+    requests_list.add_argument("--source-id")
+    requests_list.add_argument("--limit", type=int, default=100)
+    requests_list.set_defaults(command=_requests_list)
+    requests_show = requests.add_parser("show", help="one privacy request, with its receipts")
+    requests_show.add_argument("request_id")
+    requests_show.set_defaults(command=_requests_show)
+
     sources = commands.add_parser("sources", help="manage sources").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -199,6 +213,46 @@ def _audit_verify(args: argparse.Namespace) -> int:
     result = _with_database(settings, lambda database: open_audit(database, settings).verify())
     print(json.dumps(msgspec.to_builtins(result)))
     return 0 if result.ok else 1
+
+
+def _requests_list(args: argparse.Namespace) -> int:
+    from gateway import privacy
+    from gateway.receipts import receipt_signer_for
+
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+    signer = receipt_signer_for(settings)
+    rows = _with_database(
+        settings,
+        lambda database: privacy.listing(
+            database, source_id=args.source_id, status=args.status, limit=args.limit
+        ),
+    )
+    _audit(settings, "audit.query", {"endpoint": "requests list", "params": {}})
+    for row in rows:
+        print(_json(privacy.public_view(signer, row)))
+    return 0
+
+
+def _requests_show(args: argparse.Namespace) -> int:
+    from gateway import privacy
+    from gateway.receipts import receipt_signer_for
+
+    settings = _settings(args)
+    upgrade_to_head(settings.database_url)
+    row = _with_database(settings, lambda database: privacy.get(database, args.request_id))
+    _audit(settings, "audit.query", {"endpoint": "requests show", "params": {}})
+    if row is None:
+        print(f"no privacy request {args.request_id!r}", file=sys.stderr)
+        return 1
+    print(_json(privacy.public_view(receipt_signer_for(settings), row)))
+    return 0
+
+
+def _json(value: Any) -> str:
+    import msgspec
+
+    return msgspec.json.encode(value).decode()
 
 
 def _tokens_create(args: argparse.Namespace) -> int:

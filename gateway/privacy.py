@@ -27,11 +27,12 @@ import structlog
 from sqlalchemy import Table, select, update
 
 from anonymization import decrypt_fields
-from bus import Erase, OptOut, encode_control
+from bus import Database, Erase, OptOut, encode_control
 from consent import GPC_REFUSED, SUPPRESSION, ConsentRecord, merge_states
 from gateway import audit
 from gateway._tables import PrivacyRequestRow
 from gateway.errors import BadRequest
+from gateway.receipts import ReceiptSigner
 from gateway.runtime import Runtime
 from gateway.sources import Source
 from profiles import erasure_receipts, read_profile
@@ -79,7 +80,7 @@ async def submit(
     await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
     await audit.privacy_request_received(runtime, source, row)
     await _advance_one(runtime, source, row)
-    return await get(runtime, str(row["request_id"])) or row
+    return await get(runtime.database, str(row["request_id"])) or row
 
 
 def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
@@ -95,14 +96,14 @@ def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
     return chosen
 
 
-async def get(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
+async def get(database: Database, request_id: str) -> dict[str, Any] | None:
     query = select(_requests).where(_requests.c.request_id == request_id)
-    row = await runtime.database.read(lambda conn: conn.execute(query).first())
+    row = await database.read(lambda conn: conn.execute(query).first())
     return dict(row._mapping) if row is not None else None
 
 
 async def listing(
-    runtime: Runtime,
+    database: Database,
     *,
     source_id: str | None = None,
     status: str | None = None,
@@ -115,7 +116,7 @@ async def listing(
         query = query.where(_requests.c.source_id == source_id)
     if status is not None:
         query = query.where(_requests.c.status == status)
-    rows = await runtime.database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
+    rows = await database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
     if subject is not None:
         rows = [r for r in rows if r["subjects"] and r["subjects"][0] == subject]
     return rows
@@ -256,15 +257,15 @@ async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> 
 
 async def _complete(runtime: Runtime, row: dict[str, Any]) -> None:
     await _set_status(runtime, row, "completed")
-    await audit.privacy_request_completed(runtime, row, signed_receipt(runtime, row))
+    await audit.privacy_request_completed(runtime, row, signed_receipt(runtime.receipts, row))
     log.info("privacy_request_completed", request_id=row["request_id"], kind=row["kind"])
 
 
-def signed_receipt(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any] | None:
+def signed_receipt(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any] | None:
     """The completion receipt, signed (Ed25519 is deterministic: the same each time)."""
     if row["status"] != "completed":
         return None
-    return runtime.receipts.sign(
+    return signer.sign(
         {
             "type": "privacy_request",
             "request_id": row["request_id"],
@@ -278,7 +279,7 @@ def signed_receipt(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any] | No
     )
 
 
-def public_view(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
+def public_view(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any]:
     """The request as the API shows it."""
     return {
         "id": row["request_id"],
@@ -291,7 +292,7 @@ def public_view(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
         "deadline": _utc(row["deadline"]),
         "completed_at": _utc(row["completed_at"]) if row["completed_at"] else None,
         "receipts": [{**r, "at": _parse(r["at"])} for r in row["receipts"]],
-        "receipt": signed_receipt(runtime, row),
+        "receipt": signed_receipt(signer, row),
     }
 
 
@@ -310,8 +311,8 @@ async def export(runtime: Runtime, source: Source, row: dict[str, Any]) -> dict[
             profiles.append({"subject": subject, "traits": traits, "computed": profile.computed})
     decisions = await runtime.decision_log.for_subjects(source.source_id, subjects)
     requests = [
-        public_view(runtime, r)
-        for r in await listing(runtime, source_id=source.source_id, subject=subjects[0])
+        public_view(runtime.receipts, r)
+        for r in await listing(runtime.database, source_id=source.source_id, subject=subjects[0])
     ]
     return {
         "request_id": row["request_id"],

@@ -19,7 +19,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from anonymization import load_or_create_key
 from consent import ConsentRecord, PurposeDefinition
+from gateway.settings import Settings
 
 RECEIPT_SCHEMA = "consentgate.receipt/1"
 
@@ -102,3 +104,10 @@ def build_receipt(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def receipt_signer_for(settings: Settings) -> ReceiptSigner:
+    """The signer of receipts and audit checkpoints, from the settings' key file."""
+    return ReceiptSigner(
+        load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
+    )

@@ -87,13 +87,13 @@ async def submit_request(request: Request) -> dict[str, Any]:  # type: ignore[ty
     if ask.purposes and ask.type != "opt_out":
         raise BadRequest("purposes: only an opt_out request names purposes", code="invalid_body")
     row = await privacy.submit(runtime, source, ask.type, subjects, requested_by, ask.purposes)
-    return privacy.public_view(runtime, row)
+    return privacy.public_view(runtime.receipts, row)
 
 
 async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[str, Any]]:  # type: ignore[type-arg]
     """The request, if the caller may read it; otherwise 404 (never 403: ids do not leak)."""
     runtime = _runtime(request)
-    row = await privacy.get(runtime, request_id)
+    row = await privacy.get(runtime.database, request_id)
     if _is_admin_token(request):
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
@@ -119,7 +119,7 @@ async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[st
 async def get_request(request: Request, request_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Status, deadline, per-store receipts and, once complete, the signed receipt."""
     runtime, row = await _readable(request, request_id)
-    return privacy.public_view(runtime, row)
+    return privacy.public_view(runtime.receipts, row)
 
 
 @get(
@@ -159,8 +159,8 @@ async def list_requests(request: Request) -> dict[str, Any]:  # type: ignore[typ
         source_id = request.query_params.get("source_id")
     else:
         source_id = (await _server_source(request)).source_id
-    rows = await privacy.listing(runtime, source_id=source_id, status=status)
-    return {"items": [privacy.public_view(runtime, row) for row in rows]}
+    rows = await privacy.listing(runtime.database, source_id=source_id, status=status)
+    return {"items": [privacy.public_view(runtime.receipts, row) for row in rows]}
 
 
 @get("/v1/me/requests", operation_id="list_my_requests", tags=["privacy"])
@@ -168,8 +168,8 @@ async def list_my_requests(request: Request) -> dict[str, Any]:  # type: ignore[
     """The token's own subject's privacy requests."""
     source, subject = await _token_subject(request)
     runtime = _runtime(request)
-    rows = await privacy.listing(runtime, source_id=source.source_id, subject=subject)
-    return {"items": [privacy.public_view(runtime, row) for row in rows]}
+    rows = await privacy.listing(runtime.database, source_id=source.source_id, subject=subject)
+    return {"items": [privacy.public_view(runtime.receipts, row) for row in rows]}
 
 
 PRIVACY_HANDLERS = [submit_request, get_request, get_export, list_requests, list_my_requests]

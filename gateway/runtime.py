@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import text
 
-from anonymization import KekSet, Keyring, load_or_create_key
+from anonymization import KekSet, Keyring
 from bus import Bus, BusMessage, BusUnavailable, Database, MessageHandler, create_bus
 from consent import ConsentStore
 from gateway import stages
@@ -22,7 +22,7 @@ from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
 from gateway.pipeline import Pipeline
-from gateway.receipts import ReceiptSigner
+from gateway.receipts import ReceiptSigner, receipt_signer_for
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
@@ -111,7 +111,7 @@ async def open_runtime(
         tracer=tracer,
         metrics=metrics,
     )
-    signer = ReceiptSigner(receipt_seed or _receipt_seed(settings))
+    signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -204,10 +204,6 @@ def _route(
                 span.end()
 
     return handle
-
-
-def _receipt_seed(settings: Settings) -> bytes:
-    return load_or_create_key(settings.receipt_key_file, "CONSENTGATE_RECEIPT_KEY_FILE")
 
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
 
+from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
@@ -277,3 +278,25 @@ def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
         )
     )
     assert 'consentgate_privacy_requests_open{kind="access"} 0' in text
+
+
+def test_cli_lists_and_shows_requests(
+    client: Client,
+    source: CreatedSource,
+    capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],  # points the CLI at this test's database
+) -> None:
+    """`consentgate requests list|show` print the queue and one request, receipts signed."""
+    request = client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": "cli-1"},
+        headers=bearer(source.server_key),
+    ).json()
+    capsys.readouterr()
+    assert main(["requests", "list", "--status", "completed"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in listed] == [request["id"]]
+    assert main(["requests", "show", request["id"]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["receipt"]["signature"] == request["receipt"]["signature"]
+    assert main(["requests", "show", "pr_missing"]) == 1
