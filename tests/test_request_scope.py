@@ -116,3 +116,37 @@ def test_root_spans_carry_the_request_id(
     assert RAW_ID not in "".join(s.to_json() for s in exported.get_finished_spans())
     metrics = traced.get("/metrics").text
     assert RAW_ID not in metrics
+
+
+def test_canaries_reach_no_span_metric_label_or_log_line(
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
+) -> None:
+    """Canaries planted in events, in paths, queries and bodies, and in error paths: every
+    exported span, every /metrics line and every log line is free of them."""
+    canary_id, canary_mail = "canary-raw-5e6f7a", "canary.person@example.net"
+    server, write = bearer(source.server_key), basic(source.write_key)
+    with structlog.testing.capture_logs() as logs:
+        batch = [
+            {"type": "identify", "userId": canary_id, "traits": {"email": canary_mail}},
+            {"type": "track", "userId": canary_id, "event": f"Mailed {canary_mail}"},
+            {"type": "group", "userId": canary_id, "groupId": f"{canary_id}-g"},
+        ]
+        traced.post("/v1/batch", json={"batch": batch}, headers=write)
+        traced.post("/v1/batch", json={"batch": [{"type": canary_id}]}, headers=write)
+        traced.post("/v1/track", json={"userId": [canary_mail]}, headers=write)
+        traced.put(f"/v1/consent/{canary_id}", json={"purposes": {canary_id: True}}, headers=server)
+        traced.get(f"/v1/consent/{canary_mail}/history", headers=server)
+        traced.get(f"/v1/profiles/{canary_id}", headers={"Authorization": f"Bearer {canary_id}"})
+        traced.post(
+            "/v1/privacy/requests", json={"type": "access", "userId": canary_id}, headers=server
+        )
+        traced.post(
+            "/v1/privacy/requests", json={"type": canary_id, "userId": canary_id}, headers=server
+        )
+        traced.get("/v1/decisions", params={"userId": canary_id})
+        wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
+        metrics = traced.get("/metrics").text
+    spans = "".join(s.to_json() for s in exported.get_finished_spans())
+    for sink in (spans, metrics, repr(logs)):
+        assert canary_id not in sink
+        assert canary_mail not in sink
