@@ -258,7 +258,7 @@ async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> 
 async def _complete(runtime: Runtime, row: dict[str, Any]) -> None:
     await _set_status(runtime, row, "completed")
     await audit.privacy_request_completed(runtime, row, signed_receipt(runtime.receipts, row))
-    log.info("privacy_request_completed", request_id=row["request_id"], kind=row["kind"])
+    log.info("privacy_request_completed", privacy_request_id=row["request_id"], kind=row["kind"])
 
 
 def signed_receipt(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any] | None:

@@ -210,4 +210,4 @@ def _erase(conn: Connection, erase: Erase) -> None:
                 profiles_deleted=deleted or 0,
             )
         )
-    log.info("subject_erased", request_id=erase.request_id, pseudonyms=len(subjects))
+    log.info("subject_erased", privacy_request_id=erase.request_id, pseudonyms=len(subjects))
