@@ -67,7 +67,8 @@ class PrivacyRequestRow(Base):
     source_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    # the current pseudonym first, then older key versions' and anonymous ids' pseudonyms
+    # the subject's current pseudonym; `subjects` adds older key versions' and anonymous ids'
+    subject: Mapped[str] = mapped_column(String(64), index=True)
     subjects: Mapped[list[str]] = mapped_column(JSON)
     purposes: Mapped[list[str]] = mapped_column(JSON)
     requested_by: Mapped[str] = mapped_column(String(32))

@@ -64,11 +64,12 @@ async def submit(
     now = datetime.now(UTC)
     if kind == "opt_out":
         purposes = _opt_out_purposes(source, purposes)
-    row = {
+    row: dict[str, Any] = {
         "request_id": new_request_id(),
         "source_id": source.source_id,
         "kind": kind,
         "status": "received",
+        "subject": subjects[0],
         "subjects": list(dict.fromkeys(subjects)),
         "purposes": list(purposes),
         "requested_by": requested_by,
@@ -79,8 +80,8 @@ async def submit(
     }
     await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
     await audit.privacy_request_received(runtime, source, row)
-    await _advance_one(runtime, source, row)
-    return await get(runtime.database, str(row["request_id"])) or row
+    await _advance_one(runtime, source, row["request_id"])
+    return await get(runtime.database, row["request_id"]) or row
 
 
 def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
@@ -109,37 +110,38 @@ async def listing(
     status: str | None = None,
     subject: str | None = None,
     limit: int = 100,
+    open_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Requests, the nearest deadline first (the queue compliance teams work through)."""
     query = select(_requests).order_by(_requests.c.deadline, _requests.c.request_id).limit(limit)
+    if open_only:
+        query = query.where(_requests.c.status != "completed")
     if source_id is not None:
         query = query.where(_requests.c.source_id == source_id)
     if status is not None:
         query = query.where(_requests.c.status == status)
-    rows = await database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
     if subject is not None:
-        rows = [r for r in rows if r["subjects"] and r["subjects"][0] == subject]
-    return rows
+        query = query.where(_requests.c.subject == subject)
+    return await database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
 
 
 async def advance(runtime: Runtime) -> int:
     """Resume every open request (after a crash, or while the core catches up); returns how
     many are still open."""
-    query = select(_requests).where(_requests.c.status != "completed")
-    rows = await runtime.database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
-    still_open = 0
-    for row in rows:
-        source = await runtime.sources.by_id(row["source_id"])
-        if source is None:
-            continue
-        await _advance_one(runtime, source, row)
-        still_open += row["status"] != "completed"
+    query = select(_requests.c.request_id, _requests.c.source_id).where(
+        _requests.c.status != "completed"
+    )
+    pending = await runtime.database.read(lambda conn: list(conn.execute(query)))
+    for request_id, source_id in pending:
+        source = await runtime.sources.by_id(source_id)
+        if source is not None:
+            await _advance_one(runtime, source, request_id)
+    rows = await listing(runtime.database, status=None, limit=1_000_000, open_only=True)
     _observe(runtime, rows)
-    return still_open
+    return len(rows)
 
 
-def _observe(runtime: Runtime, rows: list[dict[str, Any]]) -> None:
-    open_rows = [r for r in rows if r["status"] != "completed"]
+def _observe(runtime: Runtime, open_rows: list[dict[str, Any]]) -> None:
     runtime.metrics.privacy_open = {
         kind: sum(1 for r in open_rows if r["kind"] == kind) for kind in REQUEST_KINDS
     }
@@ -149,25 +151,36 @@ def _observe(runtime: Runtime, rows: list[dict[str, Any]]) -> None:
     )
 
 
-async def _advance_one(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
-    if row["status"] == "received":
-        await _start(runtime, source, row)
-    if row["status"] == "in_progress" and row["kind"] == "erasure":
-        await _finish_erasure(runtime, source, row)
+async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> None:
+    """Take the request as far as it goes now. One request at a time in this process: the
+    background task and a submission never run the same steps together."""
+    async with runtime.privacy_lock:
+        row = await get(runtime.database, request_id)
+        if row is None:
+            return
+        if row["status"] == "received":
+            await _start(runtime, source, row)
+        if row["status"] == "in_progress" and row["kind"] == "erasure":
+            await _finish_erasure(runtime, source, row)
 
 
 async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
+    """The request's own steps; a step already receipted (before a crash) is not redone."""
     kind = row["kind"]
     subjects: list[str] = row["subjects"]
+    done = {receipt["store"] for receipt in row["receipts"]}
     if kind == "erasure":
-        suppressed = await _withdraw(runtime, source, row, [SUPPRESSION])
-        await _step(runtime, row, "consent", "suppressed", suppressed)
-        shredded = 0
-        for subject in subjects:
-            shredded += await runtime.keyring.shred(source.source_id, subject)
-        await _step(runtime, row, "keys", "shredded", shredded)
-        deleted = await runtime.decision_log.erase(source.source_id, subjects)
-        await _step(runtime, row, "decisions", "deleted", deleted)
+        if "consent" not in done:
+            suppressed = await _withdraw(runtime, source, row, [SUPPRESSION])
+            await _step(runtime, row, "consent", "suppressed", suppressed)
+        if "keys" not in done:
+            shredded = 0
+            for subject in subjects:
+                shredded += await runtime.keyring.shred(source.source_id, subject)
+            await _step(runtime, row, "keys", "shredded", shredded)
+        if "decisions" not in done:
+            deleted = await runtime.decision_log.erase(source.source_id, subjects)
+            await _step(runtime, row, "decisions", "deleted", deleted)
         erase = Erase(
             source_id=source.source_id,
             subject=subjects[0],
@@ -178,18 +191,20 @@ async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
         await runtime.bus.publish([encode_control(erase, f"{row['request_id']}:erase")])
         await _set_status(runtime, row, "in_progress")
     elif kind == "opt_out":
-        withdrawn = await _withdraw(runtime, source, row, row["purposes"])
-        message = OptOut(
-            source_id=source.source_id,
-            subject=subjects[0],
-            purposes=tuple(row["purposes"]),
-            at=datetime.now(UTC),
-        )
-        await runtime.bus.publish([encode_control(message, f"{row['request_id']}:opt_out")])
-        await _step(runtime, row, "consent", "withdrawn", withdrawn)
+        if "consent" not in done:
+            withdrawn = await _withdraw(runtime, source, row, row["purposes"])
+            message = OptOut(
+                source_id=source.source_id,
+                subject=subjects[0],
+                purposes=tuple(row["purposes"]),
+                at=datetime.now(UTC),
+            )
+            await runtime.bus.publish([encode_control(message, f"{row['request_id']}:opt_out")])
+            await _step(runtime, row, "consent", "withdrawn", withdrawn)
         await _complete(runtime, row)
     else:  # access: the export is assembled when it is fetched, from the stores as they are
-        await _step(runtime, row, "export", "ready", len(subjects))
+        if "export" not in done:
+            await _step(runtime, row, "export", "ready", len(subjects))
         await _complete(runtime, row)
 
 
@@ -271,7 +286,7 @@ def signed_receipt(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any]
             "request_id": row["request_id"],
             "kind": row["kind"],
             "source_id": row["source_id"],
-            "subject": row["subjects"][0] if row["subjects"] else None,
+            "subject": row["subject"],
             "received_at": _iso(row["received_at"]),
             "completed_at": _iso(row["completed_at"]),
             "stores": [{**receipt, "at": _iso(receipt["at"])} for receipt in row["receipts"]],
@@ -286,7 +301,7 @@ def public_view(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any]:
         "type": row["kind"],
         "status": row["status"],
         "source_id": row["source_id"],
-        "subject": row["subjects"][0] if row["subjects"] else None,
+        "subject": row["subject"],
         "purposes": row["purposes"],
         "received_at": _utc(row["received_at"]),
         "deadline": _utc(row["deadline"]),

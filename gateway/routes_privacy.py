@@ -14,9 +14,9 @@ from litestar.params import FromPath
 
 from gateway import audit, privacy
 from gateway.admin import authenticate_admin
-from gateway.auth import authenticate_server_key, bearer_token
+from gateway.auth import bearer_token
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.routes_consent import _body, _runtime, _token_subject
+from gateway.routes_consent import _body, _runtime, _server_source, _token_subject
 from gateway.runtime import Runtime
 from gateway.sources import Source
 from observability import remember_raw_identifiers
@@ -46,12 +46,6 @@ def _is_subject_token(request: Request) -> bool:  # type: ignore[type-arg]
 def _is_admin_token(request: Request) -> bool:  # type: ignore[type-arg]
     token = bearer_token(request.headers.get("authorization")) or ""
     return token.startswith("at_")
-
-
-async def _server_source(request: Request) -> Source:  # type: ignore[type-arg]
-    return await authenticate_server_key(
-        _runtime(request).sources, request.headers.get("authorization")
-    )
 
 
 def _all_pseudonyms(source: Source, user_id: str, anonymous_ids: list[str]) -> list[str]:
@@ -101,10 +95,7 @@ async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[st
         await audit.query_made(runtime, role, "privacy_request", {"id": request_id})
     elif _is_subject_token(request):
         source, subject = await _token_subject(request)
-        if row is not None and (row["source_id"], row["subjects"][0]) != (
-            source.source_id,
-            subject,
-        ):
+        if row is not None and (row["source_id"], row["subject"]) != (source.source_id, subject):
             row = None
     else:
         source = await _server_source(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
@@ -59,6 +59,8 @@ class Runtime:
     decision_log: DecisionLog
     audit: AuditLog
     metrics: Metrics
+    # privacy requests advance one at a time in a process (gateway/privacy.py)
+    privacy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def check_ready(self) -> dict[str, str]:
         """The state of each dependency: "ok" or why not."""

@@ -300,3 +300,38 @@ def test_cli_lists_and_shows_requests(
     shown = json.loads(capsys.readouterr().out)
     assert shown["receipt"]["signature"] == request["receipt"]["signature"]
     assert main(["requests", "show", "pr_missing"]) == 1
+
+
+def test_a_request_recorded_before_a_crash_is_resumed(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """A request row left `received` (the process died right after recording it) is taken
+    to completion by the background task, each step once."""
+    client.post(
+        "/v1/track", json={"userId": "crash-1", "event": "E"}, headers=basic(source.write_key)
+    )
+    profile_when(client, source, "crash-1", 1)
+    subject = client.get("/v1/consent/crash-1", headers=bearer(source.server_key)).json()["subject"]
+    now = datetime.now().astimezone()
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            " subjects, purposes, requested_by, received_at, deadline, receipts)"
+            " VALUES (?, ?, 'erasure', 'received', ?, ?, '[]', 'test', ?, ?, '[]')",
+            (
+                "pr_resumed",
+                source.source_id,
+                subject,
+                json.dumps([subject]),
+                now.isoformat(),
+                (now + timedelta(days=30)).isoformat(),
+            ),
+        )
+    done = _completed(client, bearer(source.server_key), "pr_resumed")
+    assert sorted(r["store"] for r in done["receipts"]) == [
+        "consent",
+        "decisions",
+        "keys",
+        "profiles",
+    ]
+    assert client.get("/v1/profiles/crash-1", headers=bearer(source.server_key)).status_code == 404

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("subject", sa.String(length=64), nullable=False),
         sa.Column("subjects", sa.JSON(), nullable=False),
         sa.Column("purposes", sa.JSON(), nullable=False),
         sa.Column("requested_by", sa.String(length=32), nullable=False),
@@ -39,6 +40,9 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             batch_op.f("ix_gateway_privacy_requests_status"), ["status"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_gateway_privacy_requests_subject"), ["subject"], unique=False
         )
 
     op.create_table(
@@ -65,6 +69,7 @@ def downgrade() -> None:
 
     op.drop_table("profiles_erasures")
     with op.batch_alter_table("gateway_privacy_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gateway_privacy_requests_subject"))
         batch_op.drop_index(batch_op.f("ix_gateway_privacy_requests_status"))
         batch_op.drop_index(batch_op.f("ix_gateway_privacy_requests_source_id"))
 
