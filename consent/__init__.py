@@ -22,6 +22,7 @@ from consent._records import (
     SignalSource,
     current_state,
     merge_states,
+    new_records,
 )
 from consent._signals import GOOGLE_CONSENT_MODE, TCF_PURPOSES, Signals, parse_signals
 from consent._store import ConsentStore
@@ -58,6 +59,7 @@ __all__ = [
     "load_consent_config",
     "merge_states",
     "metadata",
+    "new_records",
     "parse_signals",
     "required_purposes",
 ]

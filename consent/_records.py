@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -38,6 +39,38 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
     ip_truncated: str | None = None
     user_agent_hash: str | None = None
+
+
+def new_records(
+    *,
+    source_id: str,
+    subject: str,
+    choices: Mapping[str, bool],
+    source: SignalSource,
+    policy_version: str,
+    jurisdiction: str,
+    at: datetime,
+    ip_truncated: str | None = None,
+    user_agent_hash: str | None = None,
+) -> list[ConsentRecord]:
+    """One new record per choice, in purpose order, collected and recorded `at`."""
+    return [
+        ConsentRecord(
+            record_id="cr_" + secrets.token_hex(12),
+            source_id=source_id,
+            subject=subject,
+            purpose=purpose,
+            granted=granted,
+            source=source,
+            policy_version=policy_version,
+            jurisdiction=jurisdiction,
+            collected_at=at,
+            recorded_at=at,
+            ip_truncated=ip_truncated,
+            user_agent_hash=user_agent_hash,
+        )
+        for purpose, granted in sorted(choices.items())
+    ]
 
 
 class PurposeState(msgspec.Struct, frozen=True, kw_only=True):

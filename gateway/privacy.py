@@ -28,7 +28,7 @@ from sqlalchemy import Table, select, update
 
 from anonymization import decrypt_fields
 from bus import Database, Erase, OptOut, encode_control
-from consent import GPC_REFUSED, SUPPRESSION, ConsentRecord, merge_states
+from consent import GPC_REFUSED, SUPPRESSION, merge_states, new_records
 from gateway import audit
 from gateway._tables import PrivacyRequestRow
 from gateway.errors import BadRequest
@@ -224,26 +224,20 @@ async def _withdraw(
     runtime: Runtime, source: Source, row: dict[str, Any], purposes: Sequence[str]
 ) -> int:
     """Refusal records for `purposes`, for every pseudonym of the subject."""
-    now = datetime.now(UTC)
-    records = [
-        ConsentRecord(
-            record_id="cr_" + secrets.token_hex(12),
+    appended = 0
+    for subject in row["subjects"]:  # one append per subject, as the store requires
+        records = new_records(
             source_id=source.source_id,
             subject=subject,
-            purpose=purpose,
-            granted=False,
+            choices=dict.fromkeys(purposes, False),
             source="privacy_request",
             policy_version=row["request_id"],
             jurisdiction=source.jurisdiction,
-            collected_at=now,
-            recorded_at=now,
+            at=datetime.now(UTC),
         )
-        for subject in row["subjects"]
-        for purpose in purposes
-    ]
-    for subject in row["subjects"]:  # one append per subject, as the store requires
-        await runtime.consent.append([r for r in records if r.subject == subject])
-    return len(records)
+        await runtime.consent.append(records)
+        appended += len(records)
+    return appended
 
 
 async def _step(runtime: Runtime, row: dict[str, Any], store: str, action: str, count: int) -> None:

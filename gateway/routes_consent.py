@@ -7,7 +7,6 @@ the server-key routes reach only the subjects of the key's own source.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath
 
 from anonymization import truncate_ip
-from consent import SUPPRESSION, ConsentRecord, ConsentState, merge_states
+from consent import SUPPRESSION, ConsentState, merge_states, new_records
 from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.auth import authenticate_server_key, bearer_token
@@ -149,23 +148,17 @@ async def _record(
     method = change.source or default_method
     client = request.client.host if request.client else None
     agent = request.headers.get("user-agent")
-    records = [
-        ConsentRecord(
-            record_id="cr_" + secrets.token_hex(12),
-            source_id=source.source_id,
-            subject=subject,
-            purpose=purpose,
-            granted=granted,
-            source=method,  # type: ignore[arg-type]
-            policy_version=change.policy_version,
-            jurisdiction=source.jurisdiction,
-            collected_at=now,
-            recorded_at=now,
-            ip_truncated=truncate_ip(client) if client else None,
-            user_agent_hash=hashlib.sha256(agent.encode()).hexdigest() if agent else None,
-        )
-        for purpose, granted in sorted(change.purposes.items())
-    ]
+    records = new_records(
+        source_id=source.source_id,
+        subject=subject,
+        choices=change.purposes,
+        source=method,  # type: ignore[arg-type]
+        policy_version=change.policy_version,
+        jurisdiction=source.jurisdiction,
+        at=now,
+        ip_truncated=truncate_ip(client) if client else None,
+        user_agent_hash=hashlib.sha256(agent.encode()).hexdigest() if agent else None,
+    )
     runtime = _runtime(request)
     await runtime.consent.append(records)
     await audit.consent_changed(runtime, source, subject, records, actor)

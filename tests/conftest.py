@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.engine import make_url
 
 from anonymization import KekSet
@@ -20,6 +21,7 @@ from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
+from observability import create_tracer_provider
 from tests.services import POSTGRES_ADMIN_URL, require_service
 
 
@@ -134,3 +136,18 @@ def auditor(
     assert token.startswith("at_")
     assert token not in dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
     return bearer(token)
+
+
+@pytest.fixture
+def exported() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(
+    migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
+) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """A client whose gateway exports its spans to `exported`."""
+    provider = create_tracer_provider(service_version="test", exporter=exported)
+    with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
+        yield client

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import structlog
 from litestar.testing import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from anonymization import KekSet
-from gateway.app import create_app
-from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability import (
     configure_logging,
@@ -25,20 +21,6 @@ from tests.helpers import wait_for
 
 Client = TestClient  # type: ignore[type-arg]
 RAW_ID = "plain-user-7f3a9c"  # nothing a PII detector would flag
-
-
-@pytest.fixture
-def exported() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(
-    migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
-) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    provider = create_tracer_provider(service_version="test", exporter=exported)
-    with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
-        yield client
 
 
 def test_span_guard_scrubs_the_requests_raw_identifiers(exported: InMemorySpanExporter) -> None:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from litestar.testing import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from anonymization import KekSet
-from gateway.app import create_app
-from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability import create_tracer_provider
 from tests.conftest import basic, bearer
@@ -19,20 +13,6 @@ from tests.helpers import wait_for
 Client = TestClient  # type: ignore[type-arg]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def exported() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def traced(
-    migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
-) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    provider = create_tracer_provider(service_version="test", exporter=exported)
-    with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
-        yield client
 
 
 def test_one_trace_from_request_to_profile_update(
