@@ -3,7 +3,9 @@
 Records are only ever inserted. A write replaces the cached state of its subject as soon as
 it commits, so the very next event of this process sees it. Reads that raced with a write
 do not put a stale state back: each subject has a generation, bumped by every write, and a
-read fills the cache only if the generation it started with is still current.
+read fills the cache only if the generation it started with is still current. The generations
+are bounded: past a limit they are all forgotten at once and the store's epoch moves on, so
+that reads started before that fill nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ConsentStore:
         self._db = database
         self._cache: OrderedDict[SubjectKey, ConsentState] = OrderedDict()
         self._generation: dict[SubjectKey, int] = {}
+        self._epoch = 0
         self._cache_limit = cache_limit
 
     async def append(self, records: Sequence[ConsentRecord]) -> ConsentState:
@@ -61,13 +64,14 @@ class ConsentStore:
             else:
                 found[subject] = state
         if missing:
+            epoch = self._epoch
             started = {s: self._generation.get((source_id, s), 0) for s in missing}
             loaded = await self._db.read(lambda conn: _read_states(conn, source_id, missing))
             for subject in missing:
                 state = loaded.get(subject, {})
                 found[subject] = state
                 key = (source_id, subject)
-                if self._generation.get(key, 0) == started[subject]:
+                if self._epoch == epoch and self._generation.get(key, 0) == started[subject]:
                     self._put(key, state)
         return found
 
@@ -78,14 +82,16 @@ class ConsentStore:
         self._cache.pop(key, None)
 
     def _bump(self, key: SubjectKey) -> None:
+        if len(self._generation) >= self._cache_limit:
+            self._generation.clear()
+            self._epoch += 1
         self._generation[key] = self._generation.get(key, 0) + 1
 
     def _put(self, key: SubjectKey, state: ConsentState) -> None:
         self._cache[key] = state
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_limit:
-            evicted, _ = self._cache.popitem(last=False)
-            self._generation.pop(evicted, None)
+            self._cache.popitem(last=False)
 
 
 def _to_record(row: Any) -> ConsentRecord:

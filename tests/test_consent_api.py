@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
 
 from anonymization import KekSet
+from consent import ConsentStore, new_records
 from gateway.database import open_database
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
@@ -283,3 +284,33 @@ def test_malformed_tc_string_is_acknowledged_not_consent(
     assert _count(client, gdpr, "t", "Bad TCF") == 0
     counter = client.app.state.runtime.decisions
     assert counter.by_reason["malformed_tcf"] == 1
+
+
+async def test_the_consent_cache_stays_bounded_and_correct(migrated: Settings) -> None:
+    """Many subjects written and invalidated: the store's memory stays within its limit, and
+    every state it serves is the latest."""
+    database = open_database(migrated.database_url)
+    store = ConsentStore(database, cache_limit=8)
+    try:
+        for n in range(40):
+            subject = f"p1_s{n}"
+            for granted in (True, False):
+                await store.append(
+                    new_records(
+                        source_id="src",
+                        subject=subject,
+                        choices={"analytics": granted},
+                        source="api",
+                        policy_version="v1",
+                        jurisdiction="gdpr",
+                        at=datetime.now(UTC),
+                    )
+                )
+            store.invalidate("src", f"p1_gone{n}")
+        # private, on purpose: the bound on what the store keeps is the behaviour under test
+        assert len(store._cache) <= 8
+        assert len(store._generation) <= 8
+        states = await store.states("src", [f"p1_s{n}" for n in range(40)])
+        assert all(state["analytics"].granted is False for state in states.values())
+    finally:
+        await database.dispose()
