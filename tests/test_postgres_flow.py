@@ -33,10 +33,11 @@ def _source(url: str, **options: Any) -> CreatedSource:
     return asyncio.run(create())
 
 
-def test_ingest_consent_tokens_and_encryption_on_postgres(
+def test_ingest_consent_tokens_encryption_and_privacy_on_postgres(
     postgres_database: str, tmp_path: Path
 ) -> None:
-    """Ingest, dedupe, profiles, consent, receipts, tokens and encrypted traits on PostgreSQL."""
+    """Ingest, dedupe, profiles, consent, receipts, tokens, encrypted traits, an access export
+    and an erasure on PostgreSQL."""
     settings = msgspec.structs.replace(
         load_settings(environ=embedded_environ(tmp_path)), database_url=postgres_database
     )
@@ -96,3 +97,28 @@ def test_ingest_consent_tokens_and_encryption_on_postgres(
         ]
         assert "After" not in counts
         assert client.get("/readyz").json()["status"] == "ready"
+
+        access = client.post(
+            "/v1/privacy/requests", json={"type": "access", "userId": "pg-user"}, headers=server
+        ).json()
+        export = client.get(f"/v1/privacy/requests/{access['id']}/export", headers=server).json()
+        assert export["profiles"][0]["traits"]["email"] == "pg@example.com"
+        erasure = client.post(
+            "/v1/privacy/requests", json={"type": "erasure", "userId": "pg-user"}, headers=server
+        )
+        assert erasure.status_code == 202, erasure.text
+
+        def completed() -> dict[str, Any] | None:
+            body: dict[str, Any] = client.get(
+                f"/v1/privacy/requests/{erasure.json()['id']}", headers=server
+            ).json()
+            return body if body["status"] == "completed" else None
+
+        done = wait_for(completed)
+        assert {r["store"] for r in done["receipts"]} == {
+            "consent",
+            "keys",
+            "decisions",
+            "profiles",
+        }
+        assert client.get("/v1/profiles/pg-user", headers=server).status_code == 404
