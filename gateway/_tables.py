@@ -71,7 +71,7 @@ class PrivacyRequestRow(Base):
     subject: Mapped[str] = mapped_column(String(64), index=True)
     subjects: Mapped[list[str]] = mapped_column(JSON)
     purposes: Mapped[list[str]] = mapped_column(JSON)
-    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -77,7 +77,7 @@ async def submit_request(request: Request) -> dict[str, Any]:  # type: ignore[ty
         ask = await _body(request, ServerKeyRequest)
         remember_raw_identifiers((ask.userId, *ask.anonymousIds))
         subjects = _all_pseudonyms(source, ask.userId, ask.anonymousIds)
-        requested_by = f"server_key:{source.source_id}"[:32]
+        requested_by = f"server_key:{source.source_id}"
     if ask.purposes and ask.type != "opt_out":
         raise BadRequest("purposes: only an opt_out request names purposes", code="invalid_body")
     row = await privacy.submit(runtime, source, ask.type, subjects, requested_by, ask.purposes)
@@ -131,7 +131,12 @@ async def get_export(request: Request, request_id: FromPath[str]) -> dict[str, A
     source = await runtime.sources.by_id(row["source_id"])
     if source is None:
         raise NotFound("no such privacy request", code="request_not_found")
-    return await privacy.export(runtime, source, row)
+    exported = await privacy.export(runtime, source, row)
+    fetched_by = "subject_token" if _is_subject_token(request) else f"server_key:{source.source_id}"
+    await audit.privacy_request_step(
+        runtime, row, {"store": "export", "action": f"fetched_by:{fetched_by}", "count": 1}
+    )
+    return exported
 
 
 @get("/v1/privacy/requests", operation_id="list_privacy_requests", tags=["privacy"])

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=64), nullable=False),
         sa.Column("subjects", sa.JSON(), nullable=False),
         sa.Column("purposes", sa.JSON(), nullable=False),
-        sa.Column("requested_by", sa.String(length=32), nullable=False),
+        sa.Column("requested_by", sa.String(length=64), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
