@@ -36,7 +36,9 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _IBAN_START = re.compile(r"[A-Z]{2}\d{2}").search
 _NUMERIC_RUN = re.compile(r"[\d+(][\d ().+\-]{5,}\d")
 _NUMERIC = re.compile(
-    r"(?P<ipv4>(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]))"
+    # a product token ("Chrome/131.0.0.0") or a named version is not an address
+    r"(?P<ipv4>(?<![\w.])(?<![A-Za-z]/)(?<!(?i:version) )(?<!(?i:build) )"
+    r"(?:\d{1,3}\.){3}\d{1,3}(?![\w.]))"
     r"|(?P<ssn>(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-]))"
     r"|(?P<card>(?<![\w.,-])\d(?:[ -]?\d){12,18}(?![\w.,-]))"
     r"|(?P<phone>(?<![\w+.])"

@@ -52,6 +52,9 @@ FALSE_POSITIVE_CORPUS = [
     "1,000,000",
     "SKU-88812-XL",
     "2026-11-26",
+    "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36",  # four-part versions
+    "version 1.2.3.4",
+    "Build 10.0.19045.1",
 ]
 
 
@@ -63,6 +66,12 @@ def test_detects_each_kind(kind: str, value: str) -> None:
     assert found == [(kind, value)]
     assert value not in Scrubber({}).text(text)
     assert f"[{kind}]" in Scrubber({}).text(text)
+
+
+def test_an_address_in_a_url_is_found_a_product_version_is_not() -> None:
+    """An address in a URL ("http://10.0.0.1/") is found; a product version is not."""
+    assert Scrubber({}).text("see http://10.0.0.1/admin") == "see http://[ip]/admin"
+    assert Scrubber({}).text("Chrome/131.0.0.0 from 10.0.0.1") == "Chrome/131.0.0.0 from [ip]"
 
 
 @pytest.mark.parametrize("text", FALSE_POSITIVE_CORPUS)
