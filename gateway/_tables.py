@@ -75,5 +75,7 @@ class PrivacyRequestRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a lease: the replica advancing the request holds it until then (see gateway/privacy.py)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # one receipt per store: {"store", "action", "count", "at"}
     receipts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import structlog
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 
 from anonymization import decrypt_fields
 from bus import Database, Erase, OptOut, encode_control
@@ -76,6 +76,7 @@ async def submit(
         "received_at": now,
         "deadline": now + timedelta(days=DEADLINE_DAYS.get(source.jurisdiction, 30)),
         "completed_at": None,
+        "claimed_until": None,
         "receipts": [],
     }
     await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
@@ -152,16 +153,46 @@ def _observe(runtime: Runtime, open_rows: list[dict[str, Any]]) -> None:
 
 
 async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> None:
-    """Take the request as far as it goes now. One request at a time in this process: the
-    background task and a submission never run the same steps together."""
+    """Take the request as far as it goes now, never together with another advance of it:
+    one at a time in this process, and under a lease in the database against other
+    replicas (a lease outlives a crash only by `_LEASE`)."""
     async with runtime.privacy_lock:
-        row = await get(runtime.database, request_id)
-        if row is None:
+        if not await _claim(runtime.database, request_id):
             return
-        if row["status"] == "received":
-            await _start(runtime, source, row)
-        if row["status"] == "in_progress" and row["kind"] == "erasure":
-            await _finish_erasure(runtime, source, row)
+        try:
+            row = await get(runtime.database, request_id)
+            if row is None:
+                return
+            if row["status"] == "received":
+                await _start(runtime, source, row)
+            if row["status"] == "in_progress" and row["kind"] == "erasure":
+                await _finish_erasure(runtime, source, row)
+        finally:
+            await _release(runtime.database, request_id)
+
+
+_LEASE = timedelta(seconds=60)
+
+
+async def _claim(database: Database, request_id: str) -> bool:
+    now = datetime.now(UTC)
+    statement = (
+        update(_requests)
+        .where(
+            _requests.c.request_id == request_id,
+            or_(_requests.c.claimed_until.is_(None), _requests.c.claimed_until < now),
+        )
+        .values(claimed_until=now + _LEASE)
+    )
+    claimed = await database.transaction(lambda conn: conn.execute(statement).rowcount)
+    return bool(claimed)
+
+
+async def _release(database: Database, request_id: str) -> None:
+    statement = (
+        update(_requests).where(_requests.c.request_id == request_id).values(claimed_until=None)
+    )
+    await database.transaction(lambda conn: conn.execute(statement))
 
 
 async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -328,6 +329,7 @@ def test_a_request_recorded_before_a_crash_is_resumed(
             ),
         )
     done = _completed(client, bearer(source.server_key), "pr_resumed")
+    assert _rows(migrated, "SELECT claimed_until FROM gateway_privacy_requests") == [(None,)]
     assert sorted(r["store"] for r in done["receipts"]) == [
         "consent",
         "decisions",
@@ -335,3 +337,31 @@ def test_a_request_recorded_before_a_crash_is_resumed(
         "profiles",
     ]
     assert client.get("/v1/profiles/crash-1", headers=bearer(source.server_key)).status_code == 404
+
+
+def test_a_request_leased_by_another_replica_is_left_to_it(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """While another replica's lease runs, this one does not touch the request; once the lease
+    has lapsed (that replica died), it takes the request over."""
+    now = datetime.now(UTC)
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            " subjects, purposes, requested_by, received_at, deadline, claimed_until, receipts)"
+            " VALUES ('pr_leased', ?, 'access', 'received', 'p1_x', '[\"p1_x\"]', '[]', 'test',"
+            " ?, ?, ?, '[]')",
+            (
+                source.source_id,
+                now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            ),
+        )
+    path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
+    time.sleep(2.5)  # more than one round of the background task (every 2 s)
+    assert client.get(path, headers=server).json()["status"] == "received"
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
+    assert _completed(client, server, "pr_leased")["receipts"][0]["store"] == "export"

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("receipts", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_gateway_privacy_requests")),
     )
