@@ -81,7 +81,14 @@ async def submit(
     }
     await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
     await audit.privacy_request_received(runtime, source, row)
-    await _advance_one(runtime, source, row["request_id"])
+    try:
+        await _advance_one(runtime, source, row["request_id"])
+    except Exception as exc:  # recorded, so accepted: the background task will resume it
+        log.error(
+            "privacy_request_stalled",
+            privacy_request_id=row["request_id"],
+            error=type(exc).__name__,
+        )
     return await get(runtime.database, row["request_id"]) or row
 
 

@@ -365,3 +365,30 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
         lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
         conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
     assert _completed(client, server, "pr_leased")["receipts"][0]["store"] == "export"
+
+
+def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
+    client: Client, source: CreatedSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is recorded before any step runs: if one fails, the answer is still 202
+    (accepted, not yet done) and the background task finishes the work."""
+    keyring = client.app.state.runtime.keyring
+    shred = keyring.shred
+    failures = [RuntimeError("the key table is locked")]
+
+    async def flaky_shred(source_id: str, subject: str) -> bool:
+        if failures:
+            raise failures.pop()
+        return bool(await shred(source_id, subject))
+
+    monkeypatch.setattr(keyring, "shred", flaky_shred)
+    submitted = client.post(
+        "/v1/privacy/requests",
+        json={"type": "erasure", "userId": "flaky-1"},
+        headers=bearer(source.server_key),
+    )
+    assert submitted.status_code == 202
+    assert submitted.json()["status"] == "received"
+    assert [r["store"] for r in submitted.json()["receipts"]] == ["consent"]
+    done = _completed(client, bearer(source.server_key), submitted.json()["id"])
+    assert [r["store"] for r in done["receipts"]] == ["consent", "keys", "decisions", "profiles"]
