@@ -119,9 +119,17 @@ async def listing(
     subject: str | None = None,
     limit: int = 100,
     open_only: bool = False,
+    after: tuple[datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, the nearest deadline first (the queue compliance teams work through)."""
+    """Requests, the nearest deadline first (the queue compliance teams work through);
+    `after` is the (deadline, id) of the last one of the previous page."""
     query = select(_requests).order_by(_requests.c.deadline, _requests.c.request_id).limit(limit)
+    if after is not None:
+        deadline, request_id = after
+        query = query.where(
+            (_requests.c.deadline > deadline)
+            | ((_requests.c.deadline == deadline) & (_requests.c.request_id > request_id))
+        )
     if open_only:
         query = query.where(_requests.c.status != "completed")
     if source_id is not None:
@@ -164,7 +172,8 @@ async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> Non
     one at a time in this process, and under a lease in the database against other
     replicas (a lease outlives a crash only by `_LEASE`)."""
     async with runtime.privacy_lock:
-        if not await _claim(runtime.database, request_id):
+        lease = await _claim(runtime.database, request_id)
+        if lease is None:
             return
         try:
             row = await get(runtime.database, request_id)
@@ -175,29 +184,35 @@ async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> Non
             if row["status"] == "in_progress" and row["kind"] == "erasure":
                 await _finish_erasure(runtime, source, row)
         finally:
-            await _release(runtime.database, request_id)
+            await _release(runtime.database, request_id, lease)
 
 
 _LEASE = timedelta(seconds=60)
 
 
-async def _claim(database: Database, request_id: str) -> bool:
+async def _claim(database: Database, request_id: str) -> datetime | None:
+    """Take the lease on an open request; its expiry, or None when another holds it."""
     now = datetime.now(UTC)
+    lease = now + _LEASE
     statement = (
         update(_requests)
         .where(
             _requests.c.request_id == request_id,
+            _requests.c.status != "completed",
             or_(_requests.c.claimed_until.is_(None), _requests.c.claimed_until < now),
         )
-        .values(claimed_until=now + _LEASE)
+        .values(claimed_until=lease)
     )
     claimed = await database.transaction(lambda conn: conn.execute(statement).rowcount)
-    return bool(claimed)
+    return lease if claimed else None
 
 
-async def _release(database: Database, request_id: str) -> None:
+async def _release(database: Database, request_id: str, lease: datetime) -> None:
+    """Give the lease back, unless it lapsed and another replica holds it now."""
     statement = (
-        update(_requests).where(_requests.c.request_id == request_id).values(claimed_until=None)
+        update(_requests)
+        .where(_requests.c.request_id == request_id, _requests.c.claimed_until == lease)
+        .values(claimed_until=None)
     )
     await database.transaction(lambda conn: conn.execute(statement))
 
@@ -295,6 +310,7 @@ async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> 
     values: dict[str, Any] = {"status": status}
     if status == "completed":
         values["completed_at"] = datetime.now(UTC)
+        values["claimed_until"] = None  # in the same commit: a completed request holds no lease
     statement = (
         update(_requests).where(_requests.c.request_id == row["request_id"]).values(**values)
     )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from gateway import audit, privacy
 from gateway.admin import authenticate_admin
@@ -19,7 +19,7 @@ from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.routes_consent import _body, _runtime, _server_source, _token_subject
 from gateway.runtime import Runtime
 from gateway.sources import Source
-from observability import remember_raw_identifiers
+from observability import decode_cursor, encode_cursor, remember_raw_identifiers
 
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 Purpose = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -140,13 +140,24 @@ async def get_export(request: Request, request_id: FromPath[str]) -> dict[str, A
 
 
 @get("/v1/privacy/requests", operation_id="list_privacy_requests", tags=["privacy"])
-async def list_requests(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+async def list_requests(
+    request: Request,  # type: ignore[type-arg]
+    limit: FromQuery[int] = 100,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
     """The queue, nearest deadline first: auditors and admins see every source's (filter
-    with `source_id`), a server key its own source's. Filter by `status`."""
+    with `source_id`), a server key its own source's. Filter by `status`; pages of `limit`
+    (1 to 1000), the next one at `cursor`."""
     runtime = _runtime(request)
     status = request.query_params.get("status")
     if status is not None and status not in ("received", "in_progress", "completed"):
         raise BadRequest("status: received, in_progress or completed", code="invalid_query")
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit: 1 to 1000", code="invalid_query")
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_query") from None
     if _is_admin_token(request):
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
@@ -155,8 +166,18 @@ async def list_requests(request: Request) -> dict[str, Any]:  # type: ignore[typ
         source_id = request.query_params.get("source_id")
     else:
         source_id = (await _server_source(request)).source_id
-    rows = await privacy.listing(runtime.database, source_id=source_id, status=status)
-    return {"items": [privacy.public_view(runtime.receipts, row) for row in rows]}
+    rows = await privacy.listing(
+        runtime.database, source_id=source_id, status=status, limit=limit + 1, after=after
+    )
+    following = (
+        encode_cursor(rows[limit - 1]["deadline"], rows[limit - 1]["request_id"])
+        if len(rows) > limit
+        else None
+    )
+    return {
+        "items": [privacy.public_view(runtime.receipts, row) for row in rows[:limit]],
+        "next": following,
+    }
 
 
 @get("/v1/me/requests", operation_id="list_my_requests", tags=["privacy"])

@@ -9,6 +9,8 @@ from observability._decision_log import (
     DecisionLog,
     DecisionQuery,
     decisions_message,
+    decode_cursor,
+    encode_cursor,
 )
 from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
 from observability._logging import configure_logging
@@ -46,6 +48,8 @@ __all__ = [
     "current_request_id",
     "current_scrubber",
     "decisions_message",
+    "decode_cursor",
+    "encode_cursor",
     "metadata",
     "remember_raw_identifiers",
     "render_prometheus",

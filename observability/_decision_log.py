@@ -135,7 +135,7 @@ def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], 
     if ask.until:
         query = query.where(table.c.decided_at < ask.until)
     if ask.cursor:
-        at, message_id = _decode_cursor(ask.cursor)
+        at, message_id = decode_cursor(ask.cursor)
         query = query.where(
             (table.c.decided_at < at)
             | ((table.c.decided_at == at) & (table.c.message_id < message_id))
@@ -148,7 +148,7 @@ def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], 
         ):
             continue
         if len(items) == ask.limit:
-            return items, _encode_cursor(last.decided_at, last.message_id)
+            return items, encode_cursor(last.decided_at, last.message_id)
         items.append(_to_item(row))
         last = row
     return items, None
@@ -173,12 +173,13 @@ def _to_item(row: Any) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(at: datetime, message_id: str) -> str:
+def encode_cursor(at: datetime, message_id: str) -> str:
+    """An opaque page cursor: the (time, id) of the last item served."""
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{message_id}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         at, _, message_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return datetime.fromisoformat(at), message_id

@@ -251,7 +251,8 @@ def test_bad_requests_are_refused_and_change_nothing(
     assert response.status_code == 400
     assert response.json()["error"] == code
     assert client.get("/v1/privacy/requests", headers=bearer(source.server_key)).json() == {
-        "items": []
+        "items": [],
+        "next": None,
     }
 
 
@@ -392,3 +393,27 @@ def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
     assert [r["store"] for r in submitted.json()["receipts"]] == ["consent"]
     done = _completed(client, bearer(source.server_key), submitted.json()["id"])
     assert [r["store"] for r in done["receipts"]] == ["consent", "keys", "decisions", "profiles"]
+
+
+def test_the_queue_is_paged_and_bad_queries_are_refused(
+    client: Client, source: CreatedSource, auditor: dict[str, str]
+) -> None:
+    """Pages of `limit`, nearest deadline first, the next at `cursor`; a bad status, limit or
+    cursor is a 400."""
+    server = bearer(source.server_key)
+    made = [
+        client.post(
+            "/v1/privacy/requests", json={"type": "access", "userId": f"q{n}"}, headers=server
+        ).json()["id"]
+        for n in range(3)
+    ]
+    first = client.get("/v1/privacy/requests", params={"limit": 2}, headers=auditor).json()
+    second = client.get(
+        "/v1/privacy/requests", params={"limit": 2, "cursor": first["next"]}, headers=auditor
+    ).json()
+    assert [r["id"] for r in first["items"] + second["items"]] == made
+    assert second["next"] is None
+    for params in ({"status": "done"}, {"limit": 0}, {"limit": 1001}, {"cursor": "nope"}):
+        refused = client.get("/v1/privacy/requests", params=params, headers=auditor)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_query"
