@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from segment.analytics.client import Client as SegmentClient
 
 from benchmarks.servers import free_port, stop_process
 from tests.conftest import embedded_environ
@@ -33,6 +34,12 @@ class Gateway:
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+
+    def segment_sdk(self, write_key: str, errors: list[Any]) -> SegmentClient:
+        """Segment's Python SDK pointed at this gateway, sending at once, errors collected."""
+        return SegmentClient(
+            write_key, host=self.url, sync_mode=True, on_error=lambda e, b: errors.append(e)
+        )
 
     def cli(self, *args: str) -> dict[str, Any]:
         """Run a CLI command; its stdout must be exactly one JSON object."""

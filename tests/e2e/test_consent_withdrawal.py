@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from segment.analytics.client import Client as SegmentClient
 
 from tests.e2e.server import Gateway
 from tests.helpers import wait_for
@@ -39,12 +38,7 @@ def test_withdrawal_through_the_api_stops_the_next_sdk_event(gateway: Gateway) -
     gateway.start()
     key = source["server_key"]
     errors: list[Any] = []
-    sdk = SegmentClient(
-        source["write_key"],
-        host=gateway.url,
-        sync_mode=True,
-        on_error=lambda e, b: errors.append(e),
-    )
+    sdk = gateway.segment_sdk(source["write_key"], errors)
 
     _set_analytics(gateway, key, "user-w", True)
     sdk.track("user-w", "Before Withdrawal")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from segment.analytics.client import Client as SegmentClient
 
 from tests.e2e.server import Gateway
 from tests.helpers import wait_for
@@ -24,12 +23,7 @@ def test_erasure_through_the_api_erases_and_suppresses(gateway: Gateway) -> None
     gateway.start()
     key = source["server_key"]
     errors: list[Any] = []
-    sdk = SegmentClient(
-        source["write_key"],
-        host=gateway.url,
-        sync_mode=True,
-        on_error=lambda e, b: errors.append(e),
-    )
+    sdk = gateway.segment_sdk(source["write_key"], errors)
     sdk.identify("user-e", {"plan": "pro"})
     sdk.track("user-e", "Before Erasure")
     wait_for(lambda: True if _profile(gateway, key, "user-e").status_code == 200 else None)
