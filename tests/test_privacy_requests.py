@@ -417,3 +417,28 @@ def test_the_queue_is_paged_and_bad_queries_are_refused(
         refused = client.get("/v1/privacy/requests", params=params, headers=auditor)
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_query"
+
+
+def test_a_subject_fetches_its_own_access_export_with_its_token(
+    client: Client, source: CreatedSource
+) -> None:
+    """From the privacy center: the subject asks for its data and downloads the export."""
+    client.post(
+        "/v1/track", json={"userId": "self-1", "event": "Mine"}, headers=basic(source.write_key)
+    )
+    profile_when(client, source, "self-1", 1)
+    token = client.post(
+        "/v1/tokens", json={"userId": "self-1"}, headers=bearer(source.server_key)
+    ).json()["token"]
+    request = client.post(
+        "/v1/privacy/requests", json={"type": "access"}, headers=bearer(token)
+    ).json()
+    export = client.get(f"/v1/privacy/requests/{request['id']}/export", headers=bearer(token))
+    assert export.status_code == 200
+    assert export.json()["profiles"][0]["computed"]["event_counts"] == {"Mine": 1}
+    erasure = client.post("/v1/privacy/requests", json={"type": "erasure"}, headers=bearer(token))
+    not_access = client.get(
+        f"/v1/privacy/requests/{erasure.json()['id']}/export", headers=bearer(token)
+    )
+    assert not_access.status_code == 400
+    assert not_access.json()["error"] == "not_an_access_request"
