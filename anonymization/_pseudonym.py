@@ -15,6 +15,7 @@ from typing import Literal
 IdentifierKind = Literal["subject", "group"]
 
 _DIGEST_BYTES = 16  # 128 bits: collision-free at any realistic subject count
+_ENCODED_CHARS = 22  # 16 bytes in base64, without the "==" padding
 _SHA256_BLOCK = 64
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64url, without base64's slower wrapper
 
@@ -35,7 +36,7 @@ class Pseudonymizer:
     of the time of `hmac.digest` (the known-answer test compares it with the hmac module).
     """
 
-    __slots__ = ("_inner", "_outer", "_prefix", "version")
+    __slots__ = ("_inner", "_inner_by_kind", "_outer", "_prefix", "version")
 
     def __init__(self, key: bytes, version: int = 1) -> None:
         self.version = version
@@ -45,15 +46,21 @@ class Pseudonymizer:
         block = key.ljust(_SHA256_BLOCK, b"\x00")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        # the message starts with "<kind>\0": that prefix is hashed once per kind, here
+        self._inner_by_kind = {}
+        for kind in ("subject", "group"):
+            state = self._inner.copy()
+            state.update(kind.encode() + b"\x00")
+            self._inner_by_kind[kind] = state
 
     def __call__(self, kind: IdentifierKind, value: str) -> str:
-        inner = self._inner.copy()
-        inner.update(kind.encode() + b"\x00" + normalize_identifier(value).encode())
+        inner = self._inner_by_kind[kind].copy()
+        inner.update(normalize_identifier(value).encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         digest = outer.digest()[:_DIGEST_BYTES]
         encoded = binascii.b2a_base64(digest, newline=False).translate(_URL_SAFE)
-        return self._prefix + encoded.rstrip(b"=").decode()
+        return self._prefix + encoded[:_ENCODED_CHARS].decode()
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(version={self.version}, <key hidden>)"
