@@ -362,6 +362,14 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
     path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
     time.sleep(2.5)  # more than one round of the background task (every 2 s)
     assert client.get(path, headers=server).json()["status"] == "received"
+    metrics = client.get("/metrics").text
+    assert 'consentgate_privacy_requests_open{kind="access"} 1' in metrics
+    (deadline_line,) = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("consentgate_privacy_request_next_deadline_seconds")
+    ]
+    assert 29 * 86400 < float(deadline_line.split()[-1]) <= 30 * 86400
     with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
         lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
         conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
