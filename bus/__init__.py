@@ -1,6 +1,7 @@
 """The message contract and its transports. Imports none of the domain packages."""
 
 from bus._database import Database
+from bus._dead_letters import erase_dead_letters
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
 from bus._transport import Bus, BusError, BusUnavailable, MessageHandler
@@ -42,6 +43,7 @@ __all__ = [
     "decode_payload",
     "encode_control",
     "encode_event",
+    "erase_dead_letters",
     "metadata",
 ]
 

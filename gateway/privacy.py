@@ -6,6 +6,7 @@ An erasure, in order:
 2. `keys`: its data keys are shredded: every ciphertext under them, in the outbox, on the
    bus, in backups and exports, and in the audit log, is noise from now on;
 3. `decisions`: its decision records are deleted;
+   `dead_letters`: so are its events among the bus's dead letters;
 4. `profiles`: an `erase` message goes to the core on the bus, after every event already
    accepted; the core deletes the profiles and leaves a receipt (a tombstone that also skips
    events accepted before the erasure and delivered after it). When that receipt is in, the
@@ -27,7 +28,7 @@ import structlog
 from sqlalchemy import Table, or_, select, update
 
 from anonymization import decrypt_fields
-from bus import Database, Erase, OptOut, encode_control
+from bus import Database, Erase, OptOut, encode_control, erase_dead_letters
 from consent import GPC_REFUSED, SUPPRESSION, merge_states, new_records
 from gateway import audit
 from gateway._tables import PrivacyRequestRow
@@ -234,6 +235,9 @@ async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
         if "decisions" not in done:
             deleted = await runtime.decision_log.erase(source.source_id, subjects)
             await _step(runtime, row, "decisions", "deleted", deleted)
+        if "dead_letters" not in done:
+            deleted = await erase_dead_letters(runtime.database, source.source_id, subjects)
+            await _step(runtime, row, "dead_letters", "deleted", deleted)
         erase = Erase(
             source_id=source.source_id,
             subject=subjects[0],

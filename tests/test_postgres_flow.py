@@ -119,6 +119,7 @@ def test_ingest_consent_tokens_encryption_and_privacy_on_postgres(
             "consent",
             "keys",
             "decisions",
+            "dead_letters",
             "profiles",
         }
         assert client.get("/v1/profiles/pg-user", headers=server).status_code == 404

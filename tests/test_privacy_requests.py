@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
 
+from bus import EventEnvelope, encode_event
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
@@ -98,6 +99,7 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     assert stores[("keys", "shredded")] == 1
     assert stores[("decisions", "deleted")] >= 2
     assert stores[("profiles", "deleted")] == 1
+    assert stores[("dead_letters", "deleted")] == 0
     _verify(client, done["receipt"])
     assert done["receipt"]["receipt"]["request_id"] == request["id"]
 
@@ -134,7 +136,7 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     steps = [e for e in entries if e["entry"]["details"].get("request_id") == request["id"]]
     kinds = [e["entry"]["kind"] for e in steps]
     assert kinds.count("privacy_request.received") == 1
-    assert kinds.count("privacy_request.step") == 4
+    assert kinds.count("privacy_request.step") == 5
     assert kinds.count("privacy_request.completed") == 1
     assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
 
@@ -333,6 +335,7 @@ def test_a_request_recorded_before_a_crash_is_resumed(
     assert _rows(migrated, "SELECT claimed_until FROM gateway_privacy_requests") == [(None,)]
     assert sorted(r["store"] for r in done["receipts"]) == [
         "consent",
+        "dead_letters",
         "decisions",
         "keys",
         "profiles",
@@ -400,7 +403,13 @@ def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
     assert submitted.json()["status"] == "received"
     assert [r["store"] for r in submitted.json()["receipts"]] == ["consent"]
     done = _completed(client, bearer(source.server_key), submitted.json()["id"])
-    assert [r["store"] for r in done["receipts"]] == ["consent", "keys", "decisions", "profiles"]
+    assert [r["store"] for r in done["receipts"]] == [
+        "consent",
+        "keys",
+        "decisions",
+        "dead_letters",
+        "profiles",
+    ]
 
 
 def test_the_queue_is_paged_and_bad_queries_are_refused(
@@ -450,3 +459,37 @@ def test_a_subject_fetches_its_own_access_export_with_its_token(
     )
     assert not_access.status_code == 400
     assert not_access.json()["error"] == "not_an_access_request"
+
+
+def test_an_erasure_deletes_the_subjects_dead_letters_only(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """Events of the subject that the core could never apply (dead letters) go too; other
+    subjects' dead letters stay for the operator."""
+    server = bearer(source.server_key)
+    subject = client.get("/v1/consent/dead-1", headers=server).json()["subject"]
+    other = client.get("/v1/consent/dead-2", headers=server).json()["subject"]
+    now = datetime.now(UTC)
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        for n, owner in enumerate((subject, other, subject)):
+            envelope = EventEnvelope(
+                message_id=f"dl-{n}",
+                source_id=source.source_id,
+                type="track",
+                subject=owner,
+                anonymous=None,
+                received_at=now,
+                timestamp=now,
+                event="Poison",
+            )
+            conn.execute(
+                "INSERT INTO bus_dead_letters (subject, message_id, headers, payload, failed_at,"
+                " attempts) VALUES ('events', ?, '{}', ?, ?, 5)",
+                (f"dl-{n}", encode_event(envelope).payload, now.strftime("%Y-%m-%d %H:%M:%S")),
+            )
+    request = client.post(
+        "/v1/privacy/requests", json={"type": "erasure", "userId": "dead-1"}, headers=server
+    ).json()
+    done = _completed(client, server, request["id"])
+    assert {(r["store"], r["count"]) for r in done["receipts"]} >= {("dead_letters", 2)}
+    assert _rows(migrated, "SELECT message_id FROM bus_dead_letters") == [("dl-1",)]

@@ -44,7 +44,13 @@ def test_erasure_through_the_api_erases_and_suppresses(gateway: Gateway) -> None
         return body if body["status"] == "completed" else None
 
     done = wait_for(completed)
-    assert {r["store"] for r in done["receipts"]} == {"consent", "keys", "decisions", "profiles"}
+    assert {r["store"] for r in done["receipts"]} == {
+        "consent",
+        "keys",
+        "decisions",
+        "dead_letters",
+        "profiles",
+    }
     assert done["receipt"]["signature"]
 
     sdk.track("user-e", "After Erasure")
