@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -20,6 +20,20 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# the stores an erasure reports on, one receipt each
+ERASURE_STORES = {"consent", "keys", "decisions", "dead_letters", "profiles"}
+
+
+def completed_request(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Poll a privacy request (`fetch` returns its JSON) until it has completed."""
+
+    def probe() -> dict[str, Any] | None:
+        body = fetch()
+        return body if body["status"] == "completed" else None
+
+    return wait_for(probe)
 
 
 def dump_sqlite(path: str) -> str:

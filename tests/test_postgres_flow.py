@@ -17,7 +17,7 @@ from gateway.migrate import upgrade_to_head
 from gateway.settings import load_settings
 from gateway.sources import CreatedSource, create_source
 from tests.conftest import basic, bearer, embedded_environ
-from tests.helpers import wait_for
+from tests.helpers import ERASURE_STORES, completed_request, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -108,18 +108,10 @@ def test_ingest_consent_tokens_encryption_and_privacy_on_postgres(
         )
         assert erasure.status_code == 202, erasure.text
 
-        def completed() -> dict[str, Any] | None:
-            body: dict[str, Any] = client.get(
+        done = completed_request(
+            lambda: client.get(
                 f"/v1/privacy/requests/{erasure.json()['id']}", headers=server
             ).json()
-            return body if body["status"] == "completed" else None
-
-        done = wait_for(completed)
-        assert {r["store"] for r in done["receipts"]} == {
-            "consent",
-            "keys",
-            "decisions",
-            "dead_letters",
-            "profiles",
-        }
+        )
+        assert {r["store"] for r in done["receipts"]} == ERASURE_STORES
         assert client.get("/v1/profiles/pg-user", headers=server).status_code == 404

@@ -18,7 +18,7 @@ from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import wait_for
+from tests.helpers import completed_request, wait_for
 from tests.test_ingest_http import profile_when
 
 Client = TestClient  # type: ignore[type-arg]
@@ -41,13 +41,9 @@ def _verify(client: Client, signed: dict[str, Any]) -> None:
 
 
 def _completed(client: Client, headers: dict[str, str], request_id: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(
-            f"/v1/privacy/requests/{request_id}", headers=headers
-        ).json()
-        return body if body["status"] == "completed" else None
-
-    return wait_for(probe)
+    return completed_request(
+        lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
+    )
 
 
 def _rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:

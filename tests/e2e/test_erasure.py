@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.server import Gateway
-from tests.helpers import wait_for
+from tests.helpers import ERASURE_STORES, completed_request, wait_for
 
 
 def _profile(gateway: Gateway, server_key: str, user_id: str) -> httpx.Response:
@@ -36,21 +36,13 @@ def test_erasure_through_the_api_erases_and_suppresses(gateway: Gateway) -> None
     assert submitted.status_code == 202, submitted.text
     request_id = submitted.json()["id"]
 
-    def completed() -> dict[str, Any] | None:
-        body: dict[str, Any] = httpx.get(
+    done = completed_request(
+        lambda: httpx.get(
             f"{gateway.url}/v1/privacy/requests/{request_id}",
             headers={"Authorization": f"Bearer {key}"},
         ).json()
-        return body if body["status"] == "completed" else None
-
-    done = wait_for(completed)
-    assert {r["store"] for r in done["receipts"]} == {
-        "consent",
-        "keys",
-        "decisions",
-        "dead_letters",
-        "profiles",
-    }
+    )
+    assert {r["store"] for r in done["receipts"]} == ERASURE_STORES
     assert done["receipt"]["signature"]
 
     sdk.track("user-e", "After Erasure")
