@@ -216,7 +216,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _requests_list(args: argparse.Namespace) -> int:
-    from gateway import privacy
+    from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
 
     settings = _settings(args)
@@ -224,7 +224,7 @@ def _requests_list(args: argparse.Namespace) -> int:
     signer = receipt_signer_for(settings)
     rows = _with_database(
         settings,
-        lambda database: privacy.listing(
+        lambda database: privacy_store.listing(
             database, source_id=args.source_id, status=args.status, limit=args.limit
         ),
     )
@@ -235,12 +235,12 @@ def _requests_list(args: argparse.Namespace) -> int:
 
 
 def _requests_show(args: argparse.Namespace) -> int:
-    from gateway import privacy
+    from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
 
     settings = _settings(args)
     upgrade_to_head(settings.database_url)
-    row = _with_database(settings, lambda database: privacy.get(database, args.request_id))
+    row = _with_database(settings, lambda database: privacy_store.get(database, args.request_id))
     _audit(settings, "audit.query", {"endpoint": "requests show", "params": {}})
     if row is None:
         print(f"no privacy request {args.request_id!r}", file=sys.stderr)

@@ -22,16 +22,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Table, or_, select, update
 
 from anonymization import decrypt_fields
-from bus import Database, Erase, OptOut, encode_control, erase_dead_letters
+from bus import Erase, OptOut, encode_control, erase_dead_letters
 from consent import GPC_REFUSED, SUPPRESSION, merge_states, new_records
-from gateway import audit
-from gateway._tables import PrivacyRequestRow
+from gateway import audit, privacy_store
 from gateway.errors import BadRequest
 from gateway.receipts import ReceiptSigner
 from gateway.runtime import Runtime
@@ -45,8 +43,6 @@ REQUEST_KINDS: tuple[str, ...] = ("erasure", "access", "opt_out")
 Status = Literal["received", "in_progress", "completed"]
 # GDPR art. 12(3): one month; CCPA §1798.130: 45 days. Sources with no jurisdiction get a month.
 DEADLINE_DAYS = {"gdpr": 30, "ccpa": 45, "none": 30}
-
-_requests = cast(Table, PrivacyRequestRow.__table__)
 
 
 def new_request_id() -> str:
@@ -80,7 +76,7 @@ async def submit(
         "claimed_until": None,
         "receipts": [],
     }
-    await runtime.database.transaction(lambda conn: conn.execute(_requests.insert().values(row)))
+    await privacy_store.insert(runtime.database, row)
     await audit.privacy_request_received(runtime, source, row)
     try:
         await _advance_one(runtime, source, row["request_id"])
@@ -90,7 +86,7 @@ async def submit(
             privacy_request_id=row["request_id"],
             error=type(exc).__name__,
         )
-    return await get(runtime.database, row["request_id"]) or row
+    return await privacy_store.get(runtime.database, row["request_id"]) or row
 
 
 def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
@@ -106,54 +102,15 @@ def _opt_out_purposes(source: Source, purposes: Sequence[str]) -> list[str]:
     return chosen
 
 
-async def get(database: Database, request_id: str) -> dict[str, Any] | None:
-    query = select(_requests).where(_requests.c.request_id == request_id)
-    row = await database.read(lambda conn: conn.execute(query).first())
-    return dict(row._mapping) if row is not None else None
-
-
-async def listing(
-    database: Database,
-    *,
-    source_id: str | None = None,
-    status: str | None = None,
-    subject: str | None = None,
-    limit: int = 100,
-    open_only: bool = False,
-    after: tuple[datetime, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Requests, the nearest deadline first (the queue compliance teams work through);
-    `after` is the (deadline, id) of the last one of the previous page."""
-    query = select(_requests).order_by(_requests.c.deadline, _requests.c.request_id).limit(limit)
-    if after is not None:
-        deadline, request_id = after
-        query = query.where(
-            (_requests.c.deadline > deadline)
-            | ((_requests.c.deadline == deadline) & (_requests.c.request_id > request_id))
-        )
-    if open_only:
-        query = query.where(_requests.c.status != "completed")
-    if source_id is not None:
-        query = query.where(_requests.c.source_id == source_id)
-    if status is not None:
-        query = query.where(_requests.c.status == status)
-    if subject is not None:
-        query = query.where(_requests.c.subject == subject)
-    return await database.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
-
-
 async def advance(runtime: Runtime) -> int:
     """Resume every open request (after a crash, or while the core catches up); returns how
     many are still open."""
-    query = select(_requests.c.request_id, _requests.c.source_id).where(
-        _requests.c.status != "completed"
-    )
-    pending = await runtime.database.read(lambda conn: list(conn.execute(query)))
+    pending = await privacy_store.open_ids(runtime.database)
     for request_id, source_id in pending:
         source = await runtime.sources.by_id(source_id)
         if source is not None:
             await _advance_one(runtime, source, request_id)
-    rows = await listing(runtime.database, status=None, limit=1_000_000, open_only=True)
+    rows = await privacy_store.listing(runtime.database, limit=1_000_000, open_only=True)
     _observe(runtime, rows)
     return len(rows)
 
@@ -171,13 +128,13 @@ def _observe(runtime: Runtime, open_rows: list[dict[str, Any]]) -> None:
 async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> None:
     """Take the request as far as it goes now, never together with another advance of it:
     one at a time in this process, and under a lease in the database against other
-    replicas (a lease outlives a crash only by `_LEASE`)."""
+    replicas (a lease outlives a crash only by a minute)."""
     async with runtime.privacy_lock:
-        lease = await _claim(runtime.database, request_id)
+        lease = await privacy_store.claim(runtime.database, request_id)
         if lease is None:
             return
         try:
-            row = await get(runtime.database, request_id)
+            row = await privacy_store.get(runtime.database, request_id)
             if row is None:
                 return
             if row["status"] == "received":
@@ -185,37 +142,7 @@ async def _advance_one(runtime: Runtime, source: Source, request_id: str) -> Non
             if row["status"] == "in_progress" and row["kind"] == "erasure":
                 await _finish_erasure(runtime, source, row)
         finally:
-            await _release(runtime.database, request_id, lease)
-
-
-_LEASE = timedelta(seconds=60)
-
-
-async def _claim(database: Database, request_id: str) -> datetime | None:
-    """Take the lease on an open request; its expiry, or None when another holds it."""
-    now = datetime.now(UTC)
-    lease = now + _LEASE
-    statement = (
-        update(_requests)
-        .where(
-            _requests.c.request_id == request_id,
-            _requests.c.status != "completed",
-            or_(_requests.c.claimed_until.is_(None), _requests.c.claimed_until < now),
-        )
-        .values(claimed_until=lease)
-    )
-    claimed = await database.transaction(lambda conn: conn.execute(statement).rowcount)
-    return lease if claimed else None
-
-
-async def _release(database: Database, request_id: str, lease: datetime) -> None:
-    """Give the lease back, unless it lapsed and another replica holds it now."""
-    statement = (
-        update(_requests)
-        .where(_requests.c.request_id == request_id, _requests.c.claimed_until == lease)
-        .values(claimed_until=None)
-    )
-    await database.transaction(lambda conn: conn.execute(statement))
+            await privacy_store.release(runtime.database, request_id, lease)
 
 
 async def _start(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
@@ -300,13 +227,7 @@ async def _withdraw(
 async def _step(runtime: Runtime, row: dict[str, Any], store: str, action: str, count: int) -> None:
     receipt = {"store": store, "action": action, "count": count, "at": datetime.now(UTC)}
     row["receipts"] = [*row["receipts"], receipt]
-    receipts = row["receipts"]
-    statement = (
-        update(_requests)
-        .where(_requests.c.request_id == row["request_id"])
-        .values(receipts=receipts)
-    )
-    await runtime.database.transaction(lambda conn: conn.execute(statement))
+    await privacy_store.update_row(runtime.database, row["request_id"], receipts=row["receipts"])
     await audit.privacy_request_step(runtime, row, receipt)
 
 
@@ -315,10 +236,7 @@ async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> 
     if status == "completed":
         values["completed_at"] = datetime.now(UTC)
         values["claimed_until"] = None  # in the same commit: a completed request holds no lease
-    statement = (
-        update(_requests).where(_requests.c.request_id == row["request_id"]).values(**values)
-    )
-    await runtime.database.transaction(lambda conn: conn.execute(statement))
+    await privacy_store.update_row(runtime.database, row["request_id"], **values)
     row.update(values)
 
 
@@ -379,7 +297,9 @@ async def export(runtime: Runtime, source: Source, row: dict[str, Any]) -> dict[
     decisions = await runtime.decision_log.for_subjects(source.source_id, subjects)
     requests = [
         public_view(runtime.receipts, r)
-        for r in await listing(runtime.database, source_id=source.source_id, subject=subjects[0])
+        for r in await privacy_store.listing(
+            runtime.database, source_id=source.source_id, subject=subjects[0]
+        )
     ]
     return {
         "request_id": row["request_id"],

@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 
-from gateway import audit, privacy
+from gateway import audit, privacy, privacy_store
 from gateway.admin import authenticate_admin
 from gateway.auth import bearer_token
 from gateway.errors import BadRequest, Forbidden, NotFound
@@ -87,7 +87,7 @@ async def submit_request(request: Request) -> dict[str, Any]:  # type: ignore[ty
 async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[str, Any]]:  # type: ignore[type-arg]
     """The request, if the caller may read it; otherwise 404 (never 403: ids do not leak)."""
     runtime = _runtime(request)
-    row = await privacy.get(runtime.database, request_id)
+    row = await privacy_store.get(runtime.database, request_id)
     if _is_admin_token(request):
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
@@ -166,7 +166,7 @@ async def list_requests(
         source_id = request.query_params.get("source_id")
     else:
         source_id = (await _server_source(request)).source_id
-    rows = await privacy.listing(
+    rows = await privacy_store.listing(
         runtime.database, source_id=source_id, status=status, limit=limit + 1, after=after
     )
     following = (
@@ -185,7 +185,9 @@ async def list_my_requests(request: Request) -> dict[str, Any]:  # type: ignore[
     """The token's own subject's privacy requests."""
     source, subject = await _token_subject(request)
     runtime = _runtime(request)
-    rows = await privacy.listing(runtime.database, source_id=source.source_id, subject=subject)
+    rows = await privacy_store.listing(
+        runtime.database, source_id=source.source_id, subject=subject
+    )
     return {"items": [privacy.public_view(runtime.receipts, row) for row in rows]}
 
 
