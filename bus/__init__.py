@@ -1,6 +1,6 @@
 """The message contract and its transports. Imports none of the domain packages."""
 
-from bus._database import Database
+from bus._database import Database, as_utc
 from bus._dead_letters import erase_dead_letters
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
@@ -39,6 +39,7 @@ __all__ = [
     "MessageHandler",
     "OptOut",
     "OutboxBus",
+    "as_utc",
     "create_bus",
     "decode_payload",
     "encode_control",

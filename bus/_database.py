@@ -8,6 +8,7 @@ would pay a thread round trip per statement); on PostgreSQL, the async engine ru
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -27,3 +28,10 @@ class Database(Protocol):
 
     async def dispose(self) -> None:
         """Release connections and threads."""
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time as an aware UTC datetime: SQLite gives stored times back without their zone."""
+    if moment.tzinfo is UTC:
+        return moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
-from bus import Database
+from bus import Database, as_utc
 from consent._records import ConsentRecord, ConsentState, current_state
 from consent._tables import ConsentRecordRow
 
@@ -105,15 +104,11 @@ def _to_record(row: Any) -> ConsentRecord:
         source=values["signal_source"],
         policy_version=values["policy_version"],
         jurisdiction=values["jurisdiction"],
-        collected_at=_utc(values["collected_at"]),
-        recorded_at=_utc(values["recorded_at"]),
+        collected_at=as_utc(values["collected_at"]),
+        recorded_at=as_utc(values["recorded_at"]),
         ip_truncated=values["ip_truncated"],
         user_agent_hash=values["user_agent_hash"],
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _insert_then_read(

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from bus import as_utc
 from gateway._wire import CALL_TYPES, Alias, Batch, Call, Group
 from gateway.errors import BadRequest, PayloadTooLarge
 
@@ -138,13 +139,7 @@ def corrected_timestamp(
     sent_at = call.sentAt or batch_sent_at
     if original is None:
         return received_at
-    original = _utc(original)
+    original = as_utc(original)
     if sent_at is None:
         return original
-    return received_at - (_utc(sent_at) - original)
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is UTC:
-        return moment
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return received_at - (as_utc(sent_at) - original)

@@ -27,11 +27,11 @@ from typing import Any, Literal
 import structlog
 
 from anonymization import decrypt_fields
-from bus import Erase, OptOut, encode_control, erase_dead_letters
+from bus import Erase, OptOut, as_utc, encode_control, erase_dead_letters
 from consent import GPC_REFUSED, SUPPRESSION, merge_states, new_records
 from gateway import audit, privacy_store
 from gateway.errors import BadRequest
-from gateway.receipts import ReceiptSigner
+from gateway.receipts import ReceiptSigner, iso_utc
 from gateway.runtime import Runtime
 from gateway.sources import Source
 from profiles import erasure_receipts, read_profile
@@ -121,7 +121,7 @@ def _observe(runtime: Runtime, open_rows: list[dict[str, Any]]) -> None:
     }
     now = datetime.now(UTC)
     runtime.metrics.privacy_next_deadline_seconds = min(
-        ((_utc(r["deadline"]) - now).total_seconds() for r in open_rows), default=None
+        ((as_utc(r["deadline"]) - now).total_seconds() for r in open_rows), default=None
     )
 
 
@@ -225,7 +225,7 @@ async def _withdraw(
 
 
 async def _step(runtime: Runtime, row: dict[str, Any], store: str, action: str, count: int) -> None:
-    receipt = {"store": store, "action": action, "count": count, "at": datetime.now(UTC)}
+    receipt = {"store": store, "action": action, "count": count, "at": iso_utc(datetime.now(UTC))}
     row["receipts"] = [*row["receipts"], receipt]
     await privacy_store.update_row(runtime.database, row["request_id"], receipts=row["receipts"])
     await audit.privacy_request_step(runtime, row, receipt)
@@ -257,9 +257,9 @@ def signed_receipt(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any]
             "kind": row["kind"],
             "source_id": row["source_id"],
             "subject": row["subject"],
-            "received_at": _iso(row["received_at"]),
-            "completed_at": _iso(row["completed_at"]),
-            "stores": [{**receipt, "at": _iso(receipt["at"])} for receipt in row["receipts"]],
+            "received_at": iso_utc(row["received_at"]),
+            "completed_at": iso_utc(row["completed_at"]),
+            "stores": row["receipts"],
         }
     )
 
@@ -273,10 +273,10 @@ def public_view(signer: ReceiptSigner, row: dict[str, Any]) -> dict[str, Any]:
         "source_id": row["source_id"],
         "subject": row["subject"],
         "purposes": row["purposes"],
-        "received_at": _utc(row["received_at"]),
-        "deadline": _utc(row["deadline"]),
-        "completed_at": _utc(row["completed_at"]) if row["completed_at"] else None,
-        "receipts": [{**r, "at": _parse(r["at"])} for r in row["receipts"]],
+        "received_at": as_utc(row["received_at"]),
+        "deadline": as_utc(row["deadline"]),
+        "completed_at": as_utc(row["completed_at"]) if row["completed_at"] else None,
+        "receipts": row["receipts"],
         "receipt": signed_receipt(signer, row),
     }
 
@@ -318,17 +318,3 @@ async def export(runtime: Runtime, source: Source, row: dict[str, Any]) -> dict[
         "decisions": decisions,
         "privacy_requests": requests,
     }
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _iso(moment: datetime | str | None) -> str | None:
-    if moment is None or isinstance(moment, str):
-        return moment
-    return _utc(moment).isoformat()
-
-
-def _parse(moment: datetime | str) -> datetime:
-    return _utc(datetime.fromisoformat(moment)) if isinstance(moment, str) else _utc(moment)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from anonymization import load_or_create_key
+from bus import as_utc
 from consent import ConsentRecord, PurposeDefinition
 from gateway.settings import Settings
 
@@ -81,7 +82,7 @@ def build_receipt(
     return {
         "schema": RECEIPT_SCHEMA,
         "receipt_id": "rcp_" + secrets.token_hex(12),
-        "issued_at": _iso(datetime.now(UTC)),
+        "issued_at": iso_utc(datetime.now(UTC)),
         "controller": {"source_id": source_id, "name": source_name},
         "subject": subject,
         "jurisdiction": jurisdiction,
@@ -94,16 +95,17 @@ def build_receipt(
                 "description": purposes[record.purpose].description,
                 "legal_basis": purposes[record.purpose].legal_basis,
                 "granted": record.granted,
-                "collected_at": _iso(record.collected_at),
-                "recorded_at": _iso(record.recorded_at),
+                "collected_at": iso_utc(record.collected_at),
+                "recorded_at": iso_utc(record.recorded_at),
             }
             for record in records
         ],
     }
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as receipts write times."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def receipt_signer_for(settings: Settings) -> ReceiptSigner:

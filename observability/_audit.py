@@ -20,7 +20,7 @@ import msgspec
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
-from bus import Database
+from bus import Database, as_utc
 from observability._merkle import consistency_proof, inclusion_proof, leaf_hash, merkle_root
 from observability._tables import AuditCheckpointRow, AuditEntryRow
 
@@ -145,7 +145,7 @@ class AuditLog:
                 return bad(expected, f"the chain breaks at entry {expected}")
             leaves.append(leaf)
         for point in checkpoints:
-            body = checkpoint_message(point.tree_size, point.root, _utc(point.signed_at))
+            body = checkpoint_message(point.tree_size, point.root, as_utc(point.signed_at))
             if not self._verify_signature(point.key_id, body, point.signature):
                 return bad(point.tree_size, f"checkpoint {point.tree_size} has a bad signature")
             if point.tree_size > len(leaves):
@@ -193,11 +193,7 @@ def _checkpoint_body(row: Any) -> dict[str, Any]:
     return {
         "tree_size": row.tree_size,
         "root": row.root.hex(),
-        "signed_at": _utc(row.signed_at).isoformat().replace("+00:00", "Z"),
+        "signed_at": as_utc(row.signed_at).isoformat().replace("+00:00", "Z"),
         "key_id": row.key_id,
         "signature": row.signature.hex(),
     }
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from bus import EventEnvelope
+from bus import EventEnvelope, as_utc
 
 
 class ProfileState(msgspec.Struct, kw_only=True):
@@ -28,10 +28,6 @@ def count_key(envelope: EventEnvelope) -> str:
     if envelope.type == "track" and envelope.event:
         return envelope.event
     return envelope.type
-
-
-def as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def apply_event(state: ProfileState | None, envelope: EventEnvelope, subject: str) -> ProfileState:

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import BusMessage, Database, Erase, EventEnvelope, decode_payload
-from profiles._apply import ProfileState, apply_event, as_utc, subject_key
+from bus import BusMessage, Database, Erase, EventEnvelope, as_utc, decode_payload
+from profiles._apply import ProfileState, apply_event, subject_key
 from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow
 
 log = structlog.get_logger("consentgate.profiles")

@@ -8,8 +8,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import Table, select
 
-from bus import Database
-from profiles._apply import as_utc
+from bus import Database, as_utc
 from profiles._tables import ErasureRow, ProfileRow
 
 _profiles = cast(Table, ProfileRow.__table__)
