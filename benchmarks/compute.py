@@ -220,7 +220,7 @@ async def _observability_costs(batches: int) -> dict[str, float]:
 
     from anonymization import KekSet, Keyring
     from consent import ConsentStore
-    from gateway.pipeline import IngestRequest, Pipeline
+    from gateway.pipeline import IngestRequest, Pipeline, StageSpec
     from observability import PiiGuardProcessor, create_tracer_provider
 
     body = batch_body(100)
@@ -247,11 +247,7 @@ async def _observability_costs(batches: int) -> dict[str, float]:
                 keyring=keyring,
                 bus=bus,
                 limits=LIMITS,
-                stages=(
-                    ("consent", stages.consent),
-                    ("anonymize", stages.anonymize),
-                    ("record", record),
-                ),
+                stages=(*stages.STAGES_BEFORE_RECORD, StageSpec("record", record)),
                 pseudonymize_ids=stages.pseudonymize_ids,
                 record=record,
                 tracer=tracer,

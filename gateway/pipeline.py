@@ -97,6 +97,18 @@ class EventContext:
 
 
 Stage = Callable[[EventContext], EventContext]
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """A named stage. One that reads subjects' data keys has them looked up just before it,
+    for the events still live: a refused (say, erased) subject's key is never touched."""
+
+    name: str
+    run: Stage
+    needs_data_keys: bool = False
+
+
 _PROPAGATOR = TraceContextTextMapPropagator()
 Authenticate = Callable[[str | None, bytes], Awaitable[Source]]
 
@@ -138,7 +150,7 @@ class Pipeline:
         keyring: Keyring,
         bus: Bus,
         limits: Limits,
-        stages: Sequence[tuple[str, Stage]],
+        stages: Sequence[StageSpec],
         pseudonymize_ids: Stage,
         record: Stage,
         tracer: Tracer,
@@ -198,14 +210,12 @@ class Pipeline:
         with self._span("consent.lookup"):
             await self._load_stored_consent(source, contexts)
         live = contexts
-        for name, stage in self._stages:
-            if name == "anonymize" and source.fields.needs_data_keys and live:
-                # Only now, for the events consent let through: a suppressed (erased)
-                # subject's events never get its shredded key re-created.
+        for stage in self._stages:
+            if stage.needs_data_keys and source.fields.needs_data_keys and live:
                 with self._span("keys.lookup"):
                     await self._load_data_keys(source, live)
-            with self._span(name) as stage_span:
-                live = self._apply(stage, live)
+            with self._span(stage.name) as stage_span:
+                live = self._apply(stage.run, live)
                 stage_span.set_attribute("consentgate.events", len(live))
         envelopes = [c.envelope for c in live if c.envelope is not None]
         records = [c.record for c in contexts if c.record is not None]

@@ -21,7 +21,7 @@ from gateway import stages
 from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, StageSpec
 from gateway.receipts import ReceiptSigner, receipt_signer_for
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
@@ -107,7 +107,7 @@ async def open_runtime(
             max_event_bytes=settings.max_event_bytes,
             max_batch_events=settings.max_batch_events,
         ),
-        stages=(("consent", stages.consent), ("anonymize", stages.anonymize), ("record", record)),
+        stages=(*stages.STAGES_BEFORE_RECORD, StageSpec("record", record)),
         pseudonymize_ids=stages.pseudonymize_ids,
         record=record,
         tracer=tracer,

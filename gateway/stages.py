@@ -10,7 +10,7 @@ from anonymization import Scrubber
 from bus import EventEnvelope
 from consent import decide, parse_signals
 from gateway._wire import Alias, Group, Identify
-from gateway.pipeline import EventContext, EventRefused
+from gateway.pipeline import EventContext, EventRefused, StageSpec
 from observability import DecisionRecord, DecisionSink
 
 
@@ -186,3 +186,10 @@ class Record:
         context.record = record
         context.call = None
         return context
+
+
+# The stages every event goes through before the record stage (which needs a sink).
+STAGES_BEFORE_RECORD = (
+    StageSpec("consent", consent),
+    StageSpec("anonymize", anonymize, needs_data_keys=True),
+)
