@@ -13,16 +13,11 @@ from litestar.params import FromQuery
 from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.errors import BadRequest, NotFound
-from gateway.runtime import Runtime
+from gateway.route_helpers import runtime_of
 from observability import DecisionQuery
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 _ACTIONS = ("forward", "strip", "drop")
-
-
-def _runtime(request: Request) -> Runtime:  # type: ignore[type-arg]
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -48,7 +43,7 @@ async def list_decisions(
 
     `userId` (with `source_id`) is pseudonymized here; `from`/`to` are ISO-8601 times.
     """
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
@@ -101,7 +96,7 @@ async def list_audit(
 ) -> Response[Any]:
     """Audit entries after `after`, with the latest signed checkpoint. `format=jsonl` exports
     one entry a line, each with its inclusion proof in that checkpoint's tree."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
@@ -123,7 +118,7 @@ async def list_audit(
 @get("/v1/audit/verify", operation_id="verify_audit", tags=["audit"])
 async def verify_audit(request: Request) -> Response[dict[str, Any]]:  # type: ignore[type-arg]
     """Recompute every hash, the chain, each checkpoint's root and signature."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
@@ -139,7 +134,7 @@ async def audit_consistency(
     new_size: FromQuery[int],
 ) -> dict[str, Any]:
     """A consistency proof between two tree sizes (RFC 6962 PROOF(m, D[n]))."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )

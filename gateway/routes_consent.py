@@ -18,14 +18,19 @@ from anonymization import truncate_ip
 from consent import SUPPRESSION, ConsentState, merge_states, new_records
 from gateway import audit
 from gateway.admin import authenticate_admin
-from gateway.auth import authenticate_server_key, bearer_token
-from gateway.errors import BadRequest, Unauthorized
+from gateway.errors import BadRequest
 from gateway.receipts import build_receipt
+from gateway.route_helpers import (
+    bearer_kind,
+    read_body,
+    runtime_of,
+    server_source,
+    token_subject,
+)
 from gateway.runtime import Runtime
 from gateway.sources import Source
 from observability import remember_raw_identifiers
 
-_MAX_BODY = 64 * 1024
 PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
@@ -43,34 +48,10 @@ class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3600
 
 
-def _runtime(request: Request) -> Runtime:  # type: ignore[type-arg]
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def _body(request: Request, kind: type[Any]) -> Any:  # type: ignore[type-arg]
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise BadRequest(f"body exceeds {_MAX_BODY} bytes", code="body_too_large")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc), code="invalid_body") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-
-
-async def _server_source(request: Request) -> Source:  # type: ignore[type-arg]
-    return await authenticate_server_key(
-        _runtime(request).sources, request.headers.get("authorization")
-    )
-
-
 async def _history_source(request: Request) -> Source:  # type: ignore[type-arg]
-    token = bearer_token(request.headers.get("authorization")) or ""
-    if not token.startswith("at_"):
-        return await _server_source(request)
-    runtime = _runtime(request)
+    if bearer_kind(request) != "at_":
+        return await server_source(request)
+    runtime = runtime_of(request)
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
@@ -80,20 +61,6 @@ async def _history_source(request: Request) -> Source:  # type: ignore[type-arg]
     if source is None:
         raise BadRequest("source_id: the source whose user this is", code="invalid_query")
     return source
-
-
-async def _token_subject(request: Request) -> tuple[Source, str]:  # type: ignore[type-arg]
-    runtime = _runtime(request)
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise Unauthorized(
-            "send a subject token as Authorization: Bearer st_…", code="missing_token"
-        )
-    claims = await runtime.tokens.verify(token)
-    source = await runtime.sources.by_id(claims.source_id)
-    if source is None:
-        raise Unauthorized("the subject token is invalid", code="invalid_token")
-    return source, claims.subject
 
 
 def _state_body(subject: str, state: ConsentState) -> dict[str, Any]:
@@ -135,7 +102,7 @@ async def _record(
     actor: str,
 ) -> dict[str, Any]:
     """Validate a change, append its records, and return the signed receipt."""
-    change: ConsentChange = await _body(request, ConsentChange)
+    change: ConsentChange = await read_body(request, ConsentChange)
     known = source.consent.known_purposes()
     if not change.purposes:
         raise BadRequest("purposes must name at least one purpose", code="invalid_body")
@@ -159,7 +126,7 @@ async def _record(
         ip_truncated=truncate_ip(client) if client else None,
         user_agent_hash=hashlib.sha256(agent.encode()).hexdigest() if agent else None,
     )
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.consent.append(records)
     await audit.consent_changed(runtime, source, subject, records, actor)
     receipt = build_receipt(
@@ -178,15 +145,15 @@ async def _record(
 @get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"])
 async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Current consent per purpose; a purpose never decided is absent (the default applies)."""
-    source = await _server_source(request)
+    source = await server_source(request)
     current, older = _pseudonyms(source, user_id)
-    return await _current(_runtime(request), source, current, older)
+    return await _current(runtime_of(request), source, current, older)
 
 
 @put("/v1/consent/{user_id:str}", operation_id="put_consent", tags=["consent"], status_code=200)
 async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
-    source = await _server_source(request)
+    source = await server_source(request)
     subject = source.pseudonymize("subject", user_id)
     return await _record(request, source, subject, "api", f"server_key:{source.source_id}")
 
@@ -197,7 +164,7 @@ async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str,
     or admin token with `?source_id=`)."""
     source = await _history_source(request)
     subject, older = _pseudonyms(source, user_id)
-    consent = _runtime(request).consent
+    consent = runtime_of(request).consent
     records = [r for s in (subject, *older) for r in await consent.history(source.source_id, s)]
     records.sort(key=lambda r: (r.recorded_at, r.record_id))
     return {"subject": subject, "records": [msgspec.to_builtins(r) for r in records]}
@@ -206,24 +173,24 @@ async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str,
 @get("/v1/me/consent", operation_id="get_my_consent", tags=["consent"])
 async def get_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """The token's own subject's consent."""
-    source, subject = await _token_subject(request)
-    return await _current(_runtime(request), source, subject)
+    source, subject = await token_subject(request)
+    return await _current(runtime_of(request), source, subject)
 
 
 @put("/v1/me/consent", operation_id="put_my_consent", tags=["consent"], status_code=200)
 async def put_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """Change the token's own subject's consent; answers the signed receipt."""
-    source, subject = await _token_subject(request)
+    source, subject = await token_subject(request)
     return await _record(request, source, subject, "privacy_center", "subject_token")
 
 
 @post("/v1/tokens", operation_id="mint_token", tags=["tokens"], status_code=200)
 async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """Mint a subject token for one userId of the server key's source."""
-    source = await _server_source(request)
-    ask: TokenRequest = await _body(request, TokenRequest)
+    source = await server_source(request)
+    ask: TokenRequest = await read_body(request, TokenRequest)
     remember_raw_identifiers((ask.userId,))
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     subject = source.pseudonymize("subject", ask.userId)
     minted = await runtime.tokens.mint(
         source.source_id, subject, timedelta(seconds=ask.ttl_seconds)
@@ -237,8 +204,8 @@ async def mint_token(request: Request) -> dict[str, Any]:  # type: ignore[type-a
 @delete("/v1/tokens/{token_id:str}", operation_id="revoke_token", tags=["tokens"], status_code=204)
 async def revoke_token(request: Request, token_id: FromPath[str]) -> None:  # type: ignore[type-arg]
     """Revoke a subject token of the server key's source before it expires."""
-    source = await _server_source(request)
-    runtime = _runtime(request)
+    source = await server_source(request)
+    runtime = runtime_of(request)
     await runtime.tokens.revoke(source.source_id, token_id)
     await runtime.audit.append(
         "token.revoked",
@@ -250,7 +217,7 @@ async def revoke_token(request: Request, token_id: FromPath[str]) -> None:  # ty
 @get("/v1/receipts/keys", operation_id="receipt_keys", tags=["consent"])
 async def receipt_keys(request: Request) -> Response[dict[str, Any]]:  # type: ignore[type-arg]
     """The Ed25519 public keys that sign consent receipts."""
-    return Response({"keys": _runtime(request).receipts.public_keys()})
+    return Response({"keys": runtime_of(request).receipts.public_keys()})
 
 
 CONSENT_HANDLERS = [

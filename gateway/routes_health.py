@@ -9,7 +9,7 @@ from litestar import Request, Response, get
 
 from gateway.auth import bearer_token
 from gateway.errors import Unauthorized
-from gateway.runtime import Runtime
+from gateway.route_helpers import runtime_of
 
 
 @get("/healthz", operation_id="healthz", tags=["health"])
@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", operation_id="readyz", tags=["health"])
 async def readyz(request: Request) -> Response[dict[str, Any]]:  # type: ignore[type-arg]
     """200 when the database and the bus are reachable, else 503 naming what is not."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     checks = await runtime.check_ready()
     ready = all(value == "ok" for value in checks.values())
     return Response(
@@ -33,7 +33,7 @@ async def readyz(request: Request) -> Response[dict[str, Any]]:  # type: ignore[
 @get("/metrics", operation_id="metrics", tags=["health"], media_type="text/plain; version=0.0.4")
 async def metrics(request: Request) -> Response[str]:  # type: ignore[type-arg]
     """Prometheus text format. With CONSENTGATE_METRICS_TOKEN set, it needs that bearer token."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     expected = runtime.settings.metrics_token
     if expected:
         given = bearer_token(request.headers.get("authorization")) or ""

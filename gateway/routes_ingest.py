@@ -11,7 +11,7 @@ from litestar.types import Method
 
 from gateway._body import read_limited
 from gateway.pipeline import IngestRequest
-from gateway.runtime import Runtime
+from gateway.route_helpers import runtime_of
 
 SUCCESS = b'{"success":true}'
 
@@ -43,7 +43,7 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
         status_code=200,
     )
     async def ingest(request: Request) -> ASGIResponse:  # type: ignore[type-arg]
-        runtime: Runtime = request.app.state.runtime
+        runtime = runtime_of(request)
         headers = request.headers
         await runtime.pipeline.run(
             IngestRequest(

@@ -14,9 +14,14 @@ from litestar.params import FromPath, FromQuery
 
 from gateway import audit, privacy, privacy_store
 from gateway.admin import authenticate_admin
-from gateway.auth import bearer_token
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.routes_consent import _body, _runtime, _server_source, _token_subject
+from gateway.route_helpers import (
+    bearer_kind,
+    read_body,
+    runtime_of,
+    server_source,
+    token_subject,
+)
 from gateway.runtime import Runtime
 from gateway.sources import Source
 from observability import decode_cursor, encode_cursor, remember_raw_identifiers
@@ -38,16 +43,6 @@ class SubjectRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     purposes: Annotated[list[Purpose], msgspec.Meta(max_length=32)] = []
 
 
-def _is_subject_token(request: Request) -> bool:  # type: ignore[type-arg]
-    token = bearer_token(request.headers.get("authorization")) or ""
-    return token.startswith("st_")
-
-
-def _is_admin_token(request: Request) -> bool:  # type: ignore[type-arg]
-    token = bearer_token(request.headers.get("authorization")) or ""
-    return token.startswith("at_")
-
-
 def _all_pseudonyms(source: Source, user_id: str, anonymous_ids: list[str]) -> list[str]:
     """The user's pseudonyms under every key version, then its anonymous ids'."""
     pseudonymizers = source.pseudonymizers or (source.pseudonymize,)
@@ -66,15 +61,15 @@ def _all_pseudonyms(source: Source, user_id: str, anonymous_ids: list[str]) -> l
 )
 async def submit_request(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """An erasure, access or opt-out request; 202 with its status, deadline and receipts."""
-    runtime = _runtime(request)
-    if _is_subject_token(request):
-        source, subject = await _token_subject(request)
-        ask: Any = await _body(request, SubjectRequest)
+    runtime = runtime_of(request)
+    if bearer_kind(request) == "st_":
+        source, subject = await token_subject(request)
+        ask: Any = await read_body(request, SubjectRequest)
         subjects = [subject]
         requested_by = "subject_token"
     else:
-        source = await _server_source(request)
-        ask = await _body(request, ServerKeyRequest)
+        source = await server_source(request)
+        ask = await read_body(request, ServerKeyRequest)
         remember_raw_identifiers((ask.userId, *ask.anonymousIds))
         subjects = _all_pseudonyms(source, ask.userId, ask.anonymousIds)
         requested_by = f"server_key:{source.source_id}"
@@ -86,19 +81,19 @@ async def submit_request(request: Request) -> dict[str, Any]:  # type: ignore[ty
 
 async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[str, Any]]:  # type: ignore[type-arg]
     """The request, if the caller may read it; otherwise 404 (never 403: ids do not leak)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     row = await privacy_store.get(runtime.database, request_id)
-    if _is_admin_token(request):
+    if bearer_kind(request) == "at_":
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
         )
         await audit.query_made(runtime, role, "privacy_request", {"id": request_id})
-    elif _is_subject_token(request):
-        source, subject = await _token_subject(request)
+    elif bearer_kind(request) == "st_":
+        source, subject = await token_subject(request)
         if row is not None and (row["source_id"], row["subject"]) != (source.source_id, subject):
             row = None
     else:
-        source = await _server_source(request)
+        source = await server_source(request)
         if row is not None and row["source_id"] != source.source_id:
             row = None
     if row is None:
@@ -120,7 +115,7 @@ async def get_request(request: Request, request_id: FromPath[str]) -> dict[str, 
 )
 async def get_export(request: Request, request_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """A completed access request's export (server key or the subject's token only)."""
-    if _is_admin_token(request):
+    if bearer_kind(request) == "at_":
         raise Forbidden(
             "an export is the subject's data: a server key or subject token fetches it",
             code="export_not_for_auditors",
@@ -132,7 +127,9 @@ async def get_export(request: Request, request_id: FromPath[str]) -> dict[str, A
     if source is None:
         raise NotFound("no such privacy request", code="request_not_found")
     exported = await privacy.export(runtime, source, row)
-    fetched_by = "subject_token" if _is_subject_token(request) else f"server_key:{source.source_id}"
+    fetched_by = (
+        "subject_token" if bearer_kind(request) == "st_" else f"server_key:{source.source_id}"
+    )
     await audit.privacy_request_step(
         runtime, row, {"store": "export", "action": f"fetched_by:{fetched_by}", "count": 1}
     )
@@ -148,7 +145,7 @@ async def list_requests(
     """The queue, nearest deadline first: auditors and admins see every source's (filter
     with `source_id`), a server key its own source's. Filter by `status`; pages of `limit`
     (1 to 1000), the next one at `cursor`."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in ("received", "in_progress", "completed"):
         raise BadRequest("status: received, in_progress or completed", code="invalid_query")
@@ -158,14 +155,14 @@ async def list_requests(
         after = decode_cursor(cursor) if cursor else None
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_query") from None
-    if _is_admin_token(request):
+    if bearer_kind(request) == "at_":
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
         )
         await audit.query_made(runtime, role, "privacy_requests", dict(request.query_params))
         source_id = request.query_params.get("source_id")
     else:
-        source_id = (await _server_source(request)).source_id
+        source_id = (await server_source(request)).source_id
     rows = await privacy_store.listing(
         runtime.database, source_id=source_id, status=status, limit=limit + 1, after=after
     )
@@ -183,8 +180,8 @@ async def list_requests(
 @get("/v1/me/requests", operation_id="list_my_requests", tags=["privacy"])
 async def list_my_requests(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """The token's own subject's privacy requests."""
-    source, subject = await _token_subject(request)
-    runtime = _runtime(request)
+    source, subject = await token_subject(request)
+    runtime = runtime_of(request)
     rows = await privacy_store.listing(
         runtime.database, source_id=source.source_id, subject=subject
     )

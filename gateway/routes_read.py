@@ -9,7 +9,7 @@ from litestar.params import FromPath, FromQuery
 from anonymization import decrypt_fields
 from gateway.auth import authenticate_server_key
 from gateway.errors import NotFound
-from gateway.runtime import Runtime
+from gateway.route_helpers import runtime_of
 from profiles import Profile, read_profile
 
 
@@ -24,7 +24,7 @@ async def get_profile(
     With `decrypt=true`, traits the source's policy encrypts are returned in clear (the
     source asked to keep them); a value whose subject key was shredded comes back as null.
     """
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
     # The newest epoch first: a profile built under an older pseudonym key is still found.
     for pseudonymize in source.pseudonymizers or (source.pseudonymize,):

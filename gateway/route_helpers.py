@@ -1,0 +1,65 @@
+"""What the JSON routes share: the runtime, a bounded typed body, and who is calling.
+
+Credentials are told apart by their prefix: `sk_` server keys, `st_` subject tokens, `at_`
+admin tokens (each is then verified by its own authenticator).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from gateway.auth import authenticate_server_key, bearer_token
+from gateway.errors import BadRequest, Unauthorized
+from gateway.runtime import Runtime
+from gateway.sources import Source
+
+MAX_BODY = 64 * 1024
+
+
+def runtime_of(request: Request) -> Runtime:  # type: ignore[type-arg]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def read_body(request: Request, kind: type[Any]) -> Any:  # type: ignore[type-arg]
+    """The body decoded as `kind`: 400 when too large, malformed or of the wrong shape."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise BadRequest(f"body exceeds {MAX_BODY} bytes", code="body_too_large")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc), code="invalid_body") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+def bearer_kind(request: Request) -> str:  # type: ignore[type-arg]
+    """The bearer credential's prefix (`sk_`, `st_`, `at_`), or "" without one."""
+    token = bearer_token(request.headers.get("authorization")) or ""
+    return token[:3]
+
+
+async def server_source(request: Request) -> Source:  # type: ignore[type-arg]
+    """The source whose server key authorizes the request (401 otherwise)."""
+    return await authenticate_server_key(
+        runtime_of(request).sources, request.headers.get("authorization")
+    )
+
+
+async def token_subject(request: Request) -> tuple[Source, str]:  # type: ignore[type-arg]
+    """The source and subject pseudonym of the request's subject token (401 otherwise)."""
+    runtime = runtime_of(request)
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized(
+            "send a subject token as Authorization: Bearer st_…", code="missing_token"
+        )
+    claims = await runtime.tokens.verify(token)
+    source = await runtime.sources.by_id(claims.source_id)
+    if source is None:
+        raise Unauthorized("the subject token is invalid", code="invalid_token")
+    return source, claims.subject
