@@ -9,6 +9,7 @@ import structlog
 from litestar.testing import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability import (
     configure_logging,
@@ -17,7 +18,7 @@ from observability import (
     request_scope,
 )
 from tests.conftest import basic, bearer
-from tests.helpers import wait_for
+from tests.helpers import dump_sqlite, wait_for
 
 Client = TestClient  # type: ignore[type-arg]
 RAW_ID = "plain-user-7f3a9c"  # nothing a PII detector would flag
@@ -100,11 +101,12 @@ def test_root_spans_carry_the_request_id(
     assert RAW_ID not in metrics
 
 
-def test_canaries_reach_no_span_metric_label_or_log_line(
-    traced: Client, source: CreatedSource, exported: InMemorySpanExporter
+def test_canaries_reach_no_span_metric_label_log_line_or_row(
+    traced: Client, source: CreatedSource, exported: InMemorySpanExporter, migrated: Settings
 ) -> None:
     """Canaries planted in events, in paths, queries and bodies, and in error paths: every
-    exported span, every /metrics line and every log line is free of them."""
+    exported span, every /metrics line, every log line and every database row (privacy
+    requests and the audit log included) is free of them."""
     canary_id, canary_mail = "canary-raw-5e6f7a", "canary.person@example.net"
     server, write = bearer(source.server_key), basic(source.write_key)
     with structlog.testing.capture_logs() as logs:
@@ -129,6 +131,8 @@ def test_canaries_reach_no_span_metric_label_or_log_line(
         wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
         metrics = traced.get("/metrics").text
     spans = "".join(s.to_json() for s in exported.get_finished_spans())
-    for sink in (spans, metrics, repr(logs)):
+    rows = dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    assert "privacy_request.received" in rows  # the access request was recorded
+    for sink in (spans, metrics, repr(logs), rows):
         assert canary_id not in sink
         assert canary_mail not in sink
