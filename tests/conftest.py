@@ -22,6 +22,7 @@ from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
 from observability import create_tracer_provider
+from tests.helpers import wait_for
 from tests.services import POSTGRES_ADMIN_URL, require_service
 
 
@@ -151,3 +152,21 @@ def traced(
     provider = create_tracer_provider(service_version="test", exporter=exported)
     with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
         yield client
+
+
+def profile_when(
+    client: TestClient,  # type: ignore[type-arg]
+    source: CreatedSource,
+    user_id: str,
+    total: int,
+) -> dict[str, Any]:
+    """The profile of `user_id` once it has counted `total` events."""
+
+    def probe() -> dict[str, Any] | None:
+        response = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body if sum(body["computed"]["event_counts"].values()) >= total else None
+
+    return wait_for(probe)

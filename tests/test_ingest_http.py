@@ -13,23 +13,10 @@ from litestar.testing import TestClient
 from anonymization import KekSet
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import dump_sqlite, wait_for
+from tests.conftest import MakeSource, basic, bearer, profile_when
+from tests.helpers import dump_sqlite
 
 Client = TestClient  # type: ignore[type-arg]
-
-
-def profile_when(client: Client, source: CreatedSource, user_id: str, total: int) -> dict[str, Any]:
-    """The profile of `user_id` once it has counted `total` events."""
-
-    def probe() -> dict[str, Any] | None:
-        response = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
-        if response.status_code != 200:
-            return None
-        body: dict[str, Any] = response.json()
-        return body if sum(body["computed"]["event_counts"].values()) >= total else None
-
-    return wait_for(probe)
 
 
 def outbox_and_profiles_empty(settings: Settings) -> bool:

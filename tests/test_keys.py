@@ -24,8 +24,7 @@ from gateway.app import create_app
 from gateway.cli import main
 from gateway.database import open_database
 from gateway.settings import Settings
-from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import wait_for
+from tests.conftest import MakeSource, basic, bearer, profile_when
 
 
 async def _keys(settings: Settings, source_id: str) -> tuple[str, bytes]:
@@ -149,14 +148,7 @@ def test_pseudonym_epoch_changes_pseudonyms_and_keeps_old_choices(
         client.post(
             "/v1/track", json={"userId": "eve", "event": "Old"}, headers=basic(source.write_key)
         )
-        wait_for(
-            lambda: (
-                True
-                if client.get("/v1/profiles/eve", headers=bearer(source.server_key)).status_code
-                == 200
-                else None
-            )
-        )
+        profile_when(client, source, "eve", 1)
         client.put(
             "/v1/consent/eve",
             json={"purposes": {"analytics": False}, "policy_version": "1"},
@@ -176,14 +168,7 @@ def test_pseudonym_epoch_changes_pseudonyms_and_keeps_old_choices(
         client.post(
             "/v1/track", json={"userId": "zed", "event": "Marker"}, headers=basic(source.write_key)
         )
-        wait_for(
-            lambda: (
-                True
-                if client.get("/v1/profiles/zed", headers=bearer(source.server_key)).status_code
-                == 200
-                else None
-            )
-        )
+        profile_when(client, source, "zed", 1)
         marker = client.get("/v1/profiles/zed", headers=bearer(source.server_key)).json()
         assert marker["subject"].startswith("p2_")
         old = client.get("/v1/profiles/eve", headers=bearer(source.server_key)).json()

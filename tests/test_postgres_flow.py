@@ -16,7 +16,7 @@ from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import load_settings
 from gateway.sources import CreatedSource, create_source
-from tests.conftest import basic, bearer, embedded_environ
+from tests.conftest import basic, bearer, embedded_environ, profile_when
 from tests.helpers import ERASURE_STORES, completed_request, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -85,13 +85,7 @@ def test_ingest_consent_tokens_encryption_and_privacy_on_postgres(
 
         client.post("/v1/track", json={"userId": "pg-user", "event": "After"}, headers=headers)
         client.post("/v1/track", json={"userId": "other", "event": "Marker"}, headers=headers)
-        wait_for(
-            lambda: (
-                True
-                if client.get("/v1/profiles/other", headers=server).status_code == 200
-                else None
-            )
-        )
+        profile_when(client, source, "other", 1)
         counts = client.get("/v1/profiles/pg-user", headers=server).json()["computed"][
             "event_counts"
         ]

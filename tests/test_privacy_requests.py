@@ -17,9 +17,8 @@ from bus import EventEnvelope, encode_event
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer
+from tests.conftest import MakeSource, basic, bearer, profile_when
 from tests.helpers import completed_request, wait_for
-from tests.test_ingest_http import profile_when
 
 Client = TestClient  # type: ignore[type-arg]
 USER = "erase-me-4d2f"
