@@ -22,7 +22,7 @@ from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
 from observability import create_tracer_provider
-from tests.helpers import wait_for
+from tests.helpers import completed_request, wait_for
 from tests.services import POSTGRES_ADMIN_URL, require_service
 
 
@@ -170,3 +170,14 @@ def profile_when(
         return body if sum(body["computed"]["event_counts"].values()) >= total else None
 
     return wait_for(probe)
+
+
+def completed_privacy_request(
+    client: TestClient,  # type: ignore[type-arg]
+    headers: dict[str, str],
+    request_id: str,
+) -> dict[str, Any]:
+    """The privacy request once it has completed."""
+    return completed_request(
+        lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
+    )

@@ -36,6 +36,12 @@ def completed_request(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return wait_for(probe)
 
 
+def sqlite_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on the SQLite database at `database_url`."""
+    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+        return list(conn.execute(sql))
+
+
 def dump_sqlite(path: str) -> str:
     """Every row of every table of a SQLite file, as one text to search for canaries."""
     with sqlite3.connect(path) as conn:

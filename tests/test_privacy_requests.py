@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,8 @@ from bus import EventEnvelope, encode_event
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer, profile_when
-from tests.helpers import completed_request, wait_for
+from tests.conftest import MakeSource, basic, bearer, completed_privacy_request, profile_when
+from tests.helpers import sqlite_rows, wait_for
 
 Client = TestClient  # type: ignore[type-arg]
 USER = "erase-me-4d2f"
@@ -39,15 +38,11 @@ def _verify(client: Client, signed: dict[str, Any]) -> None:
     public.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), canonical)
 
 
-def _completed(client: Client, headers: dict[str, str], request_id: str) -> dict[str, Any]:
-    return completed_request(
-        lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
-    )
-
-
-def _rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
-        return list(conn.execute(sql))
+def _count(settings: Settings, table: str, subject: str) -> int:
+    """How many rows of `table` belong to `subject`."""
+    sql = f"SELECT count(*) FROM {table} WHERE subject = '{subject}'"
+    ((count,),) = sqlite_rows(settings.database_url, sql)
+    return int(count)
 
 
 def _send_user_events(client: Client, source: CreatedSource) -> None:
@@ -70,9 +65,7 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     source = make_source("shop", "none", policy=ENCRYPT_EMAIL)
     _send_user_events(client, source)
     subject = client.get(f"/v1/consent/{USER}", headers=bearer(source.server_key)).json()["subject"]
-    assert _rows(
-        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
-    ) == [(1,)]
+    assert _count(migrated, "anonymization_subject_keys", subject) == 1
 
     submitted = client.post(
         "/v1/privacy/requests",
@@ -88,7 +81,7 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     # suppressed at once, before the core has even run
     assert client.get(f"/v1/consent/{USER}", headers=bearer(source.server_key)).json()["suppressed"]
 
-    done = _completed(client, bearer(source.server_key), request["id"])
+    done = completed_privacy_request(client, bearer(source.server_key), request["id"])
     stores = {(r["store"], r["action"]): r["count"] for r in done["receipts"]}
     assert stores[("consent", "suppressed")] == 2  # the user id and the anonymous id
     assert stores[("keys", "shredded")] == 1
@@ -99,13 +92,9 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     assert done["receipt"]["receipt"]["request_id"] == request["id"]
 
     assert client.get(f"/v1/profiles/{USER}", headers=bearer(source.server_key)).status_code == 404
-    assert _rows(
-        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
-    ) == [(0,)]
-    assert _rows(
-        migrated, f"SELECT count(*) FROM observability_decisions WHERE subject='{subject}'"
-    ) == [(0,)]
-    assert EMAIL not in repr(_rows(migrated, "SELECT * FROM profiles"))
+    assert _count(migrated, "anonymization_subject_keys", subject) == 0
+    assert _count(migrated, "observability_decisions", subject) == 0
+    assert EMAIL not in repr(sqlite_rows(migrated.database_url, "SELECT * FROM profiles"))
 
     # the next event is refused (and recorded as such), and no profile or key comes back
     client.post(
@@ -123,9 +112,7 @@ def test_erasure_suppresses_shreds_deletes_and_ends_with_receipts(
     )
     assert [(i["action"], i["reasons"]) for i in items] == [("drop", ["suppressed"])]
     assert client.get(f"/v1/profiles/{USER}", headers=bearer(source.server_key)).status_code == 404
-    assert _rows(
-        migrated, f"SELECT count(*) FROM anonymization_subject_keys WHERE subject='{subject}'"
-    ) == [(0,)]
+    assert _count(migrated, "anonymization_subject_keys", subject) == 0
 
     entries = client.get("/v1/audit", headers=auditor).json()["items"]
     steps = [e for e in entries if e["entry"]["details"].get("request_id") == request["id"]]
@@ -259,26 +246,6 @@ def test_unauthenticated_requests_are_refused(client: Client) -> None:
     assert client.get("/v1/privacy/requests/pr_x").status_code == 401
 
 
-def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
-    client: Client, source: CreatedSource
-) -> None:
-    """The deadline alert's inputs: open requests by kind, seconds to the nearest deadline."""
-    client.post(
-        "/v1/privacy/requests",
-        json={"type": "access", "userId": "m1"},
-        headers=bearer(source.server_key),
-    )
-    text = wait_for(
-        lambda: (
-            body
-            if 'consentgate_privacy_requests_open{kind="erasure"}'
-            in (body := client.get("/metrics").text)
-            else None
-        )
-    )
-    assert 'consentgate_privacy_requests_open{kind="access"} 0' in text
-
-
 def test_cli_lists_and_shows_requests(
     client: Client,
     source: CreatedSource,
@@ -299,112 +266,6 @@ def test_cli_lists_and_shows_requests(
     shown = json.loads(capsys.readouterr().out)
     assert shown["receipt"]["signature"] == request["receipt"]["signature"]
     assert main(["requests", "show", "pr_missing"]) == 1
-
-
-def test_a_request_recorded_before_a_crash_is_resumed(
-    client: Client, source: CreatedSource, migrated: Settings
-) -> None:
-    """A request row left `received` (the process died right after recording it) is taken
-    to completion by the background task, each step once."""
-    client.post(
-        "/v1/track", json={"userId": "crash-1", "event": "E"}, headers=basic(source.write_key)
-    )
-    profile_when(client, source, "crash-1", 1)
-    subject = client.get("/v1/consent/crash-1", headers=bearer(source.server_key)).json()["subject"]
-    now = datetime.now().astimezone()
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
-            " subjects, purposes, requested_by, received_at, deadline, receipts)"
-            " VALUES (?, ?, 'erasure', 'received', ?, ?, '[]', 'test', ?, ?, '[]')",
-            (
-                "pr_resumed",
-                source.source_id,
-                subject,
-                json.dumps([subject]),
-                now.isoformat(),
-                (now + timedelta(days=30)).isoformat(),
-            ),
-        )
-    done = _completed(client, bearer(source.server_key), "pr_resumed")
-    assert _rows(migrated, "SELECT claimed_until FROM gateway_privacy_requests") == [(None,)]
-    assert sorted(r["store"] for r in done["receipts"]) == [
-        "consent",
-        "dead_letters",
-        "decisions",
-        "keys",
-        "profiles",
-    ]
-    assert client.get("/v1/profiles/crash-1", headers=bearer(source.server_key)).status_code == 404
-
-
-def test_a_request_leased_by_another_replica_is_left_to_it(
-    client: Client, source: CreatedSource, migrated: Settings
-) -> None:
-    """While another replica's lease runs, this one does not touch the request; once the lease
-    has lapsed (that replica died), it takes the request over."""
-    now = datetime.now(UTC)
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
-            " subjects, purposes, requested_by, received_at, deadline, claimed_until, receipts)"
-            " VALUES ('pr_leased', ?, 'access', 'received', 'p1_x', '[\"p1_x\"]', '[]', 'test',"
-            " ?, ?, ?, '[]')",
-            (
-                source.source_id,
-                now.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
-            ),
-        )
-    path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
-    time.sleep(2.5)  # more than one round of the background task (every 2 s)
-    assert client.get(path, headers=server).json()["status"] == "received"
-    metrics = client.get("/metrics").text
-    assert 'consentgate_privacy_requests_open{kind="access"} 1' in metrics
-    (deadline_line,) = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("consentgate_privacy_request_next_deadline_seconds")
-    ]
-    assert 29 * 86400 < float(deadline_line.split()[-1]) <= 30 * 86400
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
-        conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
-    assert _completed(client, server, "pr_leased")["receipts"][0]["store"] == "export"
-
-
-def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
-    client: Client, source: CreatedSource, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The request is recorded before any step runs: if one fails, the answer is still 202
-    (accepted, not yet done) and the background task finishes the work."""
-    keyring = client.app.state.runtime.keyring
-    shred = keyring.shred
-    failures = [RuntimeError("the key table is locked")]
-
-    async def flaky_shred(source_id: str, subject: str) -> bool:
-        if failures:
-            raise failures.pop()
-        return bool(await shred(source_id, subject))
-
-    monkeypatch.setattr(keyring, "shred", flaky_shred)
-    submitted = client.post(
-        "/v1/privacy/requests",
-        json={"type": "erasure", "userId": "flaky-1"},
-        headers=bearer(source.server_key),
-    )
-    assert submitted.status_code == 202
-    assert submitted.json()["status"] == "received"
-    assert [r["store"] for r in submitted.json()["receipts"]] == ["consent"]
-    done = _completed(client, bearer(source.server_key), submitted.json()["id"])
-    assert [r["store"] for r in done["receipts"]] == [
-        "consent",
-        "keys",
-        "decisions",
-        "dead_letters",
-        "profiles",
-    ]
 
 
 def test_the_queue_is_paged_and_bad_queries_are_refused(
@@ -485,6 +346,8 @@ def test_an_erasure_deletes_the_subjects_dead_letters_only(
     request = client.post(
         "/v1/privacy/requests", json={"type": "erasure", "userId": "dead-1"}, headers=server
     ).json()
-    done = _completed(client, server, request["id"])
+    done = completed_privacy_request(client, server, request["id"])
     assert {(r["store"], r["count"]) for r in done["receipts"]} >= {("dead_letters", 2)}
-    assert _rows(migrated, "SELECT message_id FROM bus_dead_letters") == [("dl-1",)]
+    assert sqlite_rows(migrated.database_url, "SELECT message_id FROM bus_dead_letters") == [
+        ("dl-1",)
+    ]

@@ -1,0 +1,149 @@
+"""Privacy requests over time: resumed after a crash or a failing step, leased against other
+replicas, and watched by the deadline gauges."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from tests.conftest import basic, bearer, completed_privacy_request, profile_when
+from tests.helpers import sqlite_rows, wait_for
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
+    client: Client, source: CreatedSource
+) -> None:
+    """The deadline alert's inputs: open requests by kind, seconds to the nearest deadline."""
+    client.post(
+        "/v1/privacy/requests",
+        json={"type": "access", "userId": "m1"},
+        headers=bearer(source.server_key),
+    )
+    text = wait_for(
+        lambda: (
+            body
+            if 'consentgate_privacy_requests_open{kind="erasure"}'
+            in (body := client.get("/metrics").text)
+            else None
+        )
+    )
+    assert 'consentgate_privacy_requests_open{kind="access"} 0' in text
+
+
+def test_a_request_recorded_before_a_crash_is_resumed(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """A request row left `received` (the process died right after recording it) is taken
+    to completion by the background task, each step once."""
+    client.post(
+        "/v1/track", json={"userId": "crash-1", "event": "E"}, headers=basic(source.write_key)
+    )
+    profile_when(client, source, "crash-1", 1)
+    subject = client.get("/v1/consent/crash-1", headers=bearer(source.server_key)).json()["subject"]
+    now = datetime.now().astimezone()
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            " subjects, purposes, requested_by, received_at, deadline, receipts)"
+            " VALUES (?, ?, 'erasure', 'received', ?, ?, '[]', 'test', ?, ?, '[]')",
+            (
+                "pr_resumed",
+                source.source_id,
+                subject,
+                json.dumps([subject]),
+                now.isoformat(),
+                (now + timedelta(days=30)).isoformat(),
+            ),
+        )
+    done = completed_privacy_request(client, bearer(source.server_key), "pr_resumed")
+    assert sqlite_rows(
+        migrated.database_url, "SELECT claimed_until FROM gateway_privacy_requests"
+    ) == [(None,)]
+    assert sorted(r["store"] for r in done["receipts"]) == [
+        "consent",
+        "dead_letters",
+        "decisions",
+        "keys",
+        "profiles",
+    ]
+    assert client.get("/v1/profiles/crash-1", headers=bearer(source.server_key)).status_code == 404
+
+
+def test_a_request_leased_by_another_replica_is_left_to_it(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """While another replica's lease runs, this one does not touch the request; once the lease
+    has lapsed (that replica died), it takes the request over."""
+    now = datetime.now(UTC)
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            " subjects, purposes, requested_by, received_at, deadline, claimed_until, receipts)"
+            " VALUES ('pr_leased', ?, 'access', 'received', 'p1_x', '[\"p1_x\"]', '[]', 'test',"
+            " ?, ?, ?, '[]')",
+            (
+                source.source_id,
+                now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            ),
+        )
+    path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
+    time.sleep(2.5)  # more than one round of the background task (every 2 s)
+    assert client.get(path, headers=server).json()["status"] == "received"
+    metrics = client.get("/metrics").text
+    assert 'consentgate_privacy_requests_open{kind="access"} 1' in metrics
+    (deadline_line,) = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("consentgate_privacy_request_next_deadline_seconds")
+    ]
+    assert 29 * 86400 < float(deadline_line.split()[-1]) <= 30 * 86400
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
+    assert (
+        completed_privacy_request(client, server, "pr_leased")["receipts"][0]["store"] == "export"
+    )
+
+
+def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
+    client: Client, source: CreatedSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is recorded before any step runs: if one fails, the answer is still 202
+    (accepted, not yet done) and the background task finishes the work."""
+    keyring = client.app.state.runtime.keyring
+    shred = keyring.shred
+    failures = [RuntimeError("the key table is locked")]
+
+    async def flaky_shred(source_id: str, subject: str) -> bool:
+        if failures:
+            raise failures.pop()
+        return bool(await shred(source_id, subject))
+
+    monkeypatch.setattr(keyring, "shred", flaky_shred)
+    submitted = client.post(
+        "/v1/privacy/requests",
+        json={"type": "erasure", "userId": "flaky-1"},
+        headers=bearer(source.server_key),
+    )
+    assert submitted.status_code == 202
+    assert submitted.json()["status"] == "received"
+    assert [r["store"] for r in submitted.json()["receipts"]] == ["consent"]
+    done = completed_privacy_request(client, bearer(source.server_key), submitted.json()["id"])
+    assert [r["store"] for r in done["receipts"]] == [
+        "consent",
+        "keys",
+        "decisions",
+        "dead_letters",
+        "profiles",
+    ]
