@@ -27,7 +27,7 @@ from consent._records import (
 from consent._signals import GOOGLE_CONSENT_MODE, TCF_PURPOSES, Signals, parse_signals
 from consent._store import ConsentStore
 from consent._tables import metadata
-from consent._tcf import TCString, TCStringError, decode_tc_string
+from consent._tcf import IdSet, TCString, TCStringError, decode_tc_string
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -45,6 +45,7 @@ __all__ = [
     "ConsentState",
     "ConsentStore",
     "Decision",
+    "IdSet",
     "Jurisdiction",
     "PurposeDefinition",
     "PurposeResolver",

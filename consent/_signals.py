@@ -18,6 +18,7 @@ signal becomes a reason code and never counts as consent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -39,6 +40,7 @@ GOOGLE_CONSENT_MODE: dict[str, tuple[str, ...]] = {
 }
 _GCM_FIELDS = frozenset(field for fields in GOOGLE_CONSENT_MODE.values() for field in fields)
 _TRUE_STRINGS = frozenset({"1", "true"})
+_GCM_VALUES = frozenset({"granted", "denied"})
 
 
 class Signals(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,16 +187,26 @@ def _ids(value: object) -> set[str] | None:
 
 
 def _tcf(value: object, found: _Collector) -> None:
-    if not isinstance(value, str):
+    choices = _tcf_choices(value) if isinstance(value, str) else None
+    if choices is None:
         found.malformed.append("malformed_tcf")
         return
+    for purpose, granted in choices:
+        found.choose([purpose], granted)
+
+
+@lru_cache(maxsize=1024)
+def _tcf_choices(value: str) -> tuple[tuple[str, bool], ...] | None:
+    """Our purposes' choices in a TC string, None when malformed. A batch repeats one
+    string in every event: it is decoded once, then remembered."""
     try:
         tc = decode_tc_string(value)
     except TCStringError:
-        found.malformed.append("malformed_tcf")
-        return
-    for purpose, needed in TCF_PURPOSES.items():
-        found.choose([purpose], all(p in tc.purpose_consents for p in needed))
+        return None
+    return tuple(
+        (purpose, all(p in tc.purpose_consents for p in needed))
+        for purpose, needed in TCF_PURPOSES.items()
+    )
 
 
 def _google_consent_mode(fields: object, found: _Collector) -> None:
@@ -204,7 +216,7 @@ def _google_consent_mode(fields: object, found: _Collector) -> None:
         present = [fields[name] for name in names if name in fields]
         if not present:
             continue
-        if any(value not in {"granted", "denied"} for value in present):
+        if any(not isinstance(value, str) or value not in _GCM_VALUES for value in present):
             found.malformed.append(f"malformed_google_consent_mode:{purpose}")
             continue
         found.choose([purpose], all(value == "granted" for value in present))
