@@ -1,23 +1,91 @@
-"""Reading request bodies within limits, gzip included (SDKs gzip by default)."""
+"""Reading request bodies within limits, gzip included (SDKs gzip by default), and
+decoding JSON so that no input, however malformed or deep, escapes as anything but a 400."""
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
 
 from gateway.errors import BadRequest, PayloadTooLarge
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
+# Objects and arrays nested in one event (the event itself is level 1). Deeper input is
+# refused before anything recurses over it (the scrubber, the encoder, the database).
+MAX_JSON_DEPTH = 32
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_OPENING = frozenset(b"[{")
 
-async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+
+def decode_json(
+    decoder: msgspec.json.Decoder[Any], data: bytes | msgspec.Raw, *, invalid_code: str
+) -> Any:
+    """`decoder.decode(data)`, every failure a `BadRequest` (`invalid_code` for a wrong shape)."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc), code=invalid_code) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest(
+            f"JSON nests deeper than {MAX_JSON_DEPTH} levels", code="nesting_too_deep"
+        ) from None
+
+
+def check_depth(data: bytes, where: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON that nests objects and arrays deeper than `limit`.
+
+    Counting brackets is enough for nearly every event (fewer brackets than the limit);
+    only then are the brackets outside strings followed one by one.
+    """
+    if data.count(b"{") + data.count(b"[") <= limit:
+        return
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(data):
+        token = match.group()
+        if len(token) != 1:
+            continue  # a string
+        if token[0] in _OPENING:
+            depth += 1
+            if depth > limit:
+                raise BadRequest(
+                    f"{where} nests deeper than {limit} levels", code="nesting_too_deep"
+                )
+        else:
+            depth -= 1
+
+
+def check_value_depth(value: Any, where: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """The same bound on an already decoded value (small, rare ones: a batch's context)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise BadRequest(
+                    f"{where} nests deeper than {limit} levels", code="nesting_too_deep"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+async def read_limited(
+    chunks: AsyncIterator[bytes], limit: int, code: str = "request_too_large"
+) -> bytes:
     """The whole body, or `PayloadTooLarge` as soon as it passes `limit` bytes."""
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes", code="request_too_large")
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", code=code)
         parts.append(chunk)
     return b"".join(parts)
 

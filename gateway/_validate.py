@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from bus import as_utc
+from gateway._body import check_depth, check_value_depth, decode_json
 from gateway._wire import CALL_TYPES, Alias, Batch, Call, Group
 from gateway.errors import BadRequest, PayloadTooLarge
 
@@ -49,10 +50,13 @@ def validate_body(
     """Decode a single call (`call_type` given) or a batch (`call_type` None)."""
     if call_type is not None:
         _check_event_size(body, limits, where="$")
+        check_depth(body, "the event")
         call = _decode(_single_decoders[call_type], body, prefix="")
         return [_checked(call, call_type, None, None, received_at, where="$")]
 
     batch = _decode(_batch_decoder, body, prefix="")
+    check_value_depth(batch.context, "$.context")
+    check_value_depth(batch.integrations, "$.integrations")
     if len(batch.batch) > limits.max_batch_events:
         raise BadRequest(
             f"batch holds {len(batch.batch)} events; the limit is {limits.max_batch_events}",
@@ -62,6 +66,7 @@ def validate_body(
     for index, raw in enumerate(batch.batch):
         where = f"$.batch[{index}]"
         _check_event_size(raw, limits, where=where)
+        check_depth(bytes(raw), f"the event at {where}")
         call = _decode(_call_decoder, raw, prefix=f".batch[{index}]")
         calls.append(
             _checked(call, _CALL_NAMES[type(call)], batch.sentAt, batch.context, received_at, where)
@@ -71,16 +76,16 @@ def validate_body(
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | msgspec.Raw, prefix: str) -> Any:
     try:
-        return decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        if prefix and "- at `$" in message:
+        return decode_json(decoder, data, invalid_code="invalid_event")
+    except BadRequest as exc:
+        if not prefix or exc.code != "invalid_event":
+            raise
+        message = exc.detail
+        if "- at `$" in message:
             message = message.replace("- at `$", f"- at `${prefix}", 1)
-        elif prefix:
+        else:
             message = f"{message} - at `${prefix}`"
         raise BadRequest(message, code="invalid_event") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
 def _check_event_size(data: bytes | msgspec.Raw, limits: Limits, where: str) -> None:
@@ -119,9 +124,30 @@ def _checked(
         message_id=call.messageId or str(uuid.uuid4()),
         user_id=user_id,
         anonymous_id=anonymous_id,
-        timestamp=corrected_timestamp(call, batch_sent_at, received_at),
+        timestamp=_timestamp_in_range(call, batch_sent_at, received_at, where),
         context=context,
     )
+
+
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP_AHEAD = timedelta(days=1)
+
+
+def _timestamp_in_range(
+    call: Call, batch_sent_at: datetime | None, received_at: datetime, where: str
+) -> datetime:
+    """The corrected time, which must fall between 1970 and a day after receipt."""
+    try:
+        moment = corrected_timestamp(call, batch_sent_at, received_at)
+    except OverflowError:
+        moment = None
+    if moment is None or not (EARLIEST_TIMESTAMP <= moment <= received_at + LATEST_TIMESTAMP_AHEAD):
+        raise BadRequest(
+            f"event at {where}: its time (timestamp corrected by sentAt) must fall between "
+            "1970-01-01 and a day after it is received",
+            code="invalid_timestamp",
+        )
+    return moment
 
 
 def _identifier(value: str | int | None) -> str | None:

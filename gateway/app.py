@@ -39,9 +39,14 @@ _HTTP_CODES = {
 }
 
 
-def _error(status: int, code: str, detail: str) -> Response[dict[str, str]]:
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, str]]:
     return Response(
-        {"error": code, "detail": detail}, status_code=status, media_type=MediaType.JSON
+        {"error": code, "detail": detail},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -60,10 +65,22 @@ def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, str]
     status = exc.status_code
     if isinstance(exc, ValidationException):
         _count(request, 400, "invalid_request")
-        return _error(400, "invalid_request", str(exc.detail))
+        return _error(400, "invalid_request", _validation_detail(exc))
     code = _HTTP_CODES.get(status, "http_error")
     _count(request, status, code)
-    return _error(status, code, str(exc.detail))
+    allow = (exc.headers or {}).get("allow")
+    return _error(status, code, str(exc.detail), {"Allow": allow} if allow else None)
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    """Which parameters were wrong and why; never their values nor the URL (litestar's own
+    detail echoes the URL, and with it any user id in the path or the query)."""
+    problems = [
+        f"{getattr(item.get('source'), 'value', None) or 'request'} parameter {item.get('key')!r}: {item.get('message')}"
+        for item in exc.extra or []
+        if isinstance(item, dict) and item.get("key")
+    ]
+    return "; ".join(problems) or "the request's parameters are invalid"
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]

@@ -32,7 +32,7 @@ def body_write_key(body: bytes) -> str | None:
     """`writeKey` from a JSON body, or None when absent or unreadable (validate says why)."""
     try:
         return _write_key_decoder.decode(body).writeKey
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -6,13 +6,15 @@ admin tokens (each is then verified by its own authenticator).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
 from litestar import Request
 
+from gateway._body import decode_json, read_limited
 from gateway.auth import authenticate_server_key, bearer_token
-from gateway.errors import BadRequest, Unauthorized
+from gateway.errors import Unauthorized
 from gateway.runtime import Runtime
 from gateway.sources import Source
 
@@ -26,15 +28,13 @@ def runtime_of(request: Request) -> Runtime:  # type: ignore[type-arg]
 
 async def read_body(request: Request, kind: type[Any]) -> Any:  # type: ignore[type-arg]
     """The body decoded as `kind`: 400 when too large, malformed or of the wrong shape."""
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"body exceeds {MAX_BODY} bytes", code="body_too_large")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc), code="invalid_body") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+    body = await read_limited(request.stream(), MAX_BODY, code="body_too_large")
+    return decode_json(_decoder(kind), body, invalid_code="invalid_body")
+
+
+@functools.cache
+def _decoder(kind: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(kind)
 
 
 def bearer_kind(request: Request) -> str:  # type: ignore[type-arg]

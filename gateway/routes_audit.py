@@ -17,6 +17,8 @@ from gateway.route_helpers import runtime_of
 from observability import DecisionQuery
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+# sequence numbers and tree sizes fit in a signed 64-bit column; larger asks are refused
+_MAX_SEQ = 2**62
 _ACTIONS = ("forward", "strip", "drop")
 
 
@@ -101,7 +103,7 @@ async def list_audit(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
     await audit.query_made(runtime, role, "audit", dict(request.query_params))
-    if not 1 <= limit <= 10_000 or after < 0 or format not in {"json", "jsonl"}:
+    if not 1 <= limit <= 10_000 or not 0 <= after <= _MAX_SEQ or format not in {"json", "jsonl"}:
         raise BadRequest("limit 1..10000, after >= 0, format json or jsonl", code="invalid_query")
     items = await runtime.audit.entries(kind=kind, after=after, limit=limit)
     checkpoint = await runtime.audit.latest_checkpoint()
@@ -138,8 +140,8 @@ async def audit_consistency(
     await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
-    if not 0 < old_size <= new_size:
-        raise BadRequest("0 < old_size <= new_size", code="invalid_query")
+    if not 0 < old_size <= new_size <= _MAX_SEQ:
+        raise BadRequest("0 < old_size <= new_size <= 2^62", code="invalid_query")
     try:
         proof = await runtime.audit.consistency(old_size, new_size)
     except ValueError as exc:
