@@ -76,11 +76,15 @@ def _validation_detail(exc: ValidationException) -> str:
     """Which parameters were wrong and why; never their values nor the URL (litestar's own
     detail echoes the URL, and with it any user id in the path or the query)."""
     problems = [
-        f"{getattr(item.get('source'), 'value', None) or 'request'} parameter {item.get('key')!r}: {item.get('message')}"
+        f"{_where(item.get('source'))} parameter {item.get('key')!r}: {item.get('message')}"
         for item in exc.extra or []
         if isinstance(item, dict) and item.get("key")
     ]
     return "; ".join(problems) or "the request's parameters are invalid"
+
+
+def _where(source: object) -> str:
+    return str(getattr(source, "value", None) or "request")
 
 
 def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]

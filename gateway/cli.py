@@ -329,6 +329,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.server import uvicorn_config_options
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -339,6 +340,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             server_header=False,
+            **uvicorn_config_options(settings),
         )
     )
     print(

@@ -24,6 +24,20 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class RequestTimeout(GatewayError):
+    status_code = 408
+    code = "request_timeout"
+
+
+class TooManyRequests(GatewayError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
 class Unauthorized(GatewayError):
     status_code = 401
     code = "unauthorized"

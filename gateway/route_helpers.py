@@ -6,7 +6,7 @@ admin tokens (each is then verified by its own authenticator).
 
 from __future__ import annotations
 
-import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -14,7 +14,7 @@ from litestar import Request
 
 from gateway._body import decode_json, read_limited
 from gateway.auth import authenticate_server_key, bearer_token
-from gateway.errors import Unauthorized
+from gateway.errors import RequestTimeout, Unauthorized
 from gateway.runtime import Runtime
 from gateway.sources import Source
 
@@ -28,13 +28,35 @@ def runtime_of(request: Request) -> Runtime:  # type: ignore[type-arg]
 
 async def read_body(request: Request, kind: type[Any]) -> Any:  # type: ignore[type-arg]
     """The body decoded as `kind`: 400 when too large, malformed or of the wrong shape."""
-    body = await read_limited(request.stream(), MAX_BODY, code="body_too_large")
+    body = await read_limited(body_chunks(request), MAX_BODY, code="body_too_large")
     return decode_json(_decoder(kind), body, invalid_code="invalid_body")
 
 
-@functools.cache
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:  # type: ignore[type-arg]
+    """The body as it arrives. A client gone (or cut off by a read timeout) before its end is
+    a 408, not litestar's 500 "client disconnected prematurely"."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise RequestTimeout(
+                "the connection closed before the body was complete", code="client_disconnected"
+            )
+        body: bytes = message.get("body", b"")  # type: ignore[assignment]
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
 def _decoder(kind: type[Any]) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(kind)
+    """One decoder per body type, built on first use."""
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        decoder = _DECODERS[kind] = msgspec.json.Decoder(kind)
+    return decoder
 
 
 def bearer_kind(request: Request) -> str:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from litestar.types import Method
 
 from gateway._body import read_limited
 from gateway.pipeline import IngestRequest
-from gateway.route_helpers import runtime_of
+from gateway.route_helpers import body_chunks, runtime_of
 
 SUCCESS = b'{"success":true}'
 
@@ -48,7 +48,7 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
         await runtime.pipeline.run(
             IngestRequest(
                 call_type=call_type,
-                body=await read_limited(request.stream(), runtime.settings.max_request_bytes),
+                body=await read_limited(body_chunks(request), runtime.settings.max_request_bytes),
                 content_encoding=headers.get("content-encoding"),
                 authorization=headers.get("authorization"),
                 sec_gpc=headers.get("sec-gpc"),

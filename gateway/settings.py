@@ -52,6 +52,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # FULL survives power loss; NORMAL (WAL) survives any process crash and is faster.
     sqlite_synchronous: Literal["full", "normal"] = "full"
     outbox_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # What one client may cost (README, "Limits and abuse").
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
+    max_headers: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 100
+    header_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    keep_alive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    max_connections: PositiveInt = 1000
+    # Ingestion requests per second per write key (a token bucket per process); a source's
+    # own `rate_limit` overrides them. 0 turns the limit off.
+    rate_limit_per_second: Annotated[float, msgspec.Meta(ge=0)] = 500.0
+    rate_limit_burst: PositiveInt = 1000
+    # Distinct keys in one profile's per-subject maps (event counts, traits); past it, new
+    # event names count under "(other)" and new traits are not kept.
+    profile_max_keys: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 1000
 
     def __post_init__(self) -> None:
         if "://" not in self.database_url:
