@@ -92,6 +92,8 @@ def gateway_env(workdir: Path, port: int) -> dict[str, str]:
         "CONSENTGATE_KEY_FILE": str(workdir / "keys" / "master.key"),
         "CONSENTGATE_PORT": str(port),
         "CONSENTGATE_LOG_LEVEL": "warning",
+        # the bench measures throughput: the per-write-key rate limit would cap it
+        "CONSENTGATE_RATE_LIMIT_PER_SECOND": "0",
     }
 
 

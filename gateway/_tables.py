@@ -33,6 +33,8 @@ class SourceRow(Base):
     field_policy: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
     # whose pseudonym keys the source uses: its own id, or a workspace's first source's id
     key_scope: Mapped[str | None] = mapped_column(String(64))
+    # rate limit and allowed browser origins (gateway.edge.EdgeConfig as JSON); {}: defaults
+    edge_config: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
 
 
 class SubjectTokenRow(Base):

@@ -13,12 +13,13 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
-from gateway.errors import GatewayError
+from gateway.cors import cors_for_ingestion
+from gateway.errors import GatewayError, TooManyRequests
 from gateway.request_ids import with_request_id
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
-from gateway.routes_ingest import INGEST_HANDLERS
+from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import get_profile
 from gateway.runtime import open_runtime, tracer_provider_for
@@ -58,7 +59,8 @@ def _count(request: Request, status: int, code: str) -> None:  # type: ignore[ty
 
 def _gateway_error(request: Request, exc: GatewayError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
     _count(request, exc.status_code, exc.code)
-    return _error(exc.status_code, exc.code, exc.detail)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return _error(exc.status_code, exc.code, exc.detail, headers)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
@@ -126,9 +128,13 @@ def create_app(
         ],
         lifespan=[lifespan],
         before_request=_remember_identifiers,
-        # the request scope outermost: the server span ends inside it, so the guard knows
-        # the request's identifiers
-        middleware=[with_request_id, lambda app: traced(app, tracer)],
+        # CORS outermost (its preflights need nothing else); then the request scope: the
+        # server span ends inside it, so the guard knows the request's identifiers
+        middleware=[
+            cors_for_ingestion(path for paths in INGEST_ROUTES.values() for path in paths),
+            with_request_id,
+            lambda app: traced(app, tracer),
+        ],
         exception_handlers={
             GatewayError: _gateway_error,
             HTTPException: _http_error,

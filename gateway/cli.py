@@ -122,6 +122,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the source's field policy, JSON or TOML (see README, Anonymization)",
     )
+    create.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="ingestion requests a second for this write key (0: none; "
+        "else $CONSENTGATE_RATE_LIMIT_PER_SECOND, 500)",
+    )
+    create.add_argument(
+        "--burst",
+        type=int,
+        help="requests the write key may send at once above its rate "
+        "(else $CONSENTGATE_RATE_LIMIT_BURST, 1000)",
+    )
+    create.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (https://app.example) allowed to send events; repeat for more "
+        "(default: any origin)",
+    )
     create.set_defaults(command=_sources_create)
     return parser
 
@@ -288,10 +309,15 @@ def _sources_create(args: argparse.Namespace) -> int:
     config = _read_config_file(args.consent_config, "--consent-config")
     policy = _read_config_file(args.field_policy, "--field-policy")
 
+    edge: dict[str, Any] = {"allowed_origins": args.allowed_origin}
+    if args.rate_limit is not None:
+        edge["rate_limit_per_second"] = args.rate_limit
+    if args.burst is not None:
+        edge["rate_limit_burst"] = args.burst
     created = _with_database(
         settings,
         lambda database: create_source(
-            database, args.name, jurisdiction, config, policy, args.share_keys_with
+            database, args.name, jurisdiction, config, policy, args.share_keys_with, edge
         ),
     )
     _audit(

@@ -32,6 +32,7 @@ from bus import Bus, BusUnavailable, EventEnvelope, encode_event
 from consent import ConsentState, ConsentStore, Decision, merge_states
 from gateway._body import decode_content
 from gateway._validate import Limits, ValidCall, validate_body
+from gateway.edge import RateLimiter
 from gateway.errors import GatewayError, Unavailable
 from gateway.sources import Source
 from observability import (
@@ -123,6 +124,7 @@ class IngestRequest:
     authorization: str | None = None
     sec_gpc: str | None = None
     traceparent: str | None = None
+    origin: str | None = None  # a browser's Origin header
 
 
 class Pipeline:
@@ -137,6 +139,7 @@ class Pipeline:
         "_metrics",
         "_pseudonymize_ids",
         "_publish_decisions",
+        "_rate_limiter",
         "_record",
         "_stages",
         "_tracer",
@@ -156,8 +159,10 @@ class Pipeline:
         tracer: Tracer,
         metrics: Metrics | None = None,
         publish_decisions: bool = True,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._tracer = tracer
+        self._rate_limiter = rate_limiter
         self._metrics = metrics
         self._publish_decisions = publish_decisions  # off only to measure what it costs
         self._authenticate = authenticate
@@ -197,6 +202,9 @@ class Pipeline:
             limit = self._limits.max_request_bytes
             body = decode_content(request.body, request.content_encoding, limit)
             source = await self._authenticate(request.authorization, body)
+            source.edge.check_origin(request.origin)
+            if self._rate_limiter is not None:
+                self._rate_limiter.admit(source.source_id, source.edge)
         span.set_attribute("consentgate.source_id", source.source_id)
         with self._span("validate"):
             calls = validate_body(body, request.call_type, self._limits, received_at)

@@ -53,6 +53,7 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
                 authorization=headers.get("authorization"),
                 sec_gpc=headers.get("sec-gpc"),
                 traceparent=headers.get("traceparent"),
+                origin=headers.get("origin"),
             )
         )
         # A ready ASGI response: nothing to serialize on the hot path.

@@ -21,6 +21,7 @@ from gateway import stages
 from gateway._validate import Limits
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
+from gateway.edge import RateLimiter
 from gateway.pipeline import Pipeline, StageSpec
 from gateway.receipts import ReceiptSigner, receipt_signer_for
 from gateway.settings import Settings
@@ -88,10 +89,14 @@ async def open_runtime(
     """Start everything in order and stop it in reverse; the embedded core runs inside."""
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
-    consumer = ProfileConsumer(database)
+    metrics = Metrics(VERSION)
+    consumer = ProfileConsumer(
+        database,
+        max_keys=settings.profile_max_keys,
+        on_capped=lambda kind, count: metrics.profile_capped.add(count, {"map": kind}),
+    )
     decision_log = DecisionLog(database)
     tracer = (tracer_provider or tracer_provider_for(settings)).get_tracer("consentgate")
-    metrics = Metrics(VERSION)
     decisions = DecisionCounter()
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
@@ -112,6 +117,7 @@ async def open_runtime(
         record=record,
         tracer=tracer,
         metrics=metrics,
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
     runtime = Runtime(

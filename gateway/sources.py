@@ -26,6 +26,7 @@ from anonymization import (
 from bus import Database
 from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
 from gateway._tables import SourceRow
+from gateway.edge import EdgeConfig, load_edge_config
 
 _sources = cast(Table, SourceRow.__table__)
 WRITE_KEY_PREFIX = "wk_"
@@ -49,6 +50,7 @@ class Source:
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     purposes: PurposeResolver = field(default_factory=PurposeResolver)
     protector: FieldProtector | None = field(default=None, repr=False)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
 
     def __post_init__(self) -> None:
         if self.protector is None:  # built by hand (tests, benchmarks): the default policy
@@ -90,6 +92,7 @@ async def create_source(
     consent_config: dict[str, Any] | None = None,
     field_policy: dict[str, Any] | None = None,
     share_keys_with: str | None = None,
+    edge_config: dict[str, Any] | None = None,
 ) -> CreatedSource:
     """Create a source with fresh keys; its configurations are validated first.
 
@@ -100,6 +103,7 @@ async def create_source(
         raise ValueError("source name must be 1 to 200 characters")
     load_consent_config(consent_config)  # raises ConsentConfigError naming the bad path
     load_field_policy(field_policy)  # raises FieldPolicyError naming the bad path
+    load_edge_config(edge_config)  # raises EdgeConfigError naming the bad field
     created = CreatedSource(
         source_id="src_" + secrets.token_hex(8),
         name=name.strip(),
@@ -126,6 +130,7 @@ async def create_source(
         consent_config=consent_config or {},
         field_policy=field_policy or {},
         key_scope=key_scope,
+        edge_config=edge_config or {},
     )
     await database.transaction(lambda conn: conn.execute(statement))
     return created
@@ -206,6 +211,7 @@ class SourceRegistry:
                     row.source_id,
                     keys.current.blind_index_key(),
                 ),
+                edge=load_edge_config(row.edge_config),
             )
             self._by_id[row.source_id] = source
         return source

@@ -34,6 +34,7 @@ METRIC_NAMES = (
     "consentgate_bus_lag_events",
     "consentgate_http_errors_total",
     "consentgate_core_apply_failures_total",
+    "consentgate_profile_keys_capped_total",
     "consentgate_audit_verified",
     "consentgate_privacy_requests_open",
     "consentgate_privacy_request_next_deadline_seconds",
@@ -59,6 +60,8 @@ class Metrics:
         self.stage_seconds = StageHistogram()
         self.http_errors = meter.create_counter("consentgate_http_errors", unit="1")
         self.core_failures = meter.create_counter("consentgate_core_apply_failures", unit="1")
+        # keys a full profile map folded into "(other)" or left out, by map
+        self.profile_capped = meter.create_counter("consentgate_profile_keys_capped", unit="1")
         self.bus_lag = 0
         self.audit_verified = 1
         self.privacy_open: dict[str, int] = {}

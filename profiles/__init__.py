@@ -1,11 +1,20 @@
 """The profile/personalization core. Talks to the gateway only through `bus`."""
 
-from profiles._apply import ProfileState, apply_event, count_key, subject_key
+from profiles._apply import (
+    DEFAULT_MAX_KEYS,
+    OTHER_EVENTS,
+    ProfileState,
+    apply_event,
+    count_key,
+    subject_key,
+)
 from profiles._consumer import ProfileConsumer
 from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
 from profiles._tables import metadata
 
 __all__ = [
+    "DEFAULT_MAX_KEYS",
+    "OTHER_EVENTS",
     "Computed",
     "ErasureReceipt",
     "Profile",

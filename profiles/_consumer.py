@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from bus import BusMessage, Database, Erase, EventEnvelope, as_utc, decode_payload
-from profiles._apply import ProfileState, apply_event, subject_key
+from profiles._apply import DEFAULT_MAX_KEYS, ProfileState, apply_event, subject_key
 from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow
 
 log = structlog.get_logger("consentgate.profiles")
@@ -31,8 +31,17 @@ _UPDATED_COLUMNS = ("traits", "event_counts", "first_seen", "last_seen", "update
 class ProfileConsumer:
     """The bus handler of the profile core."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        on_capped: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """`on_capped(map, n)` hears of keys a full profile map folded or left out."""
         self._db = database
+        self._max_keys = max_keys
+        self._on_capped = on_capped
         self._postgres = database.dialect_name == "postgresql"
         self._erasures_exist: bool | None = None  # learnt once, then kept by _run
 
@@ -69,6 +78,14 @@ class ProfileConsumer:
                 pending.append(step)
         if pending:
             self._apply_new(conn, pending)
+
+    def _report_capped(self, state: ProfileState) -> None:
+        if self._on_capped is None:
+            return
+        if state.capped_event_names:
+            self._on_capped("event_counts", state.capped_event_names)
+        if state.capped_traits:
+            self._on_capped("traits", state.capped_traits)
 
     async def purge_processed(self, retention: timedelta) -> int:
         """Forget message ids older than `retention` (never less than 24 hours)."""
@@ -119,8 +136,10 @@ class ProfileConsumer:
         for (source_id, subject), events in by_profile.items():
             state = existing.get((source_id, subject))
             for envelope in events:
-                state = apply_event(state, envelope, subject)
-            assert state is not None  # every group holds at least one event
+                state = apply_event(state, envelope, subject, self._max_keys)
+            if state is None:
+                continue  # unreachable: every group holds at least one event
+            self._report_capped(state)
             rows.append(
                 {
                     "source_id": source_id,
