@@ -10,6 +10,7 @@ erasure shreds it without changing a byte of the log.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
-from observability._merkle import consistency_proof, inclusion_proof, leaf_hash, merkle_root
+from observability._merkle import MerkleTree, leaf_hash, merkle_root, prefix_roots
 from observability._tables import AuditCheckpointRow, AuditEntryRow
 
 _entries = cast(Table, AuditEntryRow.__table__)
@@ -55,6 +56,8 @@ class AuditLog:
         self._db = database
         self._sign = sign
         self._verify_signature = verify_signature
+        # the tree of the latest checkpoint asked for: pages of proofs share one build
+        self._tree: MerkleTree | None = None
 
     async def append(self, kind: str, actor: str, details: dict[str, Any]) -> int:
         """Add an entry; returns its sequence number (from 1)."""
@@ -86,17 +89,38 @@ class AuditLog:
         return None if row is None else _checkpoint_body(row)
 
     async def proofs(self, seqs: list[int], tree_size: int) -> dict[int, list[str]]:
-        """Inclusion proofs of entries `seqs` in the tree of the first `tree_size` entries."""
-        leaves = await self._db.read(lambda conn: _leaves(conn, tree_size))
-        return {
-            s: [h.hex() for h in inclusion_proof(s - 1, leaves)] for s in seqs if s <= tree_size
-        }
+        """Inclusion proofs of entries `seqs` in the tree of the first `tree_size` entries.
+
+        The tree is built once per size, off the event loop; each proof then costs O(log n).
+        """
+        if not seqs or tree_size == 0:
+            return {}
+        tree = await self._tree_of(tree_size)
+
+        def prove() -> dict[int, list[str]]:
+            return {
+                s: [h.hex() for h in tree.inclusion_proof(s - 1)]
+                for s in seqs
+                if 0 < s <= tree.size
+            }
+
+        return await asyncio.to_thread(prove)
 
     async def consistency(self, old_size: int, new_size: int) -> list[str]:
-        leaves = await self._db.read(lambda conn: _leaves(conn, new_size))
-        if len(leaves) < new_size:
+        tree = await self._tree_of(new_size)
+        if tree.size < new_size:
             raise ValueError(f"the log holds fewer than {new_size} entries")
-        return [h.hex() for h in consistency_proof(old_size, leaves)]
+        return [h.hex() for h in tree.consistency_proof(old_size)]
+
+    async def _tree_of(self, size: int) -> MerkleTree:
+        cached = self._tree
+        if cached is not None and cached.size == size:
+            return cached
+        leaves = await self._db.read(lambda conn: _leaves(conn, size))
+        tree = await asyncio.to_thread(MerkleTree, leaves)
+        if tree.size == size:
+            self._tree = tree
+        return tree
 
     def _checkpoint(self, conn: Connection) -> int | None:
         size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
@@ -144,6 +168,7 @@ class AuditLog:
             if chain != row.chain:
                 return bad(expected, f"the chain breaks at entry {expected}")
             leaves.append(leaf)
+        roots = prefix_roots(leaves, [point.tree_size for point in checkpoints])
         for point in checkpoints:
             body = checkpoint_message(point.tree_size, point.root, as_utc(point.signed_at))
             if not self._verify_signature(point.key_id, body, point.signature):
@@ -153,7 +178,7 @@ class AuditLog:
                     len(leaves) + 1,
                     f"checkpoint {point.tree_size} covers entries the log no longer has",
                 )
-            if merkle_root(leaves[: point.tree_size]) != point.root:
+            if roots.get(point.tree_size) != point.root:
                 return bad(point.tree_size, f"the root of checkpoint {point.tree_size} differs")
         return Verification(ok=True, size=len(rows), checkpoints=len(checkpoints))
 

@@ -123,3 +123,99 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+class MerkleTree:
+    """The RFC 6962 tree over `leaves`, every level kept: built in O(n), then each inclusion
+    or consistency proof costs O(log n) (the functions above cost O(n) a proof).
+
+    A node at level h, index i covers leaves [i * 2^h, min((i + 1) * 2^h, n)); an odd last
+    node is carried up unhashed, which gives exactly RFC 6962's split at the largest power of
+    two (the tests hold these methods to the recursive definitions above).
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        levels = [list(leaves)]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])
+            levels.append(above)
+        self._levels = levels
+
+    @property
+    def size(self) -> int:
+        return len(self._levels[0])
+
+    def root(self) -> bytes:
+        return self._levels[-1][0] if self.size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < self.size:
+            raise ValueError("index outside the tree")
+        path = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index >>= 1
+        return path
+
+    def consistency_proof(self, old_size: int) -> list[bytes]:
+        if not 0 < old_size <= self.size:
+            raise ValueError("old size outside the tree")
+        return self._subproof(old_size, 0, self.size, complete=True)
+
+    def _node(self, start: int, end: int) -> bytes:
+        """MTH of leaves[start:end], a subtree that RFC 6962's splits produce."""
+        height = (end - start - 1).bit_length()
+        return self._levels[height][start >> height]
+
+    def _subproof(self, m: int, start: int, end: int, complete: bool) -> list[bytes]:
+        proof: list[bytes] = []
+        while True:
+            n = end - start
+            if m == n:
+                if not complete:
+                    proof.append(self._node(start, end))
+                break
+            k = _split(n)
+            if m <= k:
+                proof.append(self._node(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._node(start, start + k))
+                m -= k
+                start += k
+                complete = False
+        return proof[::-1]
+
+
+def prefix_roots(leaves: Sequence[bytes], sizes: Sequence[int]) -> dict[int, bytes]:
+    """The root of each prefix of `leaves` named in `sizes`, in one pass: O(n + s log n).
+
+    A stack of perfect subtrees (a compact range) grows with each leaf; a prefix's root
+    folds the stack from the right, as RFC 6962's split at the largest power of two does.
+    """
+    wanted = sorted({size for size in sizes if 0 < size <= len(leaves)})
+    roots: dict[int, bytes] = {}
+    stack: list[tuple[int, bytes]] = []  # (height, hash) of perfect subtrees, left to right
+    position = 0
+    for count, leaf in enumerate(leaves, start=1):
+        if position == len(wanted):
+            break
+        node, height = leaf, 0
+        while stack and stack[-1][0] == height:
+            node = node_hash(stack.pop()[1], node)
+            height += 1
+        stack.append((height, node))
+        if wanted[position] == count:
+            root = stack[-1][1]
+            for _, left in reversed(stack[:-1]):
+                root = node_hash(left, root)
+            roots[count] = root
+            position += 1
+    return roots

@@ -7,11 +7,13 @@ from hypothesis import strategies as st
 
 from observability._merkle import (
     EMPTY_ROOT,
+    MerkleTree,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
     merkle_root,
     node_hash,
+    prefix_roots,
     verify_consistency,
     verify_inclusion,
 )
@@ -50,3 +52,18 @@ def test_every_consistency_proof_verifies(size: int, data: st.DataObject) -> Non
     if old < size:
         rewritten = [leaf_hash(b"x"), *leaves[1:old]]
         assert not verify_consistency(old, size, merkle_root(rewritten), merkle_root(leaves), proof)
+
+
+@given(st.integers(1, 80))
+def test_the_kept_tree_gives_the_recursive_definitions_answers(size: int) -> None:
+    """MerkleTree's O(log n) proofs equal RFC 6962's recursive PATH and PROOF, for every
+    leaf and every older size; prefix_roots equals MTH of every prefix."""
+    leaves = [leaf_hash(str(i).encode()) for i in range(size)]
+    tree = MerkleTree(leaves)
+    assert tree.root() == merkle_root(leaves)
+    for index in range(size):
+        assert tree.inclusion_proof(index) == inclusion_proof(index, leaves)
+    for old in range(1, size + 1):
+        assert tree.consistency_proof(old) == consistency_proof(old, leaves)
+    sizes = list(range(1, size + 1))
+    assert prefix_roots(leaves, sizes) == {n: merkle_root(leaves[:n]) for n in sizes}
