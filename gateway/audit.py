@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from anonymization import encrypt_value
@@ -113,10 +114,40 @@ async def privacy_request_completed(
     )
 
 
-async def query_made(runtime: Runtime, role: str, endpoint: str, params: dict[str, str]) -> None:
-    """Auditors are audited too; a queried userId is never written in clear."""
-    shown = {k: ("<pseudonymized>" if k == "userId" else v) for k, v in sorted(params.items())}
-    await runtime.audit.append("audit.query", role, {"endpoint": endpoint, "params": shown})
+# Filters whose values say nothing of a person; any other filter (userId, cursor, …) is
+# logged by name only. Values are kept only when they are plain tokens.
+_PLAIN_FILTERS = frozenset(
+    {"source_id", "action", "reason", "kind", "from", "to", "limit", "after", "format", "status"}
+)
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
+
+
+async def query_made(
+    runtime: Runtime,
+    role: str,
+    endpoint: str,
+    params: Mapping[str, str],
+    about: tuple[Source, str] | None = None,
+) -> None:
+    """Auditors are audited too, by the shape of their query: the filters used and the plain
+    values of non-personal filters. A raw userId (or any other text an auditor typed) is
+    never written, since this log cannot be cleaned later; the subject asked `about` is
+    written as its pseudonym, encrypted under its key (an erasure shreds it), when we hold
+    data on it, and otherwise not at all."""
+    names = sorted(params)
+    values = {
+        name: params[name]
+        for name in names
+        if name in _PLAIN_FILTERS and _PLAIN_VALUE.fullmatch(params[name])
+    }
+    details: dict[str, Any] = {"endpoint": endpoint, "filters": names, "values": values}
+    if about is not None:
+        source, subject = about
+        known = await _has_key(runtime, source, subject)
+        details["subject_known"] = known
+        if known:
+            details["personal"] = await _personal(runtime, source, subject, "audit.query", subject)
+    await runtime.audit.append("audit.query", role, details)
 
 
 def open_audit(database: Database, settings: Settings) -> AuditLog:

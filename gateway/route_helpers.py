@@ -14,11 +14,14 @@ from litestar import Request
 
 from gateway._body import decode_json, read_limited
 from gateway.auth import authenticate_server_key, bearer_token
-from gateway.errors import RequestTimeout, Unauthorized
+from gateway.errors import BadRequest, RequestTimeout, Unauthorized
 from gateway.runtime import Runtime
 from gateway.sources import Source
 
 MAX_BODY = 64 * 1024
+# query parameters: a userId may be as long as an event's identifier, anything else is short
+MAX_USER_ID_PARAM = 1024
+MAX_QUERY_PARAM = 256
 
 
 def runtime_of(request: Request) -> Runtime:  # type: ignore[type-arg]
@@ -85,3 +88,15 @@ async def token_subject(request: Request) -> tuple[Source, str]:  # type: ignore
     if source is None:
         raise Unauthorized("the subject token is invalid", code="invalid_token")
     return source, claims.subject
+
+
+def bounded_query(request: Request) -> dict[str, str]:  # type: ignore[type-arg]
+    """The query parameters, each within its size limit (400 otherwise)."""
+    params = dict(request.query_params)
+    for name, value in params.items():
+        limit = MAX_USER_ID_PARAM if name == "userId" else MAX_QUERY_PARAM
+        if len(name) > MAX_QUERY_PARAM or len(value) > limit:
+            raise BadRequest(
+                f"query parameter {name[:40]!r} exceeds {limit} characters", code="invalid_query"
+            )
+    return params

@@ -13,7 +13,8 @@ from litestar.params import FromQuery
 from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.errors import BadRequest, NotFound
-from gateway.route_helpers import runtime_of
+from gateway.route_helpers import bounded_query, runtime_of
+from gateway.sources import Source
 from observability import DecisionQuery
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
@@ -49,16 +50,17 @@ async def list_decisions(
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
-    await audit.query_made(runtime, role, "decisions", dict(request.query_params))
+    params = bounded_query(request)
     # userId, from and to as DESIGN spells them (`from` is a Python keyword)
-    user = request.query_params.get("userId")
-    since = _time(request.query_params.get("from"), "from")
-    until = _time(request.query_params.get("to"), "to")
+    user = params.get("userId")
+    since = _time(params.get("from"), "from")
+    until = _time(params.get("to"), "to")
     if action is not None and action not in _ACTIONS:
         raise BadRequest(f"action: expected one of {list(_ACTIONS)}", code="invalid_query")
     if not 1 <= limit <= 1000:
         raise BadRequest("limit: 1 to 1000", code="invalid_query")
     subjects: tuple[str, ...] = ()
+    about: tuple[Source, str] | None = None
     if user is not None:
         if source_id is None:
             raise BadRequest(
@@ -70,6 +72,8 @@ async def list_decisions(
         subjects = tuple(
             p("subject", user) for p in source.pseudonymizers or (source.pseudonymize,)
         )
+        about = (source, subjects[0])
+    await audit.query_made(runtime, role, "decisions", params, about)
     try:
         items, following = await runtime.decision_log.query(
             DecisionQuery(
@@ -102,7 +106,7 @@ async def list_audit(
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
-    await audit.query_made(runtime, role, "audit", dict(request.query_params))
+    await audit.query_made(runtime, role, "audit", bounded_query(request))
     if not 1 <= limit <= 10_000 or not 0 <= after <= _MAX_SEQ or format not in {"json", "jsonl"}:
         raise BadRequest("limit 1..10000, after >= 0, format json or jsonl", code="invalid_query")
     items = await runtime.audit.entries(kind=kind, after=after, limit=limit)

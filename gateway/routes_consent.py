@@ -22,6 +22,7 @@ from gateway.errors import BadRequest
 from gateway.receipts import build_receipt
 from gateway.route_helpers import (
     bearer_kind,
+    bounded_query,
     read_body,
     runtime_of,
     server_source,
@@ -48,19 +49,19 @@ class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3600
 
 
-async def _history_source(request: Request) -> Source:  # type: ignore[type-arg]
+async def _history_source(request: Request) -> tuple[Source, str | None]:  # type: ignore[type-arg]
+    """The source, and the auditor's or admin's role when one asks (None: a server key)."""
     if bearer_kind(request) != "at_":
-        return await server_source(request)
+        return await server_source(request), None
     runtime = runtime_of(request)
     role = await authenticate_admin(
         runtime.database, request.headers.get("authorization"), ("auditor", "admin")
     )
-    await audit.query_made(runtime, role, "consent_history", dict(request.query_params))
-    source_id = request.query_params.get("source_id")
+    source_id = bounded_query(request).get("source_id")
     source = await runtime.sources.by_id(source_id) if source_id else None
     if source is None:
         raise BadRequest("source_id: the source whose user this is", code="invalid_query")
-    return source
+    return source, role
 
 
 def _state_body(subject: str, state: ConsentState) -> dict[str, Any]:
@@ -162,8 +163,12 @@ async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any
 async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """The append-only history of the subject's consent records (server key, or an auditor
     or admin token with `?source_id=`)."""
-    source = await _history_source(request)
+    source, role = await _history_source(request)
     subject, older = _pseudonyms(source, user_id)
+    if role is not None:
+        params = bounded_query(request)
+        about = (source, subject)
+        await audit.query_made(runtime_of(request), role, "consent_history", params, about)
     consent = runtime_of(request).consent
     records = [r for s in (subject, *older) for r in await consent.history(source.source_id, s)]
     records.sort(key=lambda r: (r.recorded_at, r.record_id))

@@ -17,6 +17,7 @@ from gateway.admin import authenticate_admin
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.route_helpers import (
     bearer_kind,
+    bounded_query,
     read_body,
     runtime_of,
     server_source,
@@ -87,7 +88,7 @@ async def _readable(request: Request, request_id: str) -> tuple[Runtime, dict[st
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
         )
-        await audit.query_made(runtime, role, "privacy_request", {"id": request_id})
+        await audit.query_made(runtime, role, "privacy_request", {"id": request_id[:64]})
     elif bearer_kind(request) == "st_":
         source, subject = await token_subject(request)
         if row is not None and (row["source_id"], row["subject"]) != (source.source_id, subject):
@@ -159,8 +160,9 @@ async def list_requests(
         role = await authenticate_admin(
             runtime.database, request.headers.get("authorization"), ("auditor", "admin")
         )
-        await audit.query_made(runtime, role, "privacy_requests", dict(request.query_params))
-        source_id = request.query_params.get("source_id")
+        params = bounded_query(request)
+        await audit.query_made(runtime, role, "privacy_requests", params)
+        source_id = params.get("source_id")
     else:
         source_id = (await server_source(request)).source_id
     rows = await privacy_store.listing(

@@ -54,7 +54,11 @@ def test_actions_are_audited_without_personal_data_in_clear(
     assert "user-0" not in text
     assert "p1_" not in text  # the subject's pseudonym is encrypted too
     query = next(e for e in entries if e["entry"]["kind"] == "audit.query")
-    assert query["entry"]["details"]["params"]["userId"] == "<pseudonymized>"
+    details = query["entry"]["details"]
+    assert details["filters"] == ["source_id", "userId"]
+    assert details["values"] == {"source_id": source.source_id}
+    assert details["subject_known"] is True  # the pseudonym, encrypted under its key
+    assert details["personal"]
     assert _verify(client, auditor)["ok"] is True
 
 
@@ -202,3 +206,39 @@ def test_server_keys_and_subject_tokens_cannot_read_the_audit(
     for headers in ({}, bearer(source.server_key), bearer(token)):
         assert client.get("/v1/audit", headers=headers).status_code == 401
         assert client.get("/v1/audit/verify", headers=headers).status_code == 401
+
+
+def test_auditor_queries_are_logged_by_shape_never_by_value(
+    client: Client, source: CreatedSource, auditor: dict[str, str]
+) -> None:
+    """A searched userId, a free-text reason or cursor never reach the append-only log."""
+    canary = "query-canary@example.com"
+    client.get(
+        "/v1/decisions",
+        params={"userId": canary, "source_id": source.source_id, "reason": f"x {canary}"},
+        headers=auditor,
+    )
+    client.get("/v1/privacy/requests", params={"status": "received"}, headers=auditor)
+    entries = client.get("/v1/audit", params={"kind": "audit.query"}, headers=auditor).json()
+    text = json.dumps(entries)
+    assert "query-canary" not in text
+    first = entries["items"][0]["entry"]["details"]
+    assert first["filters"] == ["reason", "source_id", "userId"]
+    assert first["values"] == {"source_id": source.source_id}  # the reason was free text
+    assert first["subject_known"] is False
+    assert "personal" not in first
+
+
+def test_oversized_query_parameters_are_refused(
+    client: Client, source: CreatedSource, auditor: dict[str, str]
+) -> None:
+    """Auditor query parameters are capped (userId at 1,024 characters, others at 256)."""
+    long_reason = client.get("/v1/decisions", params={"reason": "r" * 300}, headers=auditor)
+    assert long_reason.status_code == 400
+    long_user = client.get(
+        "/v1/decisions",
+        params={"userId": "u" * 2000, "source_id": source.source_id},
+        headers=auditor,
+    )
+    assert long_user.status_code == 400
+    assert long_user.json()["error"] == "invalid_query"
