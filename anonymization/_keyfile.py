@@ -35,7 +35,10 @@ def load_or_create_key(path: str | Path, setting: str = "CONSENTGATE_KEY_FILE") 
 
 
 def _create(key_path: Path) -> None:
-    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # every folder created on the way is private (mkdir's mode covers only the last one)
+    for folder in reversed((key_path.parent, *key_path.parent.parents)):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
     encoded = base64.b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n"
     try:
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

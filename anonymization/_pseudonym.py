@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import unicodedata
 from typing import Literal
 
 IdentifierKind = Literal["subject", "group"]
@@ -21,8 +22,14 @@ _URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64url, without base64's slower 
 
 
 def normalize_identifier(value: str) -> str:
-    """Trim; lower-case email addresses, whose case carries no meaning."""
+    """The one form of an identifier that is keyed: trimmed; outside ASCII, without format
+    characters (zero-width spaces and joiners, bidirectional marks) and in Unicode NFC, so
+    that "ana\u200b" or a decomposed "é" is not a separate identity; e-mail addresses
+    lower-cased, since their case carries no meaning."""
     text = value.strip()
+    if not text.isascii():
+        visible = "".join(char for char in text if unicodedata.category(char) != "Cf")
+        text = unicodedata.normalize("NFC", visible).strip()
     if "@" in text:
         text = text.lower()
     return text

@@ -9,7 +9,10 @@ from typing import Literal
 
 import msgspec
 
-SignalSource = Literal["api", "privacy_center", "banner", "gpc", "tcf", "import", "privacy_request"]
+# "subject": the subject itself, through its own subject token (never the caller's choice)
+SignalSource = Literal[
+    "api", "privacy_center", "banner", "gpc", "tcf", "import", "privacy_request", "subject"
+]
 SIGNAL_SOURCES: tuple[str, ...] = (
     "api",
     "privacy_center",
@@ -18,6 +21,7 @@ SIGNAL_SOURCES: tuple[str, ...] = (
     "tcf",
     "import",
     "privacy_request",
+    "subject",
 )
 # A record for this pseudo-purpose suppresses the subject: every event is refused. An
 # erasure writes it; no consent change can lift it (it names no purpose a source knows).

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from anonymization import normalize_identifier
 from bus import as_utc
 from gateway._body import check_depth, check_value_depth, decode_json
 from gateway._wire import CALL_TYPES, Alias, Batch, Call, Group
@@ -151,10 +152,11 @@ def _timestamp_in_range(
 
 
 def _identifier(value: str | int | None) -> str | None:
+    """The identifier as sent (trimmed), or None when it is empty once normalized."""
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
-    return text or None
+    return text if normalize_identifier(text) else None
 
 
 def corrected_timestamp(

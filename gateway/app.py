@@ -21,7 +21,7 @@ from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_health import healthz, metrics, readyz
 from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_privacy import PRIVACY_HANDLERS
-from gateway.routes_read import get_profile
+from gateway.routes_read import get_profile, get_profile_by_query
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
@@ -122,6 +122,7 @@ def create_app(
             *AUDIT_HANDLERS,
             *PRIVACY_HANDLERS,
             get_profile,
+            get_profile_by_query,
             healthz,
             readyz,
             metrics,

@@ -10,6 +10,7 @@ the unit through SQLAlchemy's `run_sync`.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,12 +55,28 @@ def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
+def prepare_sqlite_file(database_url: str) -> None:
+    """Make the SQLite file private before SQLite opens it: folders created on the way are
+    0700, the file 0600 (its -wal and -shm files take the file's mode), and an existing
+    file, -wal or -shm left more open is tightened to 0600."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    for folder in reversed((path.parent, *path.parent.parents)):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name.exists() and name.stat().st_mode & 0o077:
+            name.chmod(0o600)
+
+
 class SQLiteDatabase:
     dialect_name = "sqlite"
 
     def __init__(self, url: URL, *, synchronous: str = "full") -> None:
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare_sqlite_file(url.render_as_string(hide_password=False))
         self._writer = _sqlite_engine(url, synchronous, immediate=True)
         self._reader = _sqlite_engine(url, synchronous, immediate=False)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from gateway.database import prepare_sqlite_file
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
@@ -21,4 +22,5 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_to_head(database_url: str) -> None:
     """Bring the schema to the newest revision. Blocking: call it outside an event loop."""
+    prepare_sqlite_file(database_url)
     command.upgrade(alembic_config(database_url), "head")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from anonymization import truncate_ip
 from consent import SUPPRESSION, ConsentState, merge_states, new_records
@@ -34,6 +34,11 @@ from observability import remember_raw_identifiers
 
 PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+# `?userId=`: reaches any user id, one holding "/" too (a path segment cannot)
+UserIdQuery = Annotated[
+    str,
+    QueryParameter(name="userId", min_length=1, max_length=1024, description="the raw userId"),
+]
 
 
 class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -41,7 +46,7 @@ class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     purposes: dict[str, bool]
     policy_version: PolicyVersion
-    source: Literal["api", "privacy_center", "banner", "import"] | None = None
+    source: Literal["api", "privacy_center", "banner", "import", "subject"] | None = None
 
 
 class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,11 +104,20 @@ async def _record(
     request: Request,  # type: ignore[type-arg]
     source: Source,
     subject: str,
-    default_method: str,
     actor: str,
+    fixed_method: str | None = None,
 ) -> dict[str, Any]:
-    """Validate a change, append its records, and return the signed receipt."""
+    """Validate a change, append its records, and return the signed receipt.
+
+    With `fixed_method` the collection method is not the caller's to state: a body that
+    names one is refused."""
     change: ConsentChange = await read_body(request, ConsentChange)
+    if fixed_method is not None and change.source not in (None, fixed_method):
+        raise BadRequest(
+            f"source: a subject token records the subject's own choice ({fixed_method!r}); "
+            "it cannot claim another collection method",
+            code="invalid_body",
+        )
     known = source.consent.known_purposes()
     if not change.purposes:
         raise BadRequest("purposes must name at least one purpose", code="invalid_body")
@@ -113,7 +127,7 @@ async def _record(
             f"unknown purpose {unknown[0]!r}; known: {sorted(known)}", code="unknown_purpose"
         )
     now = datetime.now(UTC)
-    method = change.source or default_method
+    method = fixed_method or change.source or "api"
     client = request.client.host if request.client else None
     agent = request.headers.get("user-agent")
     records = new_records(
@@ -143,26 +157,57 @@ async def _record(
     return runtime.receipts.sign(receipt)
 
 
-@get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"])
-async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
-    """Current consent per purpose; a purpose never decided is absent (the default applies)."""
+async def _get_consent(request: Request, user_id: str) -> dict[str, Any]:  # type: ignore[type-arg]
     source = await server_source(request)
     current, older = _pseudonyms(source, user_id)
     return await _current(runtime_of(request), source, current, older)
 
 
+async def _put_consent(request: Request, user_id: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    source = await server_source(request)
+    subject = source.pseudonymize("subject", user_id)
+    return await _record(request, source, subject, f"server_key:{source.source_id}")
+
+
+@get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"])
+async def get_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Current consent per purpose; a purpose never decided is absent (the default applies)."""
+    return await _get_consent(request, user_id)
+
+
+@get("/v1/consent", operation_id="get_consent_by_query", tags=["consent"])
+async def get_consent_by_query(request: Request, user_id: UserIdQuery) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The same, for any userId (one holding "/" too): `?userId=`."""
+    return await _get_consent(request, user_id)
+
+
 @put("/v1/consent/{user_id:str}", operation_id="put_consent", tags=["consent"], status_code=200)
 async def put_consent(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
-    source = await server_source(request)
-    subject = source.pseudonymize("subject", user_id)
-    return await _record(request, source, subject, "api", f"server_key:{source.source_id}")
+    return await _put_consent(request, user_id)
+
+
+@put("/v1/consent", operation_id="put_consent_by_query", tags=["consent"], status_code=200)
+async def put_consent_by_query(request: Request, user_id: UserIdQuery) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The same, for any userId (one holding "/" too): `?userId=`."""
+    return await _put_consent(request, user_id)
 
 
 @get("/v1/consent/{user_id:str}/history", operation_id="consent_history", tags=["consent"])
 async def consent_history(request: Request, user_id: FromPath[str]) -> dict[str, Any]:  # type: ignore[type-arg]
     """The append-only history of the subject's consent records (server key, or an auditor
     or admin token with `?source_id=`)."""
+    return await _consent_history(request, user_id)
+
+
+@get("/v1/consent/history", operation_id="consent_history_by_query", tags=["consent"])
+async def consent_history_by_query(request: Request, user_id: UserIdQuery) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The same, for any userId (one holding "/" too): `?userId=`. (For the current consent
+    of a user whose id is literally "history", use `GET /v1/consent?userId=history`.)"""
+    return await _consent_history(request, user_id)
+
+
+async def _consent_history(request: Request, user_id: str) -> dict[str, Any]:  # type: ignore[type-arg]
     source, role = await _history_source(request)
     subject, older = _pseudonyms(source, user_id)
     if role is not None:
@@ -186,7 +231,7 @@ async def get_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[ty
 async def put_my_consent(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
     """Change the token's own subject's consent; answers the signed receipt."""
     source, subject = await token_subject(request)
-    return await _record(request, source, subject, "privacy_center", "subject_token")
+    return await _record(request, source, subject, "subject_token", fixed_method="subject")
 
 
 @post("/v1/tokens", operation_id="mint_token", tags=["tokens"], status_code=200)
@@ -227,8 +272,11 @@ async def receipt_keys(request: Request) -> Response[dict[str, Any]]:  # type: i
 
 CONSENT_HANDLERS = [
     get_consent,
+    get_consent_by_query,
     put_consent,
+    put_consent_by_query,
     consent_history,
+    consent_history_by_query,
     get_my_consent,
     put_my_consent,
     mint_token,

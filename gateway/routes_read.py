@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Request, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from anonymization import decrypt_fields
 from gateway.auth import authenticate_server_key
@@ -24,6 +26,20 @@ async def get_profile(
     With `decrypt=true`, traits the source's policy encrypts are returned in clear (the
     source asked to keep them); a value whose subject key was shredded comes back as null.
     """
+    return await _profile(request, user_id, decrypt)
+
+
+@get("/v1/profiles", operation_id="get_profile_by_query", tags=["profiles"])
+async def get_profile_by_query(
+    request: Request,  # type: ignore[type-arg]
+    user_id: Annotated[str, QueryParameter(name="userId", min_length=1, max_length=1024)],
+    decrypt: FromQuery[bool] = False,
+) -> Profile:
+    """The same, for any userId (one holding "/" too): `?userId=`."""
+    return await _profile(request, user_id, decrypt)
+
+
+async def _profile(request: Request, user_id: str, decrypt: bool) -> Profile:  # type: ignore[type-arg]
     runtime = runtime_of(request)
     source = await authenticate_server_key(runtime.sources, request.headers.get("authorization"))
     # The newest epoch first: a profile built under an older pseudonym key is still found.

@@ -19,6 +19,7 @@ from anonymization import (
     Pseudonymizer,
     Scrubber,
     load_or_create_master_key,
+    normalize_identifier,
     truncate_ip,
 )
 
@@ -43,12 +44,10 @@ def test_pseudonym_known_answer() -> None:
 
 @given(key=st.binary(min_size=1, max_size=100), value=st.text(max_size=50))
 def test_pseudonym_is_rfc2104_hmac_for_any_key(key: bytes, value: str) -> None:
-    """The precomputed-pad HMAC equals the hmac module's for any key length and identifier."""
-    digest = hmac.digest(key, b"subject\x00" + value.strip().encode(), hashlib.sha256)[:16]
-    if "@" in value:
-        digest = hmac.digest(key, b"subject\x00" + value.strip().lower().encode(), hashlib.sha256)[
-            :16
-        ]
+    """The precomputed-pad HMAC equals the hmac module's over the normalized identifier, for
+    any key length and identifier."""
+    message = b"subject\x00" + normalize_identifier(value).encode()
+    digest = hmac.digest(key, message, hashlib.sha256)[:16]
     expected = "p1_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     assert Pseudonymizer(key)("subject", value) == expected
 
@@ -191,3 +190,27 @@ def test_user_agents_are_generalized(agent: str, general: str | None) -> None:
     assert generalize_user_agent(agent) == general
     context = Scrubber({}).context({"userAgent": agent})
     assert context == ({"userAgent": general} if general else {})
+
+
+@pytest.mark.parametrize(
+    ("variant", "canonical"),
+    [
+        ("ana\u200b", "ana"),  # zero-width space
+        ("\u200fana", "ana"),  # right-to-left mark
+        ("a\u200dna", "ana"),  # zero-width joiner
+        ("jose\u0301", "jos\u00e9"),  # decomposed é (NFD) and composed (NFC)
+        (" Ana@Example.COM\ufeff", "ana@example.com"),  # byte-order mark, e-mail case
+    ],
+)
+def test_invisible_and_decomposed_forms_are_one_identity(variant: str, canonical: str) -> None:
+    """Format characters are dropped and text is NFC before the HMAC: one person, one pseudonym."""
+    pseudonymize = Pseudonymizer(b"k" * 32)
+    assert normalize_identifier(variant) == normalize_identifier(canonical)
+    assert pseudonymize("subject", variant) == pseudonymize("subject", canonical)
+
+
+@given(st.text(max_size=40))
+def test_normalizing_twice_changes_nothing(text: str) -> None:
+    """Normalization is idempotent."""
+    once = normalize_identifier(text)
+    assert normalize_identifier(once) == once

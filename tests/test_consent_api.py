@@ -176,7 +176,7 @@ def test_subject_token_reads_and_changes_only_its_subject(
         headers=alice,
     )
     assert changed.status_code == 200
-    assert changed.json()["receipt"]["collection_method"] == "privacy_center"
+    assert changed.json()["receipt"]["collection_method"] == "subject"
     assert set(client.get("/v1/consent/bob", headers=server).json()["purposes"]) == {"analytics"}
     assert set(client.get("/v1/consent/alice", headers=server).json()["purposes"]) == {"marketing"}
 
@@ -314,3 +314,45 @@ async def test_the_consent_cache_stays_bounded_and_correct(migrated: Settings) -
         assert all(state["analytics"].granted is False for state in states.values())
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("claimed", ["banner", "import", "api", "privacy_center"])
+def test_a_subject_token_cannot_claim_a_collection_method(
+    client: Client, source: CreatedSource, claimed: str
+) -> None:
+    """A token's write is recorded as `subject`; claiming banner, import or api is a 400."""
+    alice = bearer(_token(client, source, "alice"))
+    body = {"purposes": {"marketing": False}, "policy_version": "p", "source": claimed}
+    refused = client.put("/v1/me/consent", json=body, headers=alice)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_body"
+    history = client.get("/v1/consent/alice/history", headers=bearer(source.server_key)).json()
+    assert history["records"] == []
+
+
+def test_user_ids_with_a_slash_are_reachable_by_query(
+    client: Client, source: CreatedSource
+) -> None:
+    """`?userId=` reaches a userId holding "/" for consent, its history and the profile."""
+    server = bearer(source.server_key)
+    user = "tenant/42/alice"
+    written = client.put("/v1/consent", params={"userId": user}, json=CHANGE, headers=server)
+    assert written.status_code == 200
+    state = client.get("/v1/consent", params={"userId": user}, headers=server).json()
+    assert state["purposes"]["analytics"]["granted"] is True
+    history = client.get("/v1/consent/history", params={"userId": user}, headers=server).json()
+    assert len(history["records"]) == 1
+    assert history["subject"] == state["subject"]
+    client.post(
+        "/v1/track",
+        headers=basic(source.write_key),
+        json={"userId": user, "event": "Signed Up"},
+    )
+
+    def profile() -> dict[str, Any] | None:
+        found = client.get("/v1/profiles", params={"userId": user}, headers=server)
+        return found.json() if found.status_code == 200 else None
+
+    assert wait_for(profile)["subject"] == state["subject"]
+    missing = client.get("/v1/consent", headers=server)
+    assert missing.status_code == 400

@@ -184,3 +184,16 @@ def test_parameter_errors_name_the_parameter_never_its_value(
     assert "limit" in detail
     assert "canary" not in detail
     assert "/v1/decisions" not in detail
+
+
+def test_an_identifier_of_only_invisible_characters_is_missing(
+    client: Client, source: CreatedSource
+) -> None:
+    """A userId of zero-width characters alone is no identifier."""
+    response = client.post(
+        "/v1/track",
+        headers=basic(source.write_key),
+        json={"userId": "\u200b\u200d", "event": "x"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "no_user_anon_id"
