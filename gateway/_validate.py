@@ -156,6 +156,8 @@ def _identifier(value: str | int | None) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
+    if text.isascii():  # normalization changes nothing else in ASCII
+        return text or None
     return text if normalize_identifier(text) else None
 
 
