@@ -148,7 +148,10 @@ class FieldProtector:
         scrub: Callable[[Any], Any],
         subject: str | None,
         data_key: bytes | None,
+        scrub_key: Callable[[str], str] = str,
     ) -> dict[str, Any]:
+        """`values` of `section` under the policy: named fields by their action, every other
+        field (its name too, which the client chose) scrubbed."""
         actions = self._by_section[section]
         if not actions or actions.keys().isdisjoint(values):
             scrubbed: dict[str, Any] = scrub(dict(values))
@@ -158,7 +161,7 @@ class FieldProtector:
             action = actions.get(name)
             path = f"{section}.{name}"
             if action is None:
-                kept[name] = scrub(value)
+                kept[scrub_key(name)] = scrub(value)
             elif action == "keep":
                 kept[name] = value
             elif action == "hash":

@@ -55,7 +55,7 @@ class Pseudonymizer:
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         # the message starts with "<kind>\0": that prefix is hashed once per kind, here
         self._inner_by_kind = {}
-        for kind in ("subject", "group"):
+        for kind in ("subject", "group", "message"):
             state = self._inner.copy()
             state.update(kind.encode() + b"\x00")
             self._inner_by_kind[kind] = state
@@ -68,6 +68,18 @@ class Pseudonymizer:
         digest = outer.digest()[:_DIGEST_BYTES]
         encoded = binascii.b2a_base64(digest, newline=False).translate(_URL_SAFE)
         return self._prefix + encoded[:_ENCODED_CHARS].decode()
+
+    def message_id(self, value: str) -> str:
+        """A client's messageId keyed for storage, `m<version>_…`: dedupe and decisions need
+        it exact, but the client chose it, so it may hold anything (an e-mail address, say).
+        Not normalized: two ids that differ in case are two messages."""
+        inner = self._inner_by_kind["message"].copy()
+        inner.update(value.encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest = outer.digest()[:_DIGEST_BYTES]
+        encoded = binascii.b2a_base64(digest, newline=False).translate(_URL_SAFE)
+        return f"m{self.version}_" + encoded[:_ENCODED_CHARS].decode()
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(version={self.version}, <key hidden>)"

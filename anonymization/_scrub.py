@@ -67,7 +67,7 @@ class Scrubber:
         if kind is str:
             return self.text(value)
         if kind is dict:
-            return {key: self._item(item) for key, item in value.items()}
+            return {self.key(key): self._item(item) for key, item in value.items()}
         if kind is list:
             return [self._item(item) for item in value]
         if kind in _SCALARS:
@@ -75,10 +75,21 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {key: self.value(item) for key, item in value.items()}
+            return {self.key(key): self.value(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(item) for item in value]
         return value
+
+    def key(self, key: Any) -> Any:
+        """A key of a free-form object: the client chose it, so it is scrubbed as a value is."""
+        if (
+            type(key) is str
+            and key in CLEAN_TEXTS
+            and len(key) < self._shortest
+            and key not in self._exact
+        ):
+            return key
+        return self.text(key) if isinstance(key, str) else key
 
     def _item(self, item: Any) -> Any:
         # The hot path: most values are short strings already known to be clean.

@@ -127,13 +127,13 @@ async def query_made(
     role: str,
     endpoint: str,
     params: Mapping[str, str],
-    about: tuple[Source, str] | None = None,
+    about: Sequence[tuple[Source, str]] = (),
 ) -> None:
     """Auditors are audited too, by the shape of their query: the filters used and the plain
     values of non-personal filters. A raw userId (or any other text an auditor typed) is
     never written, since this log cannot be cleaned later; the subject asked `about` is
-    written as its pseudonym, encrypted under its key (an erasure shreds it), when we hold
-    data on it, and otherwise not at all."""
+    written as its pseudonym in each source searched, encrypted under its key there (an
+    erasure shreds it), where we hold data on it, and otherwise not at all."""
     names = sorted(params)
     values = {
         name: params[name]
@@ -141,12 +141,15 @@ async def query_made(
         if name in _PLAIN_FILTERS and _PLAIN_VALUE.fullmatch(params[name])
     }
     details: dict[str, Any] = {"endpoint": endpoint, "filters": names, "values": values}
-    if about is not None:
-        source, subject = about
-        known = await _has_key(runtime, source, subject)
-        details["subject_known"] = known
-        if known:
-            details["personal"] = await _personal(runtime, source, subject, "audit.query", subject)
+    if about:
+        personal = [
+            await _personal(runtime, source, subject, "audit.query", subject)
+            for source, subject in about
+            if await _has_key(runtime, source, subject)
+        ]
+        details["subject_known"] = bool(personal)
+        if personal:
+            details["personal"] = personal
     await runtime.audit.append("audit.query", role, details)
 
 

@@ -89,7 +89,7 @@ class EventContext:
             source=source,
             call=call,
             call_type=call.call_type,
-            message_id=call.message_id,
+            message_id=source.message_id(call.message_id),
             received_at=received_at,
             sec_gpc=sec_gpc,
             user_id=call.user_id,

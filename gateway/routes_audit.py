@@ -14,6 +14,7 @@ from gateway import audit
 from gateway.admin import authenticate_admin
 from gateway.errors import BadRequest, NotFound
 from gateway.route_helpers import bounded_query, runtime_of
+from gateway.runtime import Runtime
 from gateway.sources import Source
 from observability import DecisionQuery
 
@@ -42,9 +43,11 @@ async def list_decisions(
     limit: FromQuery[int] = 100,
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
-    """Per-event decisions, newest first: `?userId=&source_id=&action=&reason=&from=&to=`.
+    """Per-event decisions, newest first:
+    `?userId=&messageId=&source_id=&action=&reason=&from=&to=`.
 
-    `userId` (with `source_id`) is pseudonymized here; `from`/`to` are ISO-8601 times.
+    `userId` and `messageId` are keyed here, under every source's keys (or `source_id`'s
+    alone), as the gateway stored them; `from`/`to` are ISO-8601 times.
     """
     runtime = runtime_of(request)
     role = await authenticate_admin(
@@ -59,26 +62,24 @@ async def list_decisions(
         raise BadRequest(f"action: expected one of {list(_ACTIONS)}", code="invalid_query")
     if not 1 <= limit <= 1000:
         raise BadRequest("limit: 1 to 1000", code="invalid_query")
+    message_id = params.get("messageId")
     subjects: tuple[str, ...] = ()
-    about: tuple[Source, str] | None = None
-    if user is not None:
-        if source_id is None:
-            raise BadRequest(
-                "userId needs source_id: pseudonyms are per source", code="invalid_query"
-            )
-        source = await runtime.sources.by_id(source_id)
-        if source is None:
-            raise NotFound(f"no source {source_id!r}", code="source_not_found")
-        subjects = tuple(
-            p("subject", user) for p in source.pseudonymizers or (source.pseudonymize,)
-        )
-        about = (source, subjects[0])
+    message_ids: tuple[str, ...] = ()
+    about: list[tuple[Source, str]] = []
+    if user is not None or message_id is not None:
+        sources = await _sources_searched(runtime, source_id)
+        if user is not None:
+            subjects = tuple(dict.fromkeys(p for s in sources for p in s.pseudonyms(user)))
+            about = [(s, s.pseudonymize("subject", user)) for s in sources]
+        if message_id is not None:
+            message_ids = tuple(dict.fromkeys(s.message_id(message_id) for s in sources))
     await audit.query_made(runtime, role, "decisions", params, about)
     try:
         items, following = await runtime.decision_log.query(
             DecisionQuery(
                 source_id=source_id,
                 subjects=subjects,
+                message_ids=message_ids,
                 action=action,
                 reason=reason,
                 since=since,
@@ -90,6 +91,17 @@ async def list_decisions(
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_query") from None
     return {"items": items, "next": following}
+
+
+async def _sources_searched(runtime: Runtime, source_id: str | None) -> list[Source]:
+    """`source_id`'s source, or every source: the gateway holds every source's keys, and an
+    auditor need not know which source a user came through."""
+    if source_id is None:
+        return await runtime.sources.every()
+    source = await runtime.sources.by_id(source_id)
+    if source is None:
+        raise NotFound("no such source", code="source_not_found")
+    return [source]
 
 
 @get("/v1/audit", operation_id="list_audit", tags=["audit"])

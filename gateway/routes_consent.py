@@ -212,7 +212,7 @@ async def _consent_history(request: Request, user_id: str) -> dict[str, Any]:  #
     subject, older = _pseudonyms(source, user_id)
     if role is not None:
         params = bounded_query(request)
-        about = (source, subject)
+        about = [(source, subject)]
         await audit.query_made(runtime_of(request), role, "consent_history", params, about)
     consent = runtime_of(request).consent
     records = [r for s in (subject, *older) for r in await consent.history(source.source_id, s)]

@@ -59,6 +59,16 @@ class Source:
             )
             object.__setattr__(self, "protector", default)
 
+    def message_id(self, raw: str) -> str:
+        """The client's messageId keyed under the source's oldest pseudonym key, which never
+        changes: a retry after a new pseudonym epoch still dedupes."""
+        oldest = self.pseudonymizers[-1] if self.pseudonymizers else self.pseudonymize
+        return oldest.message_id(raw)
+
+    def pseudonyms(self, user_id: str) -> tuple[str, ...]:
+        """The subject pseudonyms of `user_id` under every key version, the current first."""
+        return tuple(p("subject", user_id) for p in self.pseudonymizers or (self.pseudonymize,))
+
     @property
     def fields(self) -> FieldProtector:
         assert self.protector is not None  # set by __post_init__
@@ -163,6 +173,12 @@ class SourceRegistry:
 
     async def by_server_key(self, key: str) -> Source | None:
         return await self._find("server_key_hash", key)
+
+    async def every(self) -> list[Source]:
+        """Every source, oldest first (an auditor's search spans them all)."""
+        query = select(_sources).order_by(_sources.c.created_at)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [await self._remember(row) for row in rows]
 
     async def by_id(self, source_id: str) -> Source | None:
         """The source a subject token names (tokens are verified before this is asked)."""

@@ -123,7 +123,7 @@ def anonymize(context: EventContext) -> EventContext:
         context_traits = call.context.get("traits") if isinstance(raw, Identify) else None
         base = context_traits if isinstance(context_traits, dict) else {}
         merged = _strip({**base, **(raw.traits or {})}, "traits", context)
-        traits = fields.apply("traits", merged, scrub.value, owner, context.data_key)
+        traits = fields.apply("traits", merged, scrub.value, owner, context.data_key, scrub.key)
     name = getattr(raw, "name", None)
     context.envelope = EventEnvelope(
         message_id=context.message_id,
@@ -143,6 +143,7 @@ def anonymize(context: EventContext) -> EventContext:
             scrub.value,
             owner,
             context.data_key,
+            scrub.key,
         ),
         traits=traits,
         context=scrub.context(call.context),

@@ -37,6 +37,7 @@ def decisions_message(message_id: str, records: Sequence[DecisionRecord]) -> Bus
 class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     source_id: str | None = None
     subjects: tuple[str, ...] = ()
+    message_ids: tuple[str, ...] = ()  # keyed, as stored
     action: str | None = None
     reason: str | None = None
     since: datetime | None = None
@@ -128,6 +129,8 @@ def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], 
         query = query.where(table.c.source_id == ask.source_id)
     if ask.subjects:
         query = query.where(table.c.subject.in_(ask.subjects) | table.c.anonymous.in_(ask.subjects))
+    if ask.message_ids:
+        query = query.where(table.c.message_id.in_(ask.message_ids))
     if ask.action:
         query = query.where(table.c.action == ask.action)
     if ask.since:

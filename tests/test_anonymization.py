@@ -214,3 +214,12 @@ def test_normalizing_twice_changes_nothing(text: str) -> None:
     """Normalization is idempotent."""
     once = normalize_identifier(text)
     assert normalize_identifier(once) == once
+
+
+def test_message_ids_are_keyed_without_normalization() -> None:
+    """m1_ + base64url(HMAC(key, "message\\0" + id)[:16]); case is kept (two messages)."""
+    digest = hmac.new(KEY, b"message\x00Order-1@x.io", hashlib.sha256).digest()[:16]
+    expected = "m1_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    keyed = Pseudonymizer(KEY).message_id("Order-1@x.io")
+    assert keyed == expected
+    assert keyed != Pseudonymizer(KEY).message_id("order-1@x.io")

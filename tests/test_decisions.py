@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 
 from gateway.sources import CreatedSource
 from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import wait_for
+from tests.helpers import dump_sqlite, wait_for
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -95,7 +95,6 @@ def test_auditor_reads_decisions_by_user_action_reason_and_pages(
     "params",
     [
         {"action": "maybe"},
-        {"userId": "raw-user-dee"},
         {"cursor": "%%%"},
         {"limit": 0},
         {"from": "yesterday"},
@@ -104,7 +103,7 @@ def test_auditor_reads_decisions_by_user_action_reason_and_pages(
 def test_bad_decision_queries_are_400(
     client: Client, params: dict[str, Any], auditor: dict[str, str]
 ) -> None:
-    """Unknown actions, userId without source_id, bad cursors, limits and times get 400."""
+    """Unknown actions, bad cursors, limits and times get 400."""
     response = client.get("/v1/decisions", params=params, headers=auditor)
     assert response.status_code == 400
     assert set(response.json()) == {"error", "detail"}
@@ -143,3 +142,36 @@ def test_auditors_change_nothing(
     )
     assert history.status_code == 200
     assert history.json()["records"] == []
+
+
+def test_user_ids_and_message_ids_are_searched_across_sources(
+    client: Client, make_source: MakeSource, auditor: dict[str, str]
+) -> None:
+    """Without source_id, userId and messageId are keyed under every source's keys; the raw
+    messageId (here an e-mail address) is stored nowhere, and source_id narrows the search."""
+    first, second = make_source("one", "none"), make_source("two", "none")
+    message_id = "order-42@shop.example"
+    for source, event in ((first, "In one"), (second, "In two")):
+        client.post(
+            "/v1/track",
+            json={"userId": "roaming-user", "event": event, "messageId": message_id},
+            headers=basic(source.write_key),
+        )
+    both = wait_for(
+        lambda: (
+            (
+                ((b := _decisions(client, auditor, userId="roaming-user"))["items"])
+                and len(b["items"]) == 2
+                and b
+            )
+            or None
+        )
+    )
+    assert {i["event"] for i in both["items"]} == {"In one", "In two"}
+    assert all(i["message_id"].startswith("m1_") for i in both["items"])
+    by_message = _decisions(client, auditor, messageId=message_id)["items"]
+    assert {i["event"] for i in by_message} == {"In one", "In two"}
+    narrowed = _decisions(client, auditor, messageId=message_id, source_id=first.source_id)
+    assert [i["event"] for i in narrowed["items"]] == ["In one"]
+    url = client.app.state.runtime.settings.database_url
+    assert message_id not in dump_sqlite(url.removeprefix("sqlite:///"))

@@ -356,6 +356,61 @@ def test_no_raw_identifier_or_email_is_stored(
         assert canary not in stored
 
 
+def test_no_client_chosen_text_reaches_storage_raw(
+    client: Client, source: CreatedSource, migrated: Settings
+) -> None:
+    """An e-mail canary in every place of a Segment call where a client can put text (ids,
+    messageId, event and page names, keys and values of traits, properties and context, at
+    any depth, integrations) is nowhere in the database or the logs."""
+    marks = iter(range(1000))
+
+    def canary() -> str:
+        return f"c{next(marks)}@canary.example"
+
+    def free_form() -> dict[str, Any]:
+        return {
+            canary(): canary(),
+            "plain": canary(),
+            "nested": {canary(): [canary(), {canary(): canary()}]},
+        }
+
+    context = {
+        "traits": free_form(),
+        "library": {"name": canary(), "version": canary()},
+        "app": {"name": canary(), "version": canary(), "build": canary()},
+        "page": {"path": f"/{canary()}", "title": canary(), "url": canary(), "referrer": canary()},
+        "campaign": {"name": canary(), "source": canary()},
+        "device": {"model": canary(), "manufacturer": canary(), "id": canary()},
+        "os": {"name": canary(), "version": canary()},
+        "locale": canary(),
+        "timezone": canary(),
+        "userAgent": canary(),
+        canary(): canary(),
+    }
+    common = {"userId": canary(), "anonymousId": canary(), "context": context}
+    batch = [
+        {**common, "type": "identify", "traits": free_form(), "messageId": canary()},
+        {
+            **common,
+            "type": "track",
+            "event": canary(),
+            "properties": free_form(),
+            "integrations": free_form(),
+            "messageId": canary(),
+        },
+        {**common, "type": "page", "name": canary(), "category": canary(), "properties": {}},
+        {**common, "type": "screen", "name": canary(), "properties": free_form()},
+        {**common, "type": "group", "groupId": canary(), "traits": free_form()},
+        {**common, "type": "alias", "previousId": canary()},
+    ]
+    with structlog.testing.capture_logs() as logs:
+        sent = client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
+        assert sent.status_code == 200
+        profile_when(client, source, common["userId"], len(batch))
+    stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///")) + repr(logs)
+    assert "canary.example" not in stored
+
+
 def test_errors_use_the_error_shape(client: Client) -> None:
     """Unknown routes and methods answer {"error", "detail"} too."""
     missing = client.get("/v1/nothing")
