@@ -1,15 +1,17 @@
 # The two contract commands are `make run` and `make test`; every target builds .venv first.
+# Installs are pinned by constraints.txt, the versions the suite last passed with
+# (`make constraints` refreshes it; see README, Development).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench profile migrate clean
+.PHONY: run test lint bench profile migrate constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,6 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/consentgate bench
@@ -32,5 +36,11 @@ profile: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/consentgate migrate
 
+# Pin what is installed now (after `make test` passed with it).
+constraints: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable | grep -v '^consentgate' > constraints.txt
+
+# Tools and caches only: var/ holds the database and the KEK, without which every encrypted
+# value is lost. Delete it yourself, knowingly, to start from nothing.
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -148,7 +148,8 @@ class OutboxBus:
         return group, False
 
     async def _dispatch_loop(self) -> None:
-        assert self._handler is not None
+        if self._handler is None:
+            raise RuntimeError("the dispatcher starts only with a handler (start())")
         failures = 0
         while not self._closing:
             if not self._wakeup.is_set():

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
+from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.request_ids import with_request_id
@@ -111,7 +112,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, keks, tracer_provider=provider) as runtime:
+        async with (
+            open_runtime(settings, keks, tracer_provider=provider) as runtime,
+            background_loops(runtime),
+        ):
             app.state.runtime = runtime
             yield
 

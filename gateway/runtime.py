@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,9 +38,6 @@ from profiles import ProfileConsumer
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
-
-_MAINTENANCE_INTERVAL_SECONDS = 600.0
-_BUS_LAG_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -86,7 +82,8 @@ async def open_runtime(
     receipt_seed: bytes | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Start everything in order and stop it in reverse; the embedded core runs inside."""
+    """Start everything in order and stop it in reverse; the embedded core runs inside.
+    The background loops that drive it are `gateway.background`'s."""
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     metrics = Metrics(VERSION)
@@ -137,20 +134,9 @@ async def open_runtime(
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))
-    background = [
-        asyncio.create_task(_maintain(runtime), name="core-maintenance"),
-        asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
-        asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
-        asyncio.create_task(_advance_privacy_requests(runtime), name="privacy-requests"),
-    ]
     try:
         yield runtime
     finally:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await bus.close()
         await database.dispose()
 
@@ -212,57 +198,3 @@ def _route(
                 span.end()
 
     return handle
-
-
-async def _advance_privacy_requests(runtime: Runtime) -> None:
-    """Resume open privacy requests (after a crash, or until the core has erased), and keep
-    the open-request and deadline gauges current."""
-    from gateway import privacy  # privacy works on a Runtime: imported late, not circularly
-
-    while True:
-        try:
-            await privacy.advance(runtime)
-        except Exception as exc:  # keep advancing; the gauges show what stays open
-            log.error("privacy_requests_failed", error=type(exc).__name__)
-        await asyncio.sleep(runtime.settings.privacy_advance_seconds)
-
-
-async def _checkpoint_audit(runtime: Runtime) -> None:
-    """Sign a checkpoint of the audit log whenever it grew, every `audit_checkpoint_seconds`."""
-    while True:
-        await asyncio.sleep(runtime.settings.audit_checkpoint_seconds)
-        try:
-            await runtime.audit.checkpoint()
-            verified = await runtime.audit.verify()
-            runtime.metrics.audit_verified = int(verified.ok)
-            if not verified.ok:
-                log.error("audit_verification_failed", first_bad=verified.first_bad)
-        except Exception as exc:  # the next round retries
-            log.warning("audit_checkpoint_failed", error=type(exc).__name__)
-
-
-async def _observe_bus(runtime: Runtime) -> None:
-    """Events acknowledged but not yet applied by the core, for the bus-lag gauge."""
-    pending = getattr(runtime.bus, "pending_count", None)
-    while pending is not None:
-        try:
-            runtime.metrics.bus_lag = await pending()
-        except Exception as exc:  # the next round retries
-            log.warning("bus_lag_unavailable", error=type(exc).__name__)
-        await asyncio.sleep(_BUS_LAG_INTERVAL_SECONDS)
-
-
-async def _maintain(runtime: Runtime) -> None:
-    retention = timedelta(hours=runtime.settings.dedupe_retention_hours)
-    decision_retention = timedelta(days=runtime.settings.decision_retention_days)
-    while True:
-        try:
-            purged = await runtime.consumer.purge_processed(retention)
-            if purged:
-                log.info("dedupe_ids_purged", count=purged)
-            expired = await runtime.decision_log.purge(decision_retention)
-            if expired:
-                log.info("decisions_purged", count=expired)
-        except Exception as exc:  # keep maintaining; the next round retries
-            log.warning("maintenance_failed", error=type(exc).__name__)
-        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)

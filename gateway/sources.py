@@ -71,8 +71,7 @@ class Source:
 
     @property
     def fields(self) -> FieldProtector:
-        assert self.protector is not None  # set by __post_init__
-        return self.protector
+        return cast(FieldProtector, self.protector)  # never None: set by __post_init__
 
 
 @dataclass(frozen=True, slots=True)

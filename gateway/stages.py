@@ -9,15 +9,25 @@ from typing import Any
 from anonymization import Scrubber
 from bus import EventEnvelope
 from consent import decide, parse_signals
+from gateway._validate import ValidCall
 from gateway._wire import Alias, Group, Identify
 from gateway.pipeline import EventContext, EventRefused, StageSpec
 from observability import DecisionRecord, DecisionSink
 
 
+class StageOrderError(RuntimeError):
+    """A stage ran out of order: a bug in the list of stages, not bad input."""
+
+
+def _raw_event(context: EventContext, stage: str) -> ValidCall:
+    if context.call is None:
+        raise StageOrderError(f"{stage} needs the raw event: it runs before anonymize clears it")
+    return context.call
+
+
 def consent(context: EventContext) -> EventContext:
     """Decide the event's purposes; refuse it unless every purpose it needs is allowed."""
-    call = context.call
-    assert call is not None
+    call = _raw_event(context, "consent")
     source = context.source
     raw = call.call
     signals = parse_signals(call.context, context.sec_gpc, source.consent)
@@ -101,9 +111,9 @@ def _pii_pseudonymizer(context: EventContext) -> Callable[[str], str]:
 
 def anonymize(context: EventContext) -> EventContext:
     """Build the privacy-safe envelope: pseudonyms, scrubbed values, reduced context."""
-    call = context.call
-    assert call is not None
-    assert context.decision is not None
+    call = _raw_event(context, "anonymize")
+    if context.decision is None:
+        raise StageOrderError("anonymize runs after consent")
     raw = call.call
     pseudonymize = context.source.pseudonymize
     identifiers: dict[str, str] = {}
@@ -167,7 +177,8 @@ class Record:
 
     def __call__(self, context: EventContext) -> EventContext:
         decision = context.decision
-        assert decision is not None
+        if decision is None:
+            raise StageOrderError("record runs after consent")
         record = DecisionRecord(
             message_id=context.message_id,
             source_id=context.source.source_id,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,8 @@ from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
 from observability import create_tracer_provider
-from tests.helpers import completed_request, wait_for
+from tests.helpers import MakeSource, bearer, embedded_environ
 from tests.services import POSTGRES_ADMIN_URL, require_service
-
-
-def embedded_environ(tmp_path: Path) -> dict[str, str]:
-    return {
-        "CONSENTGATE_DATABASE_URL": f"sqlite:///{tmp_path}/consentgate.db",
-        "CONSENTGATE_KEY_FILE": str(tmp_path / "keys" / "master.key"),
-        "CONSENTGATE_RECEIPT_KEY_FILE": str(tmp_path / "keys" / "receipts.key"),
-        "CONSENTGATE_LOG_LEVEL": "warning",
-    }
 
 
 @pytest.fixture
@@ -49,9 +39,6 @@ def keks(settings: Settings) -> KekSet:
 def migrated(settings: Settings) -> Settings:
     upgrade_to_head(settings.database_url)
     return settings
-
-
-MakeSource = Callable[..., CreatedSource]
 
 
 @pytest.fixture
@@ -80,18 +67,9 @@ def source(make_source: MakeSource) -> CreatedSource:
 
 
 @pytest.fixture
-def client(migrated: Settings, keks: KekSet) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def client(migrated: Settings, keks: KekSet) -> Iterator[TestClient]:
     with TestClient(create_app(migrated, keks)) as test_client:
         yield test_client
-
-
-def basic(write_key: str) -> dict[str, str]:
-    token = base64.b64encode(f"{write_key}:".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -147,37 +125,8 @@ def exported() -> InMemorySpanExporter:
 @pytest.fixture
 def traced(
     migrated: Settings, keks: KekSet, exported: InMemorySpanExporter
-) -> Iterator[TestClient]:  # type: ignore[type-arg]
+) -> Iterator[TestClient]:
     """A client whose gateway exports its spans to `exported`."""
     provider = create_tracer_provider(service_version="test", exporter=exported)
     with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
         yield client
-
-
-def profile_when(
-    client: TestClient,  # type: ignore[type-arg]
-    source: CreatedSource,
-    user_id: str,
-    total: int,
-) -> dict[str, Any]:
-    """The profile of `user_id` once it has counted `total` events."""
-
-    def probe() -> dict[str, Any] | None:
-        response = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
-        if response.status_code != 200:
-            return None
-        body: dict[str, Any] = response.json()
-        return body if sum(body["computed"]["event_counts"].values()) >= total else None
-
-    return wait_for(probe)
-
-
-def completed_privacy_request(
-    client: TestClient,  # type: ignore[type-arg]
-    headers: dict[str, str],
-    request_id: str,
-) -> dict[str, Any]:
-    """The privacy request once it has completed."""
-    return completed_request(
-        lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
-    )

@@ -1,11 +1,18 @@
-"""Test helpers: waiting on the asynchronous core, dumping every stored row."""
+"""Test helpers: credentials headers, waiting on the asynchronous core, dumping every stored
+row. Fixtures are in conftest.py; everything a test imports is here."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+from litestar.testing import TestClient
+
+from gateway.sources import CreatedSource
 
 T = TypeVar("T")
 
@@ -56,3 +63,53 @@ def dump_sqlite(path: str) -> str:
                     value.decode("utf-8", "replace") for value in row if isinstance(value, bytes)
                 )
     return "\n".join(parts)
+
+
+def embedded_environ(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CONSENTGATE_DATABASE_URL": f"sqlite:///{tmp_path}/consentgate.db",
+        "CONSENTGATE_KEY_FILE": str(tmp_path / "keys" / "master.key"),
+        "CONSENTGATE_RECEIPT_KEY_FILE": str(tmp_path / "keys" / "receipts.key"),
+        "CONSENTGATE_LOG_LEVEL": "warning",
+    }
+
+
+MakeSource = Callable[..., CreatedSource]
+
+
+def basic(write_key: str) -> dict[str, str]:
+    token = base64.b64encode(f"{write_key}:".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def profile_when(
+    client: TestClient,
+    source: CreatedSource,
+    user_id: str,
+    total: int,
+) -> dict[str, Any]:
+    """The profile of `user_id` once it has counted `total` events."""
+
+    def probe() -> dict[str, Any] | None:
+        response = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body if sum(body["computed"]["event_counts"].values()) >= total else None
+
+    return wait_for(probe)
+
+
+def completed_privacy_request(
+    client: TestClient,
+    headers: dict[str, str],
+    request_id: str,
+) -> dict[str, Any]:
+    """The privacy request once it has completed."""
+    return completed_request(
+        lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
+    )

@@ -14,9 +14,9 @@ from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability._merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.conftest import bearer
+from tests.helpers import bearer
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "1"}
 
 

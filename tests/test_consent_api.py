@@ -19,10 +19,9 @@ from gateway.database import open_database
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from gateway.tokens import SubjectTokens
-from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import wait_for
+from tests.helpers import MakeSource, basic, bearer, wait_for
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "2026-11"}
 
 

@@ -9,10 +9,9 @@ import pytest
 from litestar.testing import TestClient
 
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import dump_sqlite, wait_for
+from tests.helpers import MakeSource, basic, bearer, dump_sqlite, wait_for
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 
 def _decisions(client: Client, auditor: dict[str, str], **params: Any) -> dict[str, Any]:

@@ -145,11 +145,12 @@ def _reference_find(text: str) -> list[tuple[str, int, int]]:
         kind, check = _detect._CHECKS[match.lastgroup or ""]
         if check(match[0]):
             found.append((match.start(), match.end(), kind))
-    kept, covered = [], 0
-    for start, end, kind in sorted(found):
+    kept: list[tuple[str, int, int]] = []
+    covered = 0
+    for start, end, name in sorted(found):
         if start >= covered:
             covered = end
-            kept.append((kind, start, end))
+            kept.append((name, start, end))
     return kept
 
 

@@ -16,9 +16,9 @@ from gateway.edge import EdgeConfig, EdgeConfigError, RateLimiter, load_edge_con
 from gateway.errors import TooManyRequests
 from gateway.settings import Settings
 from gateway.sources import CreatedSource, create_source
-from tests.conftest import basic, bearer, profile_when
+from tests.helpers import basic, bearer, profile_when
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 EVENT = {"userId": "u", "event": "Clicked"}
 
 

@@ -32,11 +32,10 @@ from anonymization import (
 from gateway import stages
 from gateway.cli import main
 from gateway.settings import Settings
-from tests.conftest import MakeSource, basic, bearer
-from tests.helpers import dump_sqlite, wait_for
+from tests.helpers import MakeSource, basic, bearer, dump_sqlite, wait_for
 from tests.test_stages import _context
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 KEY = bytes(range(32))
 
 

@@ -26,9 +26,9 @@ from anonymization import KekSet
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import basic, bearer
+from tests.helpers import basic, bearer
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 _SCALARS = (
     st.none()
@@ -165,7 +165,7 @@ def _mutated(draw: st.DrawFn, kind: str) -> bytes:
 
 _RANDOM_BODIES = st.binary(max_size=300) | _JSON.map(lambda value: json.dumps(value).encode())
 _PATH_VALUES = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30
+    alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30
 ).map(lambda text: quote(text, safe=""))
 _NUMBERS = st.sampled_from(["0", "-1", str(2**63), str(2**64), "1e9", "x"]) | st.integers().map(str)
 _QUERY_NAMES = "userId source_id action reason limit cursor after from to format status old_size"

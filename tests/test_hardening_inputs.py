@@ -9,10 +9,9 @@ import pytest
 from litestar.testing import TestClient
 
 from gateway.sources import CreatedSource
-from tests.conftest import basic, bearer
-from tests.helpers import sqlite_rows
+from tests.helpers import basic, bearer, sqlite_rows
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 
 def _nested(depth: int) -> Any:

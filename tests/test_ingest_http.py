@@ -13,10 +13,9 @@ from litestar.testing import TestClient
 from anonymization import KekSet
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer, profile_when
-from tests.helpers import dump_sqlite
+from tests.helpers import MakeSource, basic, bearer, dump_sqlite, profile_when
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 
 def outbox_and_profiles_empty(settings: Settings) -> bool:
@@ -406,7 +405,7 @@ def test_no_client_chosen_text_reaches_storage_raw(
     with structlog.testing.capture_logs() as logs:
         sent = client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
         assert sent.status_code == 200
-        profile_when(client, source, common["userId"], len(batch))
+        profile_when(client, source, str(common["userId"]), len(batch))
     stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///")) + repr(logs)
     assert "canary.example" not in stored
 

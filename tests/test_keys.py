@@ -6,10 +6,11 @@ import asyncio
 import json
 import socket
 from pathlib import Path
+from typing import cast
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from anonymization import (
     KekSet,
@@ -24,7 +25,7 @@ from gateway.app import create_app
 from gateway.cli import main
 from gateway.database import open_database
 from gateway.settings import Settings
-from tests.conftest import MakeSource, basic, bearer, profile_when
+from tests.helpers import MakeSource, basic, bearer, profile_when
 
 
 async def _keys(settings: Settings, source_id: str) -> tuple[str, bytes]:
@@ -109,7 +110,7 @@ def test_a_wrapped_key_moved_to_another_row_does_not_unwrap(
     first, second = make_source("a"), make_source("b")
     asyncio.run(_keys(migrated, first.source_id))
     asyncio.run(_keys(migrated, second.source_id))
-    table = SourceKeyRow.__table__
+    table = cast(Table, SourceKeyRow.__table__)
 
     async def swap() -> None:
         database = open_database(migrated.database_url)

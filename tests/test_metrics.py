@@ -13,9 +13,9 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability import METRIC_NAMES
-from tests.conftest import MakeSource, basic, bearer
+from tests.helpers import MakeSource, basic, bearer
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 _SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
 
 

@@ -39,7 +39,7 @@ async def _inspect(database_url: str) -> tuple[set[str], list[Any]]:
 
     def read(conn: Any) -> tuple[set[str], list[Any]]:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        return set(inspect(conn).get_table_names()), compare_metadata(context, TARGET_METADATA)
+        return set(inspect(conn).get_table_names()), compare_metadata(context, TARGET_METADATA)  # type: ignore[arg-type]  # alembic takes a list
 
     try:
         return await database.read(read)

@@ -16,8 +16,15 @@ from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
 from gateway.settings import load_settings
 from gateway.sources import CreatedSource, create_source
-from tests.conftest import basic, bearer, embedded_environ, profile_when
-from tests.helpers import ERASURE_STORES, completed_request, wait_for
+from tests.helpers import (
+    ERASURE_STORES,
+    basic,
+    bearer,
+    completed_request,
+    embedded_environ,
+    profile_when,
+    wait_for,
+)
 
 pytestmark = pytest.mark.postgres
 

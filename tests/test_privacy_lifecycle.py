@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar.testing import TestClient
 
+from gateway import privacy
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import basic, bearer, completed_privacy_request, profile_when
-from tests.helpers import sqlite_rows, wait_for
+from tests.helpers import (
+    basic,
+    bearer,
+    completed_privacy_request,
+    profile_when,
+    sqlite_rows,
+    wait_for,
+)
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 
 
 def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
@@ -98,7 +104,8 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
             ),
         )
     path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
-    time.sleep(2.5)  # more than one round of the background task (every 2 s)
+    with client.portal() as portal:  # one round of what the background task does
+        portal.call(privacy.advance, client.app.state.runtime)
     assert client.get(path, headers=server).json()["status"] == "received"
     metrics = client.get("/metrics").text
     assert 'consentgate_privacy_requests_open{kind="access"} 1' in metrics

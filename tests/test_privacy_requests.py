@@ -16,10 +16,17 @@ from bus import EventEnvelope, encode_event
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.conftest import MakeSource, basic, bearer, completed_privacy_request, profile_when
-from tests.helpers import sqlite_rows, wait_for
+from tests.helpers import (
+    MakeSource,
+    basic,
+    bearer,
+    completed_privacy_request,
+    profile_when,
+    sqlite_rows,
+    wait_for,
+)
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 USER = "erase-me-4d2f"
 EMAIL = "erase.me@example.org"
 ENCRYPT_EMAIL = {"fields": {"traits.email": "encrypt"}}

@@ -17,10 +17,9 @@ from observability import (
     remember_raw_identifiers,
     request_scope,
 )
-from tests.conftest import basic, bearer
-from tests.helpers import dump_sqlite, wait_for
+from tests.helpers import basic, bearer, dump_sqlite, wait_for
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 RAW_ID = "plain-user-7f3a9c"  # nothing a PII detector would flag
 
 

@@ -161,16 +161,14 @@ def test_vendor_bitfields_and_ranges_agree() -> None:
 
 def test_a_batch_decodes_a_repeated_string_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same TC string in many events is decoded once."""
-    import consent._signals as signals
-
     calls = []
-    original = signals.decode_tc_string
+    original = decode_tc_string
 
     def counting(text: str) -> Any:
         calls.append(text)
         return original(text)
 
-    monkeypatch.setattr(signals, "decode_tc_string", counting)
+    monkeypatch.setattr("consent._signals.decode_tc_string", counting)
     text = _tc_string([(7, 9), (100, 300)])
     for _ in range(50):
         assert parse_signals({"consent": {"tcf": text}}, None).choices["analytics"] is True

@@ -7,10 +7,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.sources import CreatedSource
 from observability import create_tracer_provider
-from tests.conftest import basic, bearer
-from tests.helpers import wait_for
+from tests.helpers import basic, bearer, wait_for
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 

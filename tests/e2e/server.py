@@ -15,7 +15,7 @@ import httpx
 from segment.analytics.client import Client as SegmentClient
 
 from benchmarks.servers import free_port, stop_process
-from tests.conftest import embedded_environ
+from tests.helpers import embedded_environ
 
 CONSENTGATE = str(Path(sys.executable).parent / "consentgate")
 

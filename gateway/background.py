@@ -1,0 +1,94 @@
+"""The background loops of a running gateway: core maintenance (dedupe ids, decision
+retention), audit checkpoints, the bus-lag gauge, and resuming open privacy requests.
+
+They live above the packages they drive (runtime, privacy), so that none of those imports
+another to reach a loop: `background_loops` starts them all and stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import structlog
+
+from gateway import privacy
+from gateway.runtime import Runtime
+
+log = structlog.get_logger("consentgate.background")
+
+_MAINTENANCE_INTERVAL_SECONDS = 600.0
+_BUS_LAG_INTERVAL_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
+    """Run every loop while the context is open; cancel and await them all on exit."""
+    tasks = [
+        asyncio.create_task(_maintain(runtime), name="core-maintenance"),
+        asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
+        asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
+        asyncio.create_task(_advance_privacy_requests(runtime), name="privacy-requests"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _advance_privacy_requests(runtime: Runtime) -> None:
+    """Resume open privacy requests (after a crash, or until the core has erased), and keep
+    the open-request and deadline gauges current."""
+    while True:
+        try:
+            await privacy.advance(runtime)
+        except Exception as exc:  # keep advancing; the gauges show what stays open
+            log.error("privacy_requests_failed", error=type(exc).__name__)
+        await asyncio.sleep(runtime.settings.privacy_advance_seconds)
+
+
+async def _checkpoint_audit(runtime: Runtime) -> None:
+    """Sign a checkpoint of the audit log whenever it grew, every `audit_checkpoint_seconds`."""
+    while True:
+        await asyncio.sleep(runtime.settings.audit_checkpoint_seconds)
+        try:
+            await runtime.audit.checkpoint()
+            verified = await runtime.audit.verify()
+            runtime.metrics.audit_verified = int(verified.ok)
+            if not verified.ok:
+                log.error("audit_verification_failed", first_bad=verified.first_bad)
+        except Exception as exc:  # the next round retries
+            log.warning("audit_checkpoint_failed", error=type(exc).__name__)
+
+
+async def _observe_bus(runtime: Runtime) -> None:
+    """Events acknowledged but not yet applied by the core, for the bus-lag gauge."""
+    pending = getattr(runtime.bus, "pending_count", None)
+    while pending is not None:
+        try:
+            runtime.metrics.bus_lag = await pending()
+        except Exception as exc:  # the next round retries
+            log.warning("bus_lag_unavailable", error=type(exc).__name__)
+        await asyncio.sleep(_BUS_LAG_INTERVAL_SECONDS)
+
+
+async def _maintain(runtime: Runtime) -> None:
+    retention = timedelta(hours=runtime.settings.dedupe_retention_hours)
+    decision_retention = timedelta(days=runtime.settings.decision_retention_days)
+    while True:
+        try:
+            purged = await runtime.consumer.purge_processed(retention)
+            if purged:
+                log.info("dedupe_ids_purged", count=purged)
+            expired = await runtime.decision_log.purge(decision_retention)
+            if expired:
+                log.info("decisions_purged", count=expired)
+        except Exception as exc:  # keep maintaining; the next round retries
+            log.warning("maintenance_failed", error=type(exc).__name__)
+        await asyncio.sleep(_MAINTENANCE_INTERVAL_SECONDS)
