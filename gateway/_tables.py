@@ -81,3 +81,15 @@ class PrivacyRequestRow(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # one receipt per store: {"store", "action", "count", "at"}
     receipts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class RetiredKeyRow(Base):
+    """A source's replaced write or server key, accepted until `expires_at` (the overlap a
+    rotation grants, so that deployed apps can move to the new key)."""
+
+    __tablename__ = "gateway_retired_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # write_key_hash | server_key_hash
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

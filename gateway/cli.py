@@ -1,4 +1,4 @@
-"""`consentgate …`: serve, migrate, sources create."""
+"""`consentgate …`: the command line (serve, migrate, sources, tokens, keys, audit, requests, bench)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import asyncio
 import json
 import os
 import sys
-import tomllib
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from anonymization import KekSet, KeyFileError
-from bus import Database
+from gateway.cli_common import as_json, audit_cli, settings_for, with_database
+from gateway.cli_sources import add_source_commands
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError
 from gateway.sources import count_sources, create_source
 from observability import configure_logging
 
@@ -101,63 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     requests_show.add_argument("request_id")
     requests_show.set_defaults(command=_requests_show)
 
-    sources = commands.add_parser("sources", help="manage sources").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    create = sources.add_parser("create", help="create a source; prints its keys as JSON")
-    create.add_argument("name")
-    create.add_argument("--jurisdiction", choices=["gdpr", "ccpa", "none"])
-    create.add_argument(
-        "--consent-config",
-        metavar="FILE",
-        help="the source's consent configuration, JSON or TOML (see README, Consent)",
-    )
-    create.add_argument(
-        "--share-keys-with",
-        metavar="SOURCE_ID",
-        help="use that source's pseudonym keys (a workspace: the same user, the same pseudonym)",
-    )
-    create.add_argument(
-        "--field-policy",
-        metavar="FILE",
-        help="the source's field policy, JSON or TOML (see README, Anonymization)",
-    )
-    create.add_argument(
-        "--rate-limit",
-        type=float,
-        metavar="PER_SECOND",
-        help="ingestion requests a second for this write key (0: none; "
-        "else $CONSENTGATE_RATE_LIMIT_PER_SECOND, 500)",
-    )
-    create.add_argument(
-        "--burst",
-        type=int,
-        help="requests the write key may send at once above its rate "
-        "(else $CONSENTGATE_RATE_LIMIT_BURST, 1000)",
-    )
-    create.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="a browser origin (https://app.example) allowed to send events; repeat for more "
-        "(default: any origin)",
-    )
-    create.set_defaults(command=_sources_create)
+    add_source_commands(commands)
     return parser
-
-
-def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    settings = load_settings(config_file=args.config)
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    if not changes:
-        return settings
-    import msgspec
-
-    try:
-        return msgspec.convert({**msgspec.to_builtins(settings), **changes}, Settings)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
 
 
 def load_keks(settings: Settings) -> KekSet:
@@ -168,11 +112,11 @@ def load_keks(settings: Settings) -> KekSet:
 def _keys_rotate(args: argparse.Namespace) -> int:
     from gateway.keys import rotate_kek, start_pseudonym_epoch
 
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
     if args.pseudonym_epoch:
         versions = asyncio.run(start_pseudonym_epoch(settings, load_keks(settings), args.source))
-        _audit(settings, "keys.pseudonym_epoch", {"versions": versions})
+        audit_cli(settings, "keys.pseudonym_epoch", {"versions": versions})
         print(json.dumps({"pseudonym_epochs": versions}))
         return 0
     if os.environ.get("CONSENTGATE_KEK"):
@@ -186,7 +130,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             "gateway keeps wrapping new keys with the old KEK), or pass --force and restart it"
         )
     rotated = asyncio.run(rotate_kek(settings))
-    _audit(settings, "keys.kek_rotated", rotated)
+    audit_cli(settings, "keys.kek_rotated", rotated)
     print(json.dumps(rotated))
     return 0
 
@@ -201,37 +145,15 @@ def _gateway_answers(settings: Settings) -> bool:
         return False
 
 
-def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` on a database opened for this command, and close it."""
-
-    async def run() -> T:
-        database = open_database(settings.database_url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
-
-
-def _audit(settings: Settings, kind: str, details: dict[str, Any]) -> None:
-    """An audit entry for a CLI action."""
-    from gateway.audit import open_audit
-
-    _with_database(
-        settings, lambda database: open_audit(database, settings).append(kind, "cli", details)
-    )
-
-
 def _audit_verify(args: argparse.Namespace) -> int:
     import msgspec
 
     from gateway.audit import open_audit
 
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
 
-    result = _with_database(settings, lambda database: open_audit(database, settings).verify())
+    result = with_database(settings, lambda database: open_audit(database, settings).verify())
     print(json.dumps(msgspec.to_builtins(result)))
     return 0 if result.ok else 1
 
@@ -240,18 +162,18 @@ def _requests_list(args: argparse.Namespace) -> int:
     from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
 
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
     signer = receipt_signer_for(settings)
-    rows = _with_database(
+    rows = with_database(
         settings,
         lambda database: privacy_store.listing(
             database, source_id=args.source_id, status=args.status, limit=args.limit
         ),
     )
-    _audit(settings, "audit.query", {"endpoint": "requests list", "params": {}})
+    audit_cli(settings, "audit.query", {"endpoint": "requests list", "params": {}})
     for row in rows:
-        print(_json(privacy.public_view(signer, row)))
+        print(as_json(privacy.public_view(signer, row)))
     return 0
 
 
@@ -259,31 +181,25 @@ def _requests_show(args: argparse.Namespace) -> int:
     from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
 
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
-    row = _with_database(settings, lambda database: privacy_store.get(database, args.request_id))
-    _audit(settings, "audit.query", {"endpoint": "requests show", "params": {}})
+    row = with_database(settings, lambda database: privacy_store.get(database, args.request_id))
+    audit_cli(settings, "audit.query", {"endpoint": "requests show", "params": {}})
     if row is None:
         print(f"no privacy request {args.request_id!r}", file=sys.stderr)
         return 1
-    print(_json(privacy.public_view(receipt_signer_for(settings), row)))
+    print(as_json(privacy.public_view(receipt_signer_for(settings), row)))
     return 0
-
-
-def _json(value: Any) -> str:
-    import msgspec
-
-    return msgspec.json.encode(value).decode()
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
     from gateway.admin import create_admin_token
 
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
 
-    token = _with_database(settings, lambda database: create_admin_token(database, args.role))
-    _audit(settings, "admin_token.created", {"role": args.role})
+    token = with_database(settings, lambda database: create_admin_token(database, args.role))
+    audit_cli(settings, "admin_token.created", {"role": args.role})
     print(json.dumps({"token": token, "role": args.role}))
     return 0
 
@@ -295,58 +211,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_for(args)
     upgrade_to_head(settings.database_url)
     print(json.dumps({"migrated": True}))
     return 0
 
 
-def _sources_create(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    upgrade_to_head(settings.database_url)
-    jurisdiction = args.jurisdiction or settings.default_jurisdiction
-
-    config = _read_config_file(args.consent_config, "--consent-config")
-    policy = _read_config_file(args.field_policy, "--field-policy")
-
-    edge: dict[str, Any] = {"allowed_origins": args.allowed_origin}
-    if args.rate_limit is not None:
-        edge["rate_limit_per_second"] = args.rate_limit
-    if args.burst is not None:
-        edge["rate_limit_burst"] = args.burst
-    created = _with_database(
-        settings,
-        lambda database: create_source(
-            database, args.name, jurisdiction, config, policy, args.share_keys_with, edge
-        ),
-    )
-    _audit(
-        settings,
-        "source.created",
-        {"source_id": created.source_id, "name": created.name, "jurisdiction": jurisdiction},
-    )
-    print(json.dumps(created.as_json()))
-    return 0
-
-
-def _read_config_file(path: str | None, option: str) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{option}: cannot read {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text.decode()) if path.endswith(".toml") else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{option}: {path} is not valid: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{option}: {path} must hold an object")
-    return data
-
-
 def _serve(args: argparse.Namespace) -> int:
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = settings_for(args, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
     keks = load_keks(settings)
     upgrade_to_head(settings.database_url)

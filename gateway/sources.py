@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
+from sqlalchemy.engine import Connection
 
 from anonymization import (
     DEFAULT_POLICY,
@@ -23,16 +24,21 @@ from anonymization import (
     Pseudonymizer,
     load_field_policy,
 )
-from bus import Database
+from bus import Database, as_utc
 from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
-from gateway._tables import SourceRow
+from gateway._tables import RetiredKeyRow, SourceRow
 from gateway.edge import EdgeConfig, load_edge_config
 
 _sources = cast(Table, SourceRow.__table__)
+_retired = cast(Table, RetiredKeyRow.__table__)
 WRITE_KEY_PREFIX = "wk_"
 SERVER_KEY_PREFIX = "sk_"
 _NEGATIVE_TTL_SECONDS = 5.0
 _NEGATIVE_CACHE_LIMIT = 10_000
+# A found source is re-read after this long, so that `sources update` and `rotate-keys`, run
+# from the CLI beside a running gateway, take effect without a restart.
+SOURCE_CACHE_SECONDS = 30.0
+KEY_COLUMNS = ("write_key_hash", "server_key_hash")
 
 
 def hash_key(key: str) -> str:
@@ -158,14 +164,16 @@ async def count_sources(database: Database) -> int:
 
 
 class SourceRegistry:
-    """Finds sources by write key or server key, caching hits (and misses, briefly)."""
+    """Finds sources by write key or server key (current, or retired and still in its
+    overlap), caching hits for `SOURCE_CACHE_SECONDS` and misses briefly."""
 
     def __init__(self, database: Database, keyring: Keyring) -> None:
         self._db = database
         self._keyring = keyring
-        self._by_hash: dict[tuple[str, str], Source] = {}
+        # cache key -> (source, monotonic time until which the hit stands)
+        self._by_hash: dict[tuple[str, str], tuple[Source, float]] = {}
         self._misses: dict[tuple[str, str], float] = {}
-        self._by_id: dict[str, Source] = {}
+        self._by_id: dict[str, tuple[Source, float]] = {}
 
     async def by_write_key(self, key: str) -> Source | None:
         return await self._find("write_key_hash", key)
@@ -182,8 +190,8 @@ class SourceRegistry:
     async def by_id(self, source_id: str) -> Source | None:
         """The source a subject token names (tokens are verified before this is asked)."""
         cached = self._by_id.get(source_id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         query = select(_sources).where(_sources.c.source_id == source_id)
         row = await self._db.read(lambda conn: conn.execute(query).first())
         return None if row is None else await self._remember(row)
@@ -191,25 +199,28 @@ class SourceRegistry:
     async def _find(self, column: str, key: str) -> Source | None:
         digest = hash_key(key)
         cache_key = (column, digest)
+        now = time.monotonic()
         cached = self._by_hash.get(cache_key)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] > now:
+            return cached[0]
         missed_at = self._misses.get(cache_key)
-        if missed_at is not None and time.monotonic() - missed_at < _NEGATIVE_TTL_SECONDS:
+        if missed_at is not None and now - missed_at < _NEGATIVE_TTL_SECONDS:
             return None
-        query = select(_sources).where(_sources.c[column] == digest)
-        row = await self._db.read(lambda conn: conn.execute(query).first())
-        if row is None or not hmac.compare_digest(getattr(row, column), digest):
+        row, valid_for = await self._db.read(lambda conn: _row_for_key(conn, column, digest))
+        if row is None:
+            self._by_hash.pop(cache_key, None)
             if len(self._misses) >= _NEGATIVE_CACHE_LIMIT:
                 self._misses.clear()
-            self._misses[cache_key] = time.monotonic()
+            self._misses[cache_key] = now
             return None
         source = await self._remember(row)
-        self._by_hash[cache_key] = source
+        self._by_hash[cache_key] = (source, now + min(SOURCE_CACHE_SECONDS, valid_for))
         return source
 
     async def _remember(self, row: Any) -> Source:
-        source = self._by_id.get(row.source_id)
+        """The source of `row`, built once per `SOURCE_CACHE_SECONDS`."""
+        cached = self._by_id.get(row.source_id)
+        source = cached[0] if cached is not None and cached[1] > time.monotonic() else None
         if source is None:
             consent = load_consent_config(row.consent_config)
             keys = await self._keyring.source_keys(row.key_scope or row.source_id)
@@ -228,5 +239,26 @@ class SourceRegistry:
                 ),
                 edge=load_edge_config(row.edge_config),
             )
-            self._by_id[row.source_id] = source
+            self._by_id[row.source_id] = (source, time.monotonic() + SOURCE_CACHE_SECONDS)
         return source
+
+
+def _row_for_key(conn: Connection, column: str, digest: str) -> tuple[Any, float]:
+    """The source row whose current key (or retired key, still in its overlap) hashes to
+    `digest`, and for how many seconds that holds (None, 0 when none)."""
+    row = conn.execute(select(_sources).where(_sources.c[column] == digest)).first()
+    if row is not None and hmac.compare_digest(getattr(row, column), digest):
+        return row, SOURCE_CACHE_SECONDS
+    now = datetime.now(UTC)
+    retired = conn.execute(
+        select(_retired.c.source_id, _retired.c.key_hash, _retired.c.expires_at).where(
+            _retired.c.key_hash == digest, _retired.c.kind == column
+        )
+    ).first()
+    if retired is None or not hmac.compare_digest(retired.key_hash, digest):
+        return None, 0.0
+    left = (as_utc(retired.expires_at) - now).total_seconds()
+    if left <= 0:
+        return None, 0.0
+    row = conn.execute(select(_sources).where(_sources.c.source_id == retired.source_id)).first()
+    return row, left

@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "observability_audit_checkpoints",
     "gateway_privacy_requests",
     "profiles_erasures",
+    "gateway_retired_keys",
 }
 
 
