@@ -4,31 +4,57 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
 from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
+from gateway.dependencies import DEPENDENCIES
 from gateway.errors import GatewayError, TooManyRequests
+from gateway.request_class import GatewayRequest
 from gateway.request_ids import with_request_id
+from gateway.route_helpers import MAX_BODY
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
-from gateway.routes_health import healthz, metrics, readyz
+from gateway.routes_health import HEALTH_HANDLERS
 from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_privacy import PRIVACY_HANDLERS
-from gateway.routes_read import get_profile, get_profile_by_query
+from gateway.routes_read import READ_HANDLERS
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
 from observability import remember_raw_identifiers
 
 log = structlog.get_logger("consentgate.http")
+
+# The four credentials (README, HTTP API); routes name theirs (gateway.callers.access).
+SECURITY_SCHEME_OBJECTS: dict[str, Any] = {
+    "writeKey": SecurityScheme(
+        type="http",
+        scheme="basic",
+        description="a source's write key as the Basic username, empty password "
+        "(or `writeKey` in the body): ingestion only",
+    ),
+    "serverKey": SecurityScheme(
+        type="http", scheme="bearer", description="a source's server key, `sk_…`"
+    ),
+    "subjectToken": SecurityScheme(
+        type="http", scheme="bearer", description="a subject token, `st_…`: its subject only"
+    ),
+    "adminToken": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="an admin or auditor token, `at_…` (auditors read, and change nothing)",
+    ),
+}
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -67,8 +93,13 @@ def _gateway_error(request: Request, exc: GatewayError) -> Response[dict[str, st
 def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
     status = exc.status_code
     if isinstance(exc, ValidationException):
-        _count(request, 400, "invalid_request")
-        return _error(400, "invalid_request", _validation_detail(exc))
+        in_body = any(
+            isinstance(item, dict) and _where(item.get("source")) == "body"
+            for item in exc.extra or []
+        )
+        code = "invalid_body" if in_body else "invalid_request"
+        _count(request, 400, code)
+        return _error(400, code, _validation_detail(exc))
     code = _HTTP_CODES.get(status, "http_error")
     _count(request, status, code)
     allow = (exc.headers or {}).get("allow")
@@ -87,6 +118,9 @@ def _validation_detail(exc: ValidationException) -> str:
 
 
 def _where(source: object) -> str:
+    """Where a bad parameter was: litestar names it by a ParamType, or "body"."""
+    if isinstance(source, str):
+        return source
     return str(getattr(source, "value", None) or "request")
 
 
@@ -125,13 +159,15 @@ def create_app(
             *CONSENT_HANDLERS,
             *AUDIT_HANDLERS,
             *PRIVACY_HANDLERS,
-            get_profile,
-            get_profile_by_query,
-            healthz,
-            readyz,
-            metrics,
+            *READ_HANDLERS,
+            *HEALTH_HANDLERS,
         ],
         lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
+        request_class=GatewayRequest,
+        # JSON bodies of the consent, token and privacy APIs (ingestion reads its own stream,
+        # with its own limits)
+        request_max_body_size=MAX_BODY,
         before_request=_remember_identifiers,
         # CORS outermost (its preflights need nothing else); then the request scope: the
         # server span ends inside it, so the guard knows the request's identifiers
@@ -150,6 +186,7 @@ def create_app(
             version="0.1.0",
             description="Privacy-first consent and observability gateway.",
             path="/schema",
+            components=Components(security_schemes=SECURITY_SCHEME_OBJECTS),
         ),
         logging_config=None,
     )

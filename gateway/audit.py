@@ -1,4 +1,9 @@
-"""What the gateway writes to the audit log, with personal data encrypted per subject."""
+"""What the gateway writes to the audit log, with personal data encrypted per subject.
+
+`AuditTrail` takes the two collaborators it needs, the log and the keyring: a subject's
+pseudonym in an entry is encrypted under the subject's own key, so an erasure shreds it and
+the log stays intact and verifiable.
+"""
 
 from __future__ import annotations
 
@@ -6,113 +11,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from anonymization import encrypt_value
+from anonymization import Keyring, encrypt_value
 from bus import Database
 from consent import ConsentRecord
 from gateway.receipts import receipt_signer_for
-from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import Source
 from observability import AuditLog
-
-
-async def _personal(runtime: Runtime, source: Source, subject: str, field: str, value: Any) -> str:
-    """`value` encrypted under the subject's key: an erasure shreds it, the log stays intact."""
-    key = (await runtime.keyring.subject_keys(source.source_id, [subject]))[subject]
-    return encrypt_value(key, source.source_id, subject, field, value)
-
-
-async def consent_changed(
-    runtime: Runtime, source: Source, subject: str, records: Sequence[ConsentRecord], actor: str
-) -> None:
-    choices = {record.purpose: record.granted for record in records}
-    await runtime.audit.append(
-        "consent.changed",
-        actor,
-        {
-            "source_id": source.source_id,
-            "record_ids": [record.record_id for record in records],
-            "policy_version": records[0].policy_version,
-            "method": records[0].source,
-            "personal": await _personal(
-                runtime, source, subject, "audit.consent", {"subject": subject, "purposes": choices}
-            ),
-        },
-    )
-
-
-async def token_minted(
-    runtime: Runtime, source: Source, subject: str, token_id: str, expires_at: str
-) -> None:
-    await runtime.audit.append(
-        "token.minted",
-        f"server_key:{source.source_id}",
-        {
-            "source_id": source.source_id,
-            "token_id": token_id,
-            "expires_at": expires_at,
-            "personal": await _personal(runtime, source, subject, "audit.token", subject),
-        },
-    )
-
-
-async def privacy_request_received(runtime: Runtime, source: Source, row: dict[str, Any]) -> None:
-    """The subject's pseudonyms are personal data: encrypted under its key (an erasure then
-    shreds them, and the entry stays verifiable)."""
-    subjects: list[str] = row["subjects"]
-    personal = (
-        await _personal(runtime, source, subjects[0], "audit.privacy_request", subjects)
-        if row["kind"] != "erasure" or await _has_key(runtime, source, subjects[0])
-        else None
-    )
-    await runtime.audit.append(
-        "privacy_request.received",
-        row["requested_by"],
-        {
-            "source_id": source.source_id,
-            "request_id": row["request_id"],
-            "kind": row["kind"],
-            "deadline": row["deadline"].isoformat(),
-            "personal": personal,
-        },
-    )
-
-
-async def _has_key(runtime: Runtime, source: Source, subject: str) -> bool:
-    # An erasure must not create a data key only to shred it a moment later.
-    return await runtime.keyring.existing_subject_key(source.source_id, subject) is not None
-
-
-async def privacy_request_step(
-    runtime: Runtime, row: dict[str, Any], receipt: dict[str, Any]
-) -> None:
-    await runtime.audit.append(
-        "privacy_request.step",
-        "gateway",
-        {
-            "source_id": row["source_id"],
-            "request_id": row["request_id"],
-            "store": receipt["store"],
-            "action": receipt["action"],
-            "count": receipt["count"],
-        },
-    )
-
-
-async def privacy_request_completed(
-    runtime: Runtime, row: dict[str, Any], receipt: dict[str, Any] | None
-) -> None:
-    await runtime.audit.append(
-        "privacy_request.completed",
-        "gateway",
-        {
-            "source_id": row["source_id"],
-            "request_id": row["request_id"],
-            "kind": row["kind"],
-            "receipt_signature": receipt["signature"] if receipt else None,
-        },
-    )
-
 
 # Filters whose values say nothing of a person; any other filter (userId, cursor, …) is
 # logged by name only. Values are kept only when they are plain tokens.
@@ -122,35 +27,139 @@ _PLAIN_FILTERS = frozenset(
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
 
 
-async def query_made(
-    runtime: Runtime,
-    role: str,
-    endpoint: str,
-    params: Mapping[str, str],
-    about: Sequence[tuple[Source, str]] = (),
-) -> None:
-    """Auditors are audited too, by the shape of their query: the filters used and the plain
-    values of non-personal filters. A raw userId (or any other text an auditor typed) is
-    never written, since this log cannot be cleaned later; the subject asked `about` is
-    written as its pseudonym in each source searched, encrypted under its key there (an
-    erasure shreds it), where we hold data on it, and otherwise not at all."""
-    names = sorted(params)
-    values = {
-        name: params[name]
-        for name in names
-        if name in _PLAIN_FILTERS and _PLAIN_VALUE.fullmatch(params[name])
-    }
-    details: dict[str, Any] = {"endpoint": endpoint, "filters": names, "values": values}
-    if about:
-        personal = [
-            await _personal(runtime, source, subject, "audit.query", subject)
-            for source, subject in about
-            if await _has_key(runtime, source, subject)
-        ]
-        details["subject_known"] = bool(personal)
-        if personal:
-            details["personal"] = personal
-    await runtime.audit.append("audit.query", role, details)
+class AuditTrail:
+    """The gateway's audit entries: consent changes, tokens, privacy requests, staff reads."""
+
+    __slots__ = ("_keyring", "log")
+
+    def __init__(self, log: AuditLog, keyring: Keyring) -> None:
+        self.log = log
+        self._keyring = keyring
+
+    async def _personal(self, source: Source, subject: str, field: str, value: Any) -> str:
+        """`value` encrypted under the subject's key: an erasure shreds it."""
+        key = (await self._keyring.subject_keys(source.source_id, [subject]))[subject]
+        return encrypt_value(key, source.source_id, subject, field, value)
+
+    async def _has_key(self, source: Source, subject: str) -> bool:
+        # An erasure (or an auditor's search) must not create a data key it does not need.
+        return await self._keyring.existing_subject_key(source.source_id, subject) is not None
+
+    async def consent_changed(
+        self, source: Source, subject: str, records: Sequence[ConsentRecord], actor: str
+    ) -> None:
+        choices = {record.purpose: record.granted for record in records}
+        personal = {"subject": subject, "purposes": choices}
+        await self.log.append(
+            "consent.changed",
+            actor,
+            {
+                "source_id": source.source_id,
+                "record_ids": [record.record_id for record in records],
+                "policy_version": records[0].policy_version,
+                "method": records[0].source,
+                "personal": await self._personal(source, subject, "audit.consent", personal),
+            },
+        )
+
+    async def token_minted(
+        self, source: Source, subject: str, token_id: str, expires_at: str
+    ) -> None:
+        await self.log.append(
+            "token.minted",
+            f"server_key:{source.source_id}",
+            {
+                "source_id": source.source_id,
+                "token_id": token_id,
+                "expires_at": expires_at,
+                "personal": await self._personal(source, subject, "audit.token", subject),
+            },
+        )
+
+    async def token_revoked(self, source: Source, token_id: str) -> None:
+        await self.log.append(
+            "token.revoked",
+            f"server_key:{source.source_id}",
+            {"source_id": source.source_id, "token_id": token_id},
+        )
+
+    async def privacy_request_received(self, source: Source, row: dict[str, Any]) -> None:
+        """The subject's pseudonyms are personal data: encrypted under its key (an erasure
+        then shreds them, and the entry stays verifiable)."""
+        subjects: list[str] = row["subjects"]
+        personal = (
+            await self._personal(source, subjects[0], "audit.privacy_request", subjects)
+            if row["kind"] != "erasure" or await self._has_key(source, subjects[0])
+            else None
+        )
+        await self.log.append(
+            "privacy_request.received",
+            row["requested_by"],
+            {
+                "source_id": source.source_id,
+                "request_id": row["request_id"],
+                "kind": row["kind"],
+                "deadline": row["deadline"].isoformat(),
+                "personal": personal,
+            },
+        )
+
+    async def privacy_request_step(self, row: dict[str, Any], receipt: dict[str, Any]) -> None:
+        await self.log.append(
+            "privacy_request.step",
+            "gateway",
+            {
+                "source_id": row["source_id"],
+                "request_id": row["request_id"],
+                "store": receipt["store"],
+                "action": receipt["action"],
+                "count": receipt["count"],
+            },
+        )
+
+    async def privacy_request_completed(
+        self, row: dict[str, Any], receipt: dict[str, Any] | None
+    ) -> None:
+        await self.log.append(
+            "privacy_request.completed",
+            "gateway",
+            {
+                "source_id": row["source_id"],
+                "request_id": row["request_id"],
+                "kind": row["kind"],
+                "receipt_signature": receipt["signature"] if receipt else None,
+            },
+        )
+
+    async def query_made(
+        self,
+        role: str,
+        endpoint: str,
+        params: Mapping[str, str],
+        about: Sequence[tuple[Source, str]] = (),
+    ) -> None:
+        """Auditors are audited too, by the shape of their query: the filters used and the
+        plain values of non-personal filters. A raw userId (or any other text an auditor
+        typed) is never written, since this log cannot be cleaned later; the subject asked
+        `about` is written as its pseudonym in each source searched, encrypted under its key
+        there (an erasure shreds it), where we hold data on it, and otherwise not at all."""
+        names = sorted(params)
+        values = {
+            name: params[name]
+            for name in names
+            if name in _PLAIN_FILTERS and _PLAIN_VALUE.fullmatch(params[name])
+        }
+        details: dict[str, Any] = {"endpoint": endpoint, "filters": names, "values": values}
+        if about:
+            personal = [
+                await self._personal(source, subject, "audit.query", subject)
+                for source, subject in about
+                if await self._has_key(source, subject)
+            ]
+            details["subject_known"] = bool(personal)
+            if personal:
+                details["personal"] = personal
+        await self.log.append("audit.query", role, details)
 
 
 def open_audit(database: Database, settings: Settings) -> AuditLog:

@@ -1,4 +1,4 @@
-"""`consentgate …`: the command line (serve, migrate, sources, tokens, keys, audit, requests, bench)."""
+"""`consentgate …`: serve, migrate, sources, tokens, keys, audit, requests, bench."""
 
 from __future__ import annotations
 

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """Every error answer: a stable code and a sentence for people."""
+
+    error: str
+    detail: str
+
 
 class GatewayError(Exception):
     status_code = 400

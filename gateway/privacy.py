@@ -29,7 +29,7 @@ import structlog
 from anonymization import decrypt_fields
 from bus import Erase, OptOut, as_utc, encode_control, erase_dead_letters
 from consent import GPC_REFUSED, SUPPRESSION, merge_states, new_records
-from gateway import audit, privacy_store
+from gateway import privacy_store
 from gateway.errors import BadRequest
 from gateway.receipts import ReceiptSigner, iso_utc
 from gateway.runtime import Runtime
@@ -77,7 +77,7 @@ async def submit(
         "receipts": [],
     }
     await privacy_store.insert(runtime.database, row)
-    await audit.privacy_request_received(runtime, source, row)
+    await runtime.trail.privacy_request_received(source, row)
     try:
         await _advance_one(runtime, source, row["request_id"])
     except Exception as exc:  # recorded, so accepted: the background task will resume it
@@ -228,7 +228,7 @@ async def _step(runtime: Runtime, row: dict[str, Any], store: str, action: str, 
     receipt = {"store": store, "action": action, "count": count, "at": iso_utc(datetime.now(UTC))}
     row["receipts"] = [*row["receipts"], receipt]
     await privacy_store.update_row(runtime.database, row["request_id"], receipts=row["receipts"])
-    await audit.privacy_request_step(runtime, row, receipt)
+    await runtime.trail.privacy_request_step(row, receipt)
 
 
 async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> None:
@@ -242,7 +242,7 @@ async def _set_status(runtime: Runtime, row: dict[str, Any], status: Status) -> 
 
 async def _complete(runtime: Runtime, row: dict[str, Any]) -> None:
     await _set_status(runtime, row, "completed")
-    await audit.privacy_request_completed(runtime, row, signed_receipt(runtime.receipts, row))
+    await runtime.trail.privacy_request_completed(row, signed_receipt(runtime.receipts, row))
     log.info("privacy_request_completed", privacy_request_id=row["request_id"], kind=row["kind"])
 
 

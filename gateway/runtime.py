@@ -18,6 +18,7 @@ from bus import Bus, BusMessage, BusUnavailable, Database, MessageHandler, creat
 from consent import ConsentStore
 from gateway import stages
 from gateway._validate import Limits
+from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
 from gateway.edge import RateLimiter
@@ -55,6 +56,7 @@ class Runtime:
     consumer: ProfileConsumer
     decision_log: DecisionLog
     audit: AuditLog
+    trail: AuditTrail
     metrics: Metrics
     # privacy requests advance one at a time in a process (gateway/privacy.py)
     privacy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -117,6 +119,7 @@ async def open_runtime(
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
+    audit_log = AuditLog(database, signer.sign_bytes, signer.verify_bytes)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -130,7 +133,8 @@ async def open_runtime(
         decisions=decisions,
         consumer=consumer,
         decision_log=decision_log,
-        audit=AuditLog(database, signer.sign_bytes, signer.verify_bytes),
+        audit=audit_log,
+        trail=AuditTrail(audit_log, keyring),
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))

@@ -1,0 +1,181 @@
+"""Who is calling: the credential kinds a route takes, declared as a guard on the route.
+
+`require(SERVER_KEY, SUBJECT_TOKEN, …)` authenticates whichever accepted credential the request
+carries and leaves a typed `Caller` for the handler (the `caller` dependency). A route that
+takes one kind answers a request without it as that kind's authenticator does (401
+`missing_server_key`, `invalid_token`, …). An auditor's or admin's read is written to the
+audit log here, once, by its shape (see `AuditTrail.query_made`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import SkipValidation
+
+from gateway.admin import Role, authenticate_admin
+from gateway.auth import authenticate_server_key, bearer_token
+from gateway.errors import ErrorBody, Unauthorized
+from gateway.route_helpers import bounded_query
+from gateway.runtime import Runtime
+from gateway.sources import Source
+
+
+class Credential(enum.Enum):
+    SERVER_KEY = "server key (Bearer sk_…)"
+    SUBJECT_TOKEN = "subject token (Bearer st_…)"  # noqa: S105 - a description
+    AUDITOR = "auditor token (Bearer at_…)"
+    ADMIN = "admin token (Bearer at_…)"
+
+
+SERVER_KEY = Credential.SERVER_KEY
+SUBJECT_TOKEN = Credential.SUBJECT_TOKEN
+AUDITOR = Credential.AUDITOR
+ADMIN = Credential.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyCaller:
+    """A source's backend, with its server key: the source's own subjects."""
+
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectCaller:
+    """An end user, with a subject token: its own subject only."""
+
+    source: Source
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCaller:
+    """An operator with an admin token: `admin` manages, `auditor` reads."""
+
+    role: Role
+
+
+Caller = ServerKeyCaller | SubjectCaller | StaffCaller
+
+# What a handler declares to receive the caller (`caller: ServerKey`). The guard made it, so
+# litestar does not validate it again (it could not: it is a union of plain classes).
+AnyCaller = NamedDependency[SkipValidation[Caller]]
+ServerKey = NamedDependency[SkipValidation[ServerKeyCaller]]
+Subject = NamedDependency[SkipValidation[SubjectCaller]]
+Staff = NamedDependency[SkipValidation[StaffCaller]]
+
+_STAFF_ROLES: tuple[tuple[Role, Credential], ...] = (("auditor", AUDITOR), ("admin", ADMIN))
+_PREFIXES = {"sk_": SERVER_KEY, "st_": SUBJECT_TOKEN, "at_": None}  # at_: either staff role
+# the route option naming an auditor-readable endpoint in the audit log
+AUDIT_ENDPOINT = "audit_endpoint"
+
+
+# OpenAPI security schemes (see `app.py`), by credential
+SECURITY_SCHEMES = {
+    SERVER_KEY: "serverKey",
+    SUBJECT_TOKEN: "subjectToken",
+    AUDITOR: "adminToken",
+    ADMIN: "adminToken",
+}
+ERROR_RESPONSES = {
+    status: ResponseSpec(ErrorBody, description=text, generate_examples=False)
+    for status, text in (
+        (400, "bad input: the code and the detail say what; nothing changed"),
+        (401, "no credential of a kind this route takes, or an unknown one"),
+        (403, "the credential may not do this"),
+        (404, "nothing the caller may see has this id"),
+    )
+}
+
+
+def access(*accepted: Credential) -> dict[str, Any]:
+    """A route's access in one place, for its decorator (`@get(…, **access(SERVER_KEY))`): the
+    guard, the OpenAPI security requirements and the error answers."""
+    schemes = dict.fromkeys(SECURITY_SCHEMES[credential] for credential in accepted)
+    return {
+        "guards": [require(*accepted)],
+        "security": [{name: []} for name in schemes],
+        "responses": ERROR_RESPONSES,
+    }
+
+
+def require(*accepted: Credential) -> Any:
+    """A guard admitting the `accepted` credential kinds."""
+    roles = tuple(role for role, credential in _STAFF_ROLES if credential in accepted)
+
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        runtime: Runtime = connection.app.state.runtime
+        authorization = connection.headers.get("authorization")
+        token = bearer_token(authorization) or ""
+        kind = _PREFIXES.get(token[:3], "unknown")
+        caller: Caller
+        if kind is None and roles:
+            role = await authenticate_admin(runtime.database, authorization, roles)
+            caller = StaffCaller(role)
+            endpoint = handler.opt.get(AUDIT_ENDPOINT)
+            if endpoint is not None:
+                await _audit_read(connection, runtime, role, endpoint)
+        elif kind == SUBJECT_TOKEN and SUBJECT_TOKEN in accepted:
+            caller = await _subject(runtime, token)
+        elif kind == SERVER_KEY and SERVER_KEY in accepted:
+            caller = ServerKeyCaller(await authenticate_server_key(runtime.sources, authorization))
+        else:
+            caller = await _refuse(runtime, authorization, accepted, roles)
+        connection.state.caller = caller
+
+    return guard
+
+
+async def _subject(runtime: Runtime, token: str) -> SubjectCaller:
+    claims = await runtime.tokens.verify(token)
+    source = await runtime.sources.by_id(claims.source_id)
+    if source is None:
+        raise Unauthorized("the subject token is invalid", code="invalid_token")
+    return SubjectCaller(source=source, subject=claims.subject)
+
+
+async def _refuse(
+    runtime: Runtime,
+    authorization: str | None,
+    accepted: tuple[Credential, ...],
+    roles: tuple[Role, ...],
+) -> Caller:
+    """No accepted credential: a route of one kind answers as that kind's authenticator does;
+    a route of several names them all."""
+    if accepted == (SERVER_KEY,):
+        return ServerKeyCaller(await authenticate_server_key(runtime.sources, authorization))
+    if accepted == (SUBJECT_TOKEN,):
+        if bearer_token(authorization) is None:
+            raise Unauthorized(
+                "send a subject token as Authorization: Bearer st_…", code="missing_token"
+            )
+        return await _subject(runtime, bearer_token(authorization) or "")
+    if set(accepted) <= {AUDITOR, ADMIN}:
+        return StaffCaller(await authenticate_admin(runtime.database, authorization, roles))
+    kinds = " or ".join(credential.value for credential in accepted)
+    raise Unauthorized(f"this route takes a {kinds}", code="missing_credentials")
+
+
+async def _audit_read(
+    connection: ASGIConnection[Any, Any, Any, Any], runtime: Runtime, role: str, endpoint: str
+) -> None:
+    """The read's shape, and the subject it is about (a userId in the query or the path),
+    as its pseudonym in each source searched."""
+    params = bounded_query(connection)
+    user = params.get("userId") or connection.path_params.get("user_id")
+    about: list[tuple[Source, str]] = []
+    if user:
+        source_id = params.get("source_id")
+        found = await runtime.sources.by_id(source_id) if source_id else None
+        sources = [found] if found is not None else await runtime.sources.every()
+        about = [(s, s.pseudonymize("subject", user)) for s in sources]
+    await runtime.trail.query_made(role, endpoint, params, about)

@@ -1,0 +1,80 @@
+"""What handlers can ask for by name: the services the lifespan built, and the caller.
+
+A handler's signature says what it uses (`consent: ConsentStore`, `caller: Caller`); litestar
+supplies each from here. The services live on `app.state.runtime`, built once per app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import SkipValidation
+
+from anonymization import Keyring
+from bus import Database
+from consent import ConsentStore
+from gateway.audit import AuditTrail
+from gateway.callers import Caller
+from gateway.pipeline import Pipeline
+from gateway.receipts import ReceiptSigner
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from gateway.sources import SourceRegistry
+from gateway.tokens import SubjectTokens
+from observability import AuditLog, DecisionLog, Metrics
+
+# What a handler's parameter says to receive a service: `consent: ConsentStoreDep` (litestar
+# injects by the parameter's name, one of DEPENDENCIES' keys; the lifespan built the value, so
+# it is not validated again per request).
+SettingsDep = NamedDependency[SkipValidation[Settings]]
+DatabaseDep = NamedDependency[SkipValidation[Database]]
+SourceRegistryDep = NamedDependency[SkipValidation[SourceRegistry]]
+ConsentStoreDep = NamedDependency[SkipValidation[ConsentStore]]
+SubjectTokensDep = NamedDependency[SkipValidation[SubjectTokens]]
+KeyringDep = NamedDependency[SkipValidation[Keyring]]
+ReceiptSignerDep = NamedDependency[SkipValidation[ReceiptSigner]]
+AuditLogDep = NamedDependency[SkipValidation[AuditLog]]
+AuditTrailDep = NamedDependency[SkipValidation[AuditTrail]]
+DecisionLogDep = NamedDependency[SkipValidation[DecisionLog]]
+MetricsDep = NamedDependency[SkipValidation[Metrics]]
+PipelineDep = NamedDependency[SkipValidation[Pipeline]]
+RuntimeDep = NamedDependency[SkipValidation[Runtime]]
+
+
+def _service(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return getattr(state.runtime, name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def _caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller the route's guard authenticated."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+def _runtime(state: State) -> Any:
+    """Everything at once, for the modules still written against it (privacy requests)."""
+    return state.runtime
+
+
+DEPENDENCIES: dict[str, Provide] = {
+    "caller": Provide(_caller, sync_to_thread=False),
+    "runtime": Provide(_runtime, sync_to_thread=False),
+    "settings": _service("settings"),
+    "database": _service("database"),
+    "sources": _service("sources"),
+    "consent": _service("consent"),
+    "tokens": _service("tokens"),
+    "keyring": _service("keyring"),
+    "receipts": _service("receipts"),
+    "audit_log": _service("audit"),
+    "trail": _service("trail"),
+    "decision_log": _service("decision_log"),
+    "metrics": _service("metrics"),
+    "pipeline": _service("pipeline"),
+}
