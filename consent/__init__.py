@@ -21,6 +21,7 @@ from consent._records import (
     PurposeState,
     SignalSource,
     current_state,
+    is_suppressed,
     merge_states,
     new_records,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "current_state",
     "decide",
     "decode_tc_string",
+    "is_suppressed",
     "load_consent_config",
     "merge_states",
     "metadata",

@@ -21,7 +21,7 @@ from typing import Literal
 import msgspec
 
 from consent._purposes import GPC_REFUSED
-from consent._records import SUPPRESSION, PurposeState
+from consent._records import PurposeState, is_suppressed
 from consent._signals import Signals
 
 Jurisdiction = Literal["gdpr", "ccpa", "none"]
@@ -58,7 +58,7 @@ def decide(
     suppressed: bool = False,
 ) -> Decision:
     required = tuple(required)
-    if suppressed or SUPPRESSION in stored:
+    if suppressed or is_suppressed(stored):
         return Decision(action="drop", required=required, allowed=(), reasons=("suppressed",))
     if len(required) == 1 and not optional and not signals.malformed:
         # One purpose, the common case: no lists to build.

@@ -11,7 +11,7 @@ import msgspec
 
 # "subject": the subject itself, through its own subject token (never the caller's choice)
 SignalSource = Literal[
-    "api", "privacy_center", "banner", "gpc", "tcf", "import", "privacy_request", "subject"
+    "api", "privacy_center", "banner", "gpc", "tcf", "import", "privacy_request", "subject", "admin"
 ]
 SIGNAL_SOURCES: tuple[str, ...] = (
     "api",
@@ -22,10 +22,18 @@ SIGNAL_SOURCES: tuple[str, ...] = (
     "import",
     "privacy_request",
     "subject",
+    "admin",
 )
-# A record for this pseudo-purpose suppresses the subject: every event is refused. An
-# erasure writes it; no consent change can lift it (it names no purpose a source knows).
+# A refusal recorded for this pseudo-purpose suppresses the subject: every event is refused.
+# An erasure writes it; no consent change can lift it (it names no purpose a source knows).
+# Only an admin can, with a grant for it (audited); the shredded keys stay shredded.
 SUPPRESSION = "*"
+
+
+def is_suppressed(state: Mapping[str, PurposeState]) -> bool:
+    """Whether the subject's latest suppression record stands (an admin may have lifted it)."""
+    item = state.get(SUPPRESSION)
+    return item is not None and not item.granted
 
 
 class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
-from consent._records import ConsentRecord, ConsentState, current_state
+from consent._records import SUPPRESSION, ConsentRecord, ConsentState, current_state
 from consent._tables import ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
@@ -48,6 +48,10 @@ class ConsentStore:
         self._bump(key)
         self._put(key, state)
         return state
+
+    async def suppressions(self, source_id: str | None = None) -> list[ConsentRecord]:
+        """Each suppressed-or-lifted subject's latest suppression record, oldest first."""
+        return await self._db.read(lambda conn: _read_suppressions(conn, source_id))
 
     async def history(self, source_id: str, subject: str) -> list[ConsentRecord]:
         return await self._db.read(lambda conn: _read_history(conn, (source_id, subject)))
@@ -135,6 +139,25 @@ def _insert_then_read(
         ],
     )
     return _read_history(conn, key)
+
+
+def _read_suppressions(conn: Connection, source_id: str | None) -> list[ConsentRecord]:
+    """The latest suppression record of every subject that has one."""
+    query = select(_records).where(_records.c.purpose == SUPPRESSION)
+    if source_id is not None:
+        query = query.where(_records.c.source_id == source_id)
+    latest: dict[tuple[str, str], ConsentRecord] = {}
+    for row in conn.execute(query):
+        record = _to_record(row)
+        key = (record.source_id, record.subject)
+        known = latest.get(key)
+        # the latest by collection time, then recording time, as current_state decides
+        if known is None or (record.collected_at, record.recorded_at) >= (
+            known.collected_at,
+            known.recorded_at,
+        ):
+            latest[key] = record
+    return sorted(latest.values(), key=lambda r: (r.recorded_at, r.subject))
 
 
 def _read_history(conn: Connection, key: SubjectKey) -> list[ConsentRecord]:

@@ -60,29 +60,6 @@ class AdminTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class PrivacyRequestRow(Base):
-    """An erasure, access or opt-out request: its subject's pseudonyms, status and receipts."""
-
-    __tablename__ = "gateway_privacy_requests"
-
-    request_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(64), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    # the subject's current pseudonym; `subjects` adds older key versions' and anonymous ids'
-    subject: Mapped[str] = mapped_column(String(64), index=True)
-    subjects: Mapped[list[str]] = mapped_column(JSON)
-    purposes: Mapped[list[str]] = mapped_column(JSON)
-    requested_by: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # a lease: the replica advancing the request holds it until then (see gateway/privacy.py)
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # one receipt per store: {"store", "action", "count", "at"}
-    receipts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-
-
 class RetiredKeyRow(Base):
     """A source's replaced write or server key, accepted until `expires_at` (the overlap a
     rotation grants, so that deployed apps can move to the new key)."""

@@ -7,6 +7,7 @@ the log stays intact and verifiable.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from gateway.receipts import receipt_signer_for
 from gateway.settings import Settings
 from gateway.sources import Source
 from observability import AuditLog
+from privacy import PrivacyRequest, StoreReceipt
 
 # Filters whose values say nothing of a person; any other filter (userId, cursor, …) is
 # logged by name only. Values are kept only when they are plain tokens.
@@ -83,52 +85,62 @@ class AuditTrail:
             {"source_id": source.source_id, "token_id": token_id},
         )
 
-    async def privacy_request_received(self, source: Source, row: dict[str, Any]) -> None:
+    async def privacy_request_received(self, source: Source, request: PrivacyRequest) -> None:
         """The subject's pseudonyms are personal data: encrypted under its key (an erasure
         then shreds them, and the entry stays verifiable)."""
-        subjects: list[str] = row["subjects"]
+        subjects = request.subjects
         personal = (
             await self._personal(source, subjects[0], "audit.privacy_request", subjects)
-            if row["kind"] != "erasure" or await self._has_key(source, subjects[0])
+            if request.kind != "erasure" or await self._has_key(source, subjects[0])
             else None
         )
         await self.log.append(
             "privacy_request.received",
-            row["requested_by"],
+            request.requested_by,
             {
                 "source_id": source.source_id,
-                "request_id": row["request_id"],
-                "kind": row["kind"],
-                "deadline": row["deadline"].isoformat(),
+                "request_id": request.request_id,
+                "kind": request.kind,
+                "deadline": request.deadline.isoformat(),
                 "personal": personal,
             },
         )
 
-    async def privacy_request_step(self, row: dict[str, Any], receipt: dict[str, Any]) -> None:
+    async def privacy_request_step(self, request: PrivacyRequest, receipt: StoreReceipt) -> None:
         await self.log.append(
             "privacy_request.step",
             "gateway",
             {
-                "source_id": row["source_id"],
-                "request_id": row["request_id"],
-                "store": receipt["store"],
-                "action": receipt["action"],
-                "count": receipt["count"],
+                "source_id": request.source_id,
+                "request_id": request.request_id,
+                "store": receipt.store,
+                "action": receipt.action,
+                "count": receipt.count,
             },
         )
 
     async def privacy_request_completed(
-        self, row: dict[str, Any], receipt: dict[str, Any] | None
+        self, request: PrivacyRequest, signed: dict[str, Any] | None
     ) -> None:
         await self.log.append(
             "privacy_request.completed",
             "gateway",
             {
-                "source_id": row["source_id"],
-                "request_id": row["request_id"],
-                "kind": row["kind"],
-                "receipt_signature": receipt["signature"] if receipt else None,
+                "source_id": request.source_id,
+                "request_id": request.request_id,
+                "kind": request.kind,
+                "receipt_signature": signed["signature"] if signed else None,
             },
+        )
+
+    async def suppression_lifted(self, source_id: str, subject: str, actor: str) -> None:
+        """The subject's key was shredded by the erasure that suppressed it, so its pseudonym
+        cannot be encrypted under it: the entry holds the pseudonym's SHA-256, which whoever
+        holds the pseudonym (the admin who lifted it) can match, and no one can reverse (a
+        pseudonym is an HMAC output: there is nothing to guess)."""
+        digest = hashlib.sha256(subject.encode()).hexdigest()
+        await self.log.append(
+            "suppression.lifted", actor, {"source_id": source_id, "subject_sha256": digest}
         )
 
     async def query_made(

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import structlog
 
-from gateway import privacy
 from gateway.runtime import Runtime
 
 log = structlog.get_logger("consentgate.background")
@@ -47,7 +46,7 @@ async def _advance_privacy_requests(runtime: Runtime) -> None:
     the open-request and deadline gauges current."""
     while True:
         try:
-            await privacy.advance(runtime)
+            await runtime.privacy.advance()
         except Exception as exc:  # keep advancing; the gauges show what stays open
             log.error("privacy_requests_failed", error=type(exc).__name__)
         await asyncio.sleep(runtime.settings.privacy_advance_seconds)

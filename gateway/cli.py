@@ -159,36 +159,36 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _requests_list(args: argparse.Namespace) -> int:
-    from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
+    from privacy import RequestStore, request_view
 
     settings = settings_for(args)
     upgrade_to_head(settings.database_url)
     signer = receipt_signer_for(settings)
-    rows = with_database(
+    found = with_database(
         settings,
-        lambda database: privacy_store.listing(
-            database, source_id=args.source_id, status=args.status, limit=args.limit
+        lambda database: RequestStore(database).listing(
+            source_id=args.source_id, status=args.status, limit=args.limit
         ),
     )
     audit_cli(settings, "audit.query", {"endpoint": "requests list", "params": {}})
-    for row in rows:
-        print(as_json(privacy.public_view(signer, row)))
+    for request in found:
+        print(as_json(request_view(request, signer.sign)))
     return 0
 
 
 def _requests_show(args: argparse.Namespace) -> int:
-    from gateway import privacy, privacy_store
     from gateway.receipts import receipt_signer_for
+    from privacy import RequestStore, request_view
 
     settings = settings_for(args)
     upgrade_to_head(settings.database_url)
-    row = with_database(settings, lambda database: privacy_store.get(database, args.request_id))
+    request = with_database(settings, lambda database: RequestStore(database).get(args.request_id))
     audit_cli(settings, "audit.query", {"endpoint": "requests show", "params": {}})
-    if row is None:
+    if request is None:
         print(f"no privacy request {args.request_id!r}", file=sys.stderr)
         return 1
-    print(as_json(privacy.public_view(receipt_signer_for(settings), row)))
+    print(as_json(request_view(request, receipt_signer_for(settings).sign)))
     return 0
 
 

@@ -20,11 +20,12 @@ from gateway.audit import AuditTrail
 from gateway.callers import Caller
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner
-from gateway.runtime import Runtime
+from gateway.runtime import ProfileReader, Runtime
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
+from privacy import PrivacyRequests, Suppressions
 
 # What a handler's parameter says to receive a service: `consent: ConsentStoreDep` (litestar
 # injects by the parameter's name, one of DEPENDENCIES' keys; the lifespan built the value, so
@@ -42,6 +43,9 @@ DecisionLogDep = NamedDependency[SkipValidation[DecisionLog]]
 MetricsDep = NamedDependency[SkipValidation[Metrics]]
 PipelineDep = NamedDependency[SkipValidation[Pipeline]]
 RuntimeDep = NamedDependency[SkipValidation[Runtime]]
+PrivacyRequestsDep = NamedDependency[SkipValidation[PrivacyRequests]]
+SuppressionsDep = NamedDependency[SkipValidation[Suppressions]]
+ProfileReaderDep = NamedDependency[SkipValidation[ProfileReader]]
 
 
 def _service(name: str) -> Provide:
@@ -77,4 +81,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "decision_log": _service("decision_log"),
     "metrics": _service("metrics"),
     "pipeline": _service("pipeline"),
+    "privacy": _service("privacy"),
+    "suppressions": _service("suppressions"),
+    "profile_reader": _service("profile_reader"),
 }

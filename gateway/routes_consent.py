@@ -16,7 +16,14 @@ from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from anonymization import truncate_ip
-from consent import SUPPRESSION, ConsentRecord, ConsentStore, merge_states, new_records
+from consent import (
+    SUPPRESSION,
+    ConsentRecord,
+    ConsentStore,
+    is_suppressed,
+    merge_states,
+    new_records,
+)
 from gateway.audit import AuditTrail
 from gateway.callers import (
     ADMIN,
@@ -127,7 +134,7 @@ async def _current(
             for purpose, item in sorted(state.items())
             if purpose != SUPPRESSION
         },
-        suppressed=SUPPRESSION in state,
+        suppressed=is_suppressed(state),
     )
 
 

@@ -1,4 +1,5 @@
-"""Privacy requests over HTTP: submit (server key or subject token), read, list, export.
+"""Privacy requests over HTTP: submit (server key or subject token), read, list, export; and
+the suppression list (auditors read it, admins lift a suppression).
 
 Who may see what: a server key its own source's requests; a subject token its own subject's;
 auditors and admins every request (never an access export: that is the subject's data). A
@@ -7,14 +8,12 @@ request another caller may not see is a 404, never a 403: ids do not leak.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get, post
+from litestar import delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from gateway import privacy, privacy_store
 from gateway.callers import (
     ADMIN,
     AUDITOR,
@@ -22,15 +21,35 @@ from gateway.callers import (
     SUBJECT_TOKEN,
     AnyCaller,
     ServerKeyCaller,
+    Staff,
     StaffCaller,
     Subject,
     SubjectCaller,
     access,
 )
-from gateway.dependencies import RuntimeDep
+from gateway.dependencies import (
+    ConsentStoreDep,
+    DecisionLogDep,
+    PrivacyRequestsDep,
+    ProfileReaderDep,
+    SourceRegistryDep,
+    SuppressionsDep,
+)
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.sources import Source
 from observability import decode_cursor, encode_cursor, remember_raw_identifiers
+from privacy import (
+    STATUSES,
+    NotSuppressed,
+    PrivacyError,
+    PrivacyExport,
+    PrivacyRequest,
+    PrivacyRequests,
+    PrivacyRequestView,
+    RequestKind,
+    Suppression,
+    build_export,
+)
 
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 Purpose = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -40,31 +59,10 @@ class PrivacyRequestBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     """A server key names the user (`userId`, and its `anonymousIds`, whose events before
     sign-in are theirs too); a subject token names no one: the token's subject is the one."""
 
-    type: privacy.RequestKind
+    type: RequestKind
     userId: UserId | None = None
     anonymousIds: Annotated[list[UserId], msgspec.Meta(max_length=100)] = []
     purposes: Annotated[list[Purpose], msgspec.Meta(max_length=32)] = []
-
-
-class StoreReceipt(msgspec.Struct, frozen=True, kw_only=True):
-    store: str
-    action: str
-    count: int
-    at: str
-
-
-class PrivacyRequestView(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    type: str
-    status: str
-    source_id: str
-    subject: str
-    purposes: list[str]
-    received_at: datetime
-    deadline: datetime
-    completed_at: datetime | None
-    receipts: list[StoreReceipt]
-    receipt: dict[str, Any] | None  # signed: {"receipt", "signature", "key_id"}
 
 
 class PrivacyRequestPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,21 +70,8 @@ class PrivacyRequestPage(msgspec.Struct, frozen=True, kw_only=True):
     next: str | None = None
 
 
-class PrivacyExport(msgspec.Struct, frozen=True, kw_only=True):
-    """An access request's export: the subject's own data in every store."""
-
-    request_id: str
-    source_id: str
-    generated_at: datetime
-    subject: str
-    consent: dict[str, Any]
-    profiles: list[dict[str, Any]]
-    decisions: list[dict[str, Any]]
-    privacy_requests: list[dict[str, Any]]
-
-
-def _view(runtime: RuntimeDep, row: dict[str, Any]) -> PrivacyRequestView:
-    return msgspec.convert(privacy.public_view(runtime.receipts, row), PrivacyRequestView)
+class SuppressionPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Suppression]
 
 
 def _all_pseudonyms(source: Source, user_id: str, anonymous_ids: list[str]) -> list[str]:
@@ -104,7 +89,7 @@ def _all_pseudonyms(source: Source, user_id: str, anonymous_ids: list[str]) -> l
     **access(SERVER_KEY, SUBJECT_TOKEN),
 )
 async def submit_request(
-    data: JSONBody[PrivacyRequestBody], caller: AnyCaller, runtime: RuntimeDep
+    data: JSONBody[PrivacyRequestBody], caller: AnyCaller, privacy: PrivacyRequestsDep
 ) -> PrivacyRequestView:
     """An erasure, access or opt-out request; 202 with its status, deadline and receipts."""
     match caller:
@@ -124,28 +109,29 @@ async def submit_request(
             requested_by = f"server_key:{source.source_id}"
         case _:
             raise Forbidden("staff tokens do not submit privacy requests", code="forbidden_role")
-    if data.purposes and data.type != "opt_out":
-        raise BadRequest("purposes: only an opt_out request names purposes", code="invalid_body")
-    row = await privacy.submit(runtime, source, data.type, subjects, requested_by, data.purposes)
-    return _view(runtime, row)
+    try:
+        request = await privacy.submit(source, data.type, subjects, requested_by, data.purposes)
+    except PrivacyError as exc:
+        raise BadRequest(str(exc), code=exc.code) from None
+    return privacy.view(request)
 
 
-async def _readable(runtime: RuntimeDep, caller: AnyCaller, request_id: str) -> dict[str, Any]:
+async def _readable(privacy: PrivacyRequests, caller: AnyCaller, request_id: str) -> PrivacyRequest:
     """The request, if the caller may read it; otherwise 404."""
-    row = await privacy_store.get(runtime.database, request_id)
+    request = await privacy.store.get(request_id)
     match caller:
         case SubjectCaller(source=source, subject=subject):
-            if row is not None and (row["source_id"], row["subject"]) != (
+            if request is not None and (request.source_id, request.subject) != (
                 source.source_id,
                 subject,
             ):
-                row = None
+                request = None
         case ServerKeyCaller(source=source):
-            if row is not None and row["source_id"] != source.source_id:
-                row = None
-    if row is None:
+            if request is not None and request.source_id != source.source_id:
+                request = None
+    if request is None:
         raise NotFound("no such privacy request", code="request_not_found")
-    return row
+    return request
 
 
 _READERS = access(SERVER_KEY, SUBJECT_TOKEN, AUDITOR, ADMIN)
@@ -159,10 +145,10 @@ _READERS = access(SERVER_KEY, SUBJECT_TOKEN, AUDITOR, ADMIN)
     opt={"audit_endpoint": "privacy_request"},
 )
 async def get_request(
-    request_id: FromPath[str], caller: AnyCaller, runtime: RuntimeDep
+    request_id: FromPath[str], caller: AnyCaller, privacy: PrivacyRequestsDep
 ) -> PrivacyRequestView:
     """Status, deadline, per-store receipts and, once complete, the signed receipt."""
-    return _view(runtime, await _readable(runtime, caller, request_id))
+    return privacy.view(await _readable(privacy, caller, request_id))
 
 
 @get(
@@ -172,7 +158,12 @@ async def get_request(
     **_READERS,
 )
 async def get_export(
-    request_id: FromPath[str], caller: AnyCaller, runtime: RuntimeDep
+    request_id: FromPath[str],
+    caller: AnyCaller,
+    privacy: PrivacyRequestsDep,
+    consent: ConsentStoreDep,
+    decision_log: DecisionLogDep,
+    profile_reader: ProfileReaderDep,
 ) -> PrivacyExport:
     """A completed access request's export (server key or the subject's token only)."""
     if isinstance(caller, StaffCaller):
@@ -180,20 +171,26 @@ async def get_export(
             "an export is the subject's data: a server key or subject token fetches it",
             code="export_not_for_auditors",
         )
-    row = await _readable(runtime, caller, request_id)
-    if row["kind"] != "access":
+    request = await _readable(privacy, caller, request_id)
+    if request.kind != "access":
         raise BadRequest("only an access request has an export", code="not_an_access_request")
-    source = await runtime.sources.by_id(row["source_id"])
-    if source is None:
-        raise NotFound("no such privacy request", code="request_not_found")
-    exported = await privacy.export(runtime, source, row)
+
+    async def requests_of(source_id: str, subject: str) -> list[PrivacyRequestView]:
+        found = await privacy.store.listing(source_id=source_id, subject=subject)
+        return [privacy.view(r) for r in found]
+
+    exported = await build_export(
+        request,
+        consent=consent,
+        profile_of=profile_reader,
+        decisions_of=decision_log.for_subjects,
+        requests_of=requests_of,
+    )
     fetched_by = (
-        "subject_token" if isinstance(caller, SubjectCaller) else f"server_key:{source.source_id}"
+        "subject_token" if isinstance(caller, SubjectCaller) else f"server_key:{request.source_id}"
     )
-    await runtime.trail.privacy_request_step(
-        row, {"store": "export", "action": f"fetched_by:{fetched_by}", "count": 1}
-    )
-    return msgspec.convert(exported, PrivacyExport, from_attributes=True)
+    await privacy.record_step(request, "export", f"fetched_by:{fetched_by}", 1)
+    return exported
 
 
 @get(
@@ -205,7 +202,7 @@ async def get_export(
 )
 async def list_requests(
     caller: AnyCaller,
-    runtime: RuntimeDep,
+    privacy: PrivacyRequestsDep,
     status: FromQuery[str | None] = None,
     source_id: FromQuery[str | None] = None,
     limit: FromQuery[int] = 100,
@@ -214,7 +211,7 @@ async def list_requests(
     """The queue, nearest deadline first: auditors and admins see every source's (filter
     with `source_id`), a server key its own source's. Filter by `status`; pages of `limit`
     (1 to 1000), the next one at `cursor`."""
-    if status is not None and status not in ("received", "in_progress", "completed"):
+    if status is not None and status not in STATUSES:
         raise BadRequest("status: received, in_progress or completed", code="invalid_query")
     if not 1 <= limit <= 1000:
         raise BadRequest("limit: 1 to 1000", code="invalid_query")
@@ -224,15 +221,15 @@ async def list_requests(
         raise BadRequest(str(exc), code="invalid_query") from None
     if isinstance(caller, ServerKeyCaller):
         source_id = caller.source.source_id
-    rows = await privacy_store.listing(
-        runtime.database, source_id=source_id, status=status, limit=limit + 1, after=after
+    found = await privacy.store.listing(
+        source_id=source_id, status=status, limit=limit + 1, after=after
     )
     following = (
-        encode_cursor(rows[limit - 1]["deadline"], rows[limit - 1]["request_id"])
-        if len(rows) > limit
+        encode_cursor(found[limit - 1].deadline, found[limit - 1].request_id)
+        if len(found) > limit
         else None
     )
-    return PrivacyRequestPage(items=[_view(runtime, row) for row in rows[:limit]], next=following)
+    return PrivacyRequestPage(items=[privacy.view(r) for r in found[:limit]], next=following)
 
 
 @get(
@@ -241,12 +238,59 @@ async def list_requests(
     tags=["privacy"],
     **access(SUBJECT_TOKEN),
 )
-async def list_my_requests(caller: Subject, runtime: RuntimeDep) -> PrivacyRequestPage:
+async def list_my_requests(caller: Subject, privacy: PrivacyRequestsDep) -> PrivacyRequestPage:
     """The token's own subject's privacy requests."""
-    rows = await privacy_store.listing(
-        runtime.database, source_id=caller.source.source_id, subject=caller.subject
-    )
-    return PrivacyRequestPage(items=[_view(runtime, row) for row in rows])
+    found = await privacy.store.listing(source_id=caller.source.source_id, subject=caller.subject)
+    return PrivacyRequestPage(items=[privacy.view(r) for r in found])
 
 
-PRIVACY_HANDLERS = [submit_request, get_request, get_export, list_requests, list_my_requests]
+@get(
+    "/v1/suppressions",
+    operation_id="list_suppressions",
+    tags=["privacy"],
+    **access(AUDITOR, ADMIN),
+    opt={"audit_endpoint": "suppressions"},
+)
+async def list_suppressions(
+    suppressions: SuppressionsDep,
+    source_id: FromQuery[str | None] = None,
+    lifted: FromQuery[bool] = False,
+) -> SuppressionPage:
+    """Suppressed subjects (pseudonyms), oldest first; `lifted=true` adds lifted ones."""
+    return SuppressionPage(items=await suppressions.listing(source_id, lifted=lifted))
+
+
+@delete(
+    "/v1/suppressions/{source_id:str}/{subject:str}",
+    operation_id="lift_suppression",
+    tags=["privacy"],
+    status_code=204,
+    **access(ADMIN),
+)
+async def lift_suppression(
+    source_id: FromPath[str],
+    subject: FromPath[str],
+    caller: Staff,
+    suppressions: SuppressionsDep,
+    sources: SourceRegistryDep,
+) -> None:
+    """Lift a suppression (admin only, audited): the subject's events flow again, under new
+    keys; what the erasure shredded stays shredded."""
+    source = await sources.by_id(source_id)
+    if source is None:
+        raise NotFound("no such source", code="source_not_found")
+    try:
+        await suppressions.lift(source_id, subject, source.jurisdiction, f"admin:{caller.role}")
+    except NotSuppressed:
+        raise NotFound("this subject is not suppressed", code="not_suppressed") from None
+
+
+PRIVACY_HANDLERS: list[Any] = [
+    submit_request,
+    get_request,
+    get_export,
+    list_requests,
+    list_my_requests,
+    list_suppressions,
+    lift_suppression,
+]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,8 +15,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import text
 
-from anonymization import KekSet, Keyring
-from bus import Bus, BusMessage, BusUnavailable, Database, MessageHandler, create_bus
+from anonymization import KekSet, Keyring, decrypt_fields
+from bus import (
+    Bus,
+    BusMessage,
+    BusUnavailable,
+    Database,
+    MessageHandler,
+    create_bus,
+    erase_dead_letters,
+)
 from consent import ConsentStore
 from gateway import stages
 from gateway._validate import Limits
@@ -35,7 +45,8 @@ from observability import (
     Metrics,
     create_tracer_provider,
 )
-from profiles import ProfileConsumer
+from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
+from profiles import ProfileConsumer, erasure_receipts, read_profile
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
@@ -58,8 +69,9 @@ class Runtime:
     audit: AuditLog
     trail: AuditTrail
     metrics: Metrics
-    # privacy requests advance one at a time in a process (gateway/privacy.py)
-    privacy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    privacy: PrivacyRequests
+    suppressions: Suppressions
+    profile_reader: ProfileReader
 
     async def check_ready(self) -> dict[str, str]:
         """The state of each dependency: "ok" or why not."""
@@ -120,6 +132,7 @@ async def open_runtime(
     )
     signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
     audit_log = AuditLog(database, signer.sign_bytes, signer.verify_bytes)
+    trail = AuditTrail(audit_log, keyring)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -134,7 +147,22 @@ async def open_runtime(
         consumer=consumer,
         decision_log=decision_log,
         audit=audit_log,
-        trail=AuditTrail(audit_log, keyring),
+        trail=trail,
+        privacy=PrivacyRequests(
+            store=RequestStore(database),
+            consent=consent,
+            keys=keyring,
+            decisions=decision_log,
+            erase_dead_letters=functools.partial(erase_dead_letters, database),
+            core_erasure=functools.partial(_core_erasure, database),
+            bus=bus,
+            audit=trail,
+            sign=signer.sign,
+            find_source=sources.by_id,
+            observe_open=functools.partial(_observe_privacy_requests, metrics),
+        ),
+        suppressions=Suppressions(consent, trail),
+        profile_reader=functools.partial(_decrypted_profile, database, keyring),
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))
@@ -143,6 +171,39 @@ async def open_runtime(
     finally:
         await bus.close()
         await database.dispose()
+
+
+def _observe_privacy_requests(metrics: Metrics, still_open: list[PrivacyRequest]) -> None:
+    """The open-request and next-deadline gauges."""
+    metrics.privacy_open = {
+        kind: sum(1 for r in still_open if r.kind == kind) for kind in REQUEST_KINDS
+    }
+    now = datetime.now(UTC)
+    metrics.privacy_next_deadline_seconds = min(
+        ((r.deadline - now).total_seconds() for r in still_open), default=None
+    )
+
+
+# (source_id, subject) -> the profile with its encrypted traits opened, or None
+ProfileReader = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
+async def _decrypted_profile(
+    database: Database, keyring: Keyring, source_id: str, subject: str
+) -> dict[str, Any] | None:
+    """A subject's profile for its own access export: encrypted traits decrypted."""
+    profile = await read_profile(database, source_id, subject)
+    if profile is None:
+        return None
+    key = await keyring.existing_subject_key(source_id, subject)
+    traits = decrypt_fields(profile.traits, key, source_id, subject, "traits")
+    return {"subject": subject, "traits": traits, "computed": profile.computed}
+
+
+async def _core_erasure(database: Database, source_id: str, request_id: str) -> int | None:
+    """How many profiles the core deleted for an erasure, or None until it has run."""
+    receipts = await erasure_receipts(database, source_id, request_id)
+    return sum(r.profiles_deleted for r in receipts) if receipts else None
 
 
 def tracer_provider_for(settings: Settings) -> TracerProvider:

@@ -7,6 +7,7 @@ import bus
 import consent
 import gateway
 import observability
+import privacy
 import profiles
 
 TARGET_METADATA = [
@@ -16,4 +17,5 @@ TARGET_METADATA = [
     anonymization.metadata,
     observability.metadata,
     profiles.metadata,
+    privacy.metadata,
 ]

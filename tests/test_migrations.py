@@ -29,7 +29,7 @@ EXPECTED_TABLES = {
     "gateway_admin_tokens",
     "observability_audit_log",
     "observability_audit_checkpoints",
-    "gateway_privacy_requests",
+    "privacy_requests",
     "profiles_erasures",
     "gateway_retired_keys",
 }

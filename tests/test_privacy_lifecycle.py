@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from litestar.testing import TestClient
 
-from gateway import privacy
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.helpers import (
@@ -58,7 +57,7 @@ def test_a_request_recorded_before_a_crash_is_resumed(
     now = datetime.now().astimezone()
     with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
         conn.execute(
-            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            "INSERT INTO privacy_requests (request_id, source_id, kind, status, subject,"
             " subjects, purposes, requested_by, received_at, deadline, receipts)"
             " VALUES (?, ?, 'erasure', 'received', ?, ?, '[]', 'test', ?, ?, '[]')",
             (
@@ -71,9 +70,9 @@ def test_a_request_recorded_before_a_crash_is_resumed(
             ),
         )
     done = completed_privacy_request(client, bearer(source.server_key), "pr_resumed")
-    assert sqlite_rows(
-        migrated.database_url, "SELECT claimed_until FROM gateway_privacy_requests"
-    ) == [(None,)]
+    assert sqlite_rows(migrated.database_url, "SELECT claimed_until FROM privacy_requests") == [
+        (None,)
+    ]
     assert sorted(r["store"] for r in done["receipts"]) == [
         "consent",
         "dead_letters",
@@ -92,7 +91,7 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
     now = datetime.now(UTC)
     with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
         conn.execute(
-            "INSERT INTO gateway_privacy_requests (request_id, source_id, kind, status, subject,"
+            "INSERT INTO privacy_requests (request_id, source_id, kind, status, subject,"
             " subjects, purposes, requested_by, received_at, deadline, claimed_until, receipts)"
             " VALUES ('pr_leased', ?, 'access', 'received', 'p1_x', '[\"p1_x\"]', '[]', 'test',"
             " ?, ?, ?, '[]')",
@@ -105,7 +104,7 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
         )
     path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
     with client.portal() as portal:  # one round of what the background task does
-        portal.call(privacy.advance, client.app.state.runtime)
+        portal.call(client.app.state.runtime.privacy.advance)
     assert client.get(path, headers=server).json()["status"] == "received"
     metrics = client.get("/metrics").text
     assert 'consentgate_privacy_requests_open{kind="access"} 1' in metrics
@@ -117,7 +116,7 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
     assert 29 * 86400 < float(deadline_line.split()[-1]) <= 30 * 86400
     with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
         lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
-        conn.execute("UPDATE gateway_privacy_requests SET claimed_until = ?", (lapsed,))
+        conn.execute("UPDATE privacy_requests SET claimed_until = ?", (lapsed,))
     assert (
         completed_privacy_request(client, server, "pr_leased")["receipts"][0]["store"] == "export"
     )
