@@ -1,4 +1,5 @@
-"""The transport interface every bus implements (outbox + in-process, NATS JetStream)."""
+"""The transport interface every bus implements (today the durable outbox with in-process
+dispatch; NATS JetStream arrives with the scale-out shape)."""
 
 from __future__ import annotations
 

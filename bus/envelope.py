@@ -37,13 +37,6 @@ class EventEnvelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
     consent_ref: str | None = None
 
 
-class OptOut(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="opt_out"):
-    source_id: str
-    subject: str
-    purposes: tuple[str, ...]
-    at: datetime
-
-
 class Erase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="erase"):
     """Erase `subject` (and `others`: its pseudonyms of older key versions, its anonymous
     ids) from the core; events received before `at` that arrive later are skipped."""
@@ -55,16 +48,11 @@ class Erase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="er
     others: tuple[str, ...] = ()
 
 
-class ConsentChanged(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="consent_changed"
-):
-    source_id: str
-    subject: str
-    at: datetime
-
-
-ControlMessage = OptOut | Erase | ConsentChanged
-BusPayload = EventEnvelope | OptOut | Erase | ConsentChanged
+# A message type exists only while something consumes it (DESIGN): `opt_out` and
+# `consent_changed` come back with the consumers that need them (the personalization core,
+# replicas' consent caches).
+ControlMessage = Erase
+BusPayload = EventEnvelope | Erase
 
 
 class BusMessage(msgspec.Struct, frozen=True, kw_only=True):

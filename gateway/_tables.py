@@ -1,4 +1,5 @@
-"""Tables owned by the gateway: sources and their keys (stored only as hashes)."""
+"""Tables owned by the gateway: sources, their current and retired key hashes, subject and
+admin tokens (every key and token stored only as a hash)."""
 
 from __future__ import annotations
 

@@ -73,9 +73,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{ENV_PREFIX}DATABASE_URL: expected a URL such as sqlite:///var/consentgate.db "
                 "or postgresql://host/db"
             )
-        if not self.bus_url.startswith(("memory://", "nats://")):
+        if not self.bus_url.startswith("memory://"):
             raise SettingsError(
-                f"{ENV_PREFIX}BUS_URL: expected memory:// or nats://host:port, got {self.bus_url!r}"
+                f"{ENV_PREFIX}BUS_URL: expected memory:// (the durable outbox; NATS JetStream "
+                f"arrives with the scale-out shape), got {self.bus_url!r}"
             )
 
 

@@ -51,11 +51,6 @@ class DecisionLog:
         self._db = database
         self._postgres = database.dialect_name == "postgresql"
 
-    async def write(self, messages: Sequence[BusMessage]) -> None:
-        work = self.prepare(messages)
-        if work is not None:
-            await self._db.transaction(work)
-
     def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
         """Decode here; the returned unit inserts inside the caller's transaction."""
         rows = [

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import BusMessage, Database, Erase, EventEnvelope, as_utc, decode_payload
+from bus import BusMessage, BusPayload, Database, Erase, EventEnvelope, as_utc, decode_payload
 from profiles._apply import DEFAULT_MAX_KEYS, ProfileState, apply_event, subject_key
 from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow
 
@@ -54,28 +54,23 @@ class ProfileConsumer:
         """Decode `messages` here; the returned unit applies them inside a transaction (the
         caller's, so that other writers can share its commit). Events and erasures apply in
         the order they were published."""
-        steps: list[EventEnvelope | Erase] = []
-        for message in messages:
-            payload = decode_payload(message)
-            if isinstance(payload, EventEnvelope | Erase):
-                steps.append(payload)
-            else:
-                log.debug("control_message_ignored", kind=type(payload).__name__)
+        steps = [decode_payload(message) for message in messages]
         if not steps:
             return None
         return lambda conn: self._run(conn, steps)
 
-    def _run(self, conn: Connection, steps: list[EventEnvelope | Erase]) -> None:
+    def _run(self, conn: Connection, steps: list[BusPayload]) -> None:
         pending: list[EventEnvelope] = []
         for step in steps:
-            if isinstance(step, Erase):
-                if pending:
-                    self._apply_new(conn, pending)
-                    pending = []
-                _erase(conn, step)
-                self._erasures_exist = True
-            else:
-                pending.append(step)
+            match step:  # the whole message union, in one place
+                case EventEnvelope():
+                    pending.append(step)
+                case Erase():
+                    if pending:
+                        self._apply_new(conn, pending)
+                        pending = []
+                    _erase(conn, step)
+                    self._erasures_exist = True
         if pending:
             self._apply_new(conn, pending)
 

@@ -59,3 +59,9 @@ def test_serve_refuses_to_start_on_invalid_settings(
     monkeypatch.setenv("CONSENTGATE_PORT", "not-a-port")
     assert main(["serve"]) == 2
     assert "CONSENTGATE_PORT" in capsys.readouterr().err
+
+
+def test_a_bus_the_gateway_cannot_open_is_refused_at_start() -> None:
+    """Only the outbox bus exists today: nats:// is refused by name instead of failing later."""
+    with pytest.raises(SettingsError, match="CONSENTGATE_BUS_URL"):
+        load_settings(environ={"CONSENTGATE_BUS_URL": "nats://127.0.0.1:4222"})
