@@ -23,9 +23,8 @@ from gateway import stages
 from gateway._validate import Limits, validate_body
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
-from gateway.pipeline import EventContext, EventRefused
+from gateway.pipeline import EventContext
 from gateway.sources import Source
-from observability import DecisionCounter
 
 # One pass over a string for every PII kind the floor accounts for.
 _PII = re.compile(
@@ -107,36 +106,49 @@ def pipeline_stage_costs(events: int = 20_000) -> dict[str, float]:
 
 
 async def _stage_costs(events: int) -> dict[str, float]:
+    """The runtime's own pipeline (`build_pipeline`), untraced: each stage's time is what its
+    stage-duration histogram summed, per event."""
+    from opentelemetry.trace import NoOpTracer
+
+    from anonymization import KekSet, Keyring
+    from gateway.pipeline import IngestRequest
+    from gateway.request_stages import build_pipeline
+    from observability import Metrics
+
     source = _source()
-    record = stages.Record(DecisionCounter())
-    per_event = (("consent", stages.consent), ("anonymize", stages.anonymize), ("record", record))
     body = batch_body(100)
-    cost = dict.fromkeys(("validate", "consent", "anonymize", "record", "forward"), 0.0)
-    async with _scratch_database() as engine:
-        bus = OutboxBus(engine)
+    metrics = Metrics("bench")
+    async with _scratch_database() as database:
+        bus = OutboxBus(database)
         await bus.start()
+
+        async def authenticate(_authorization: str | None, _body: bytes) -> Source:
+            return source
+
+        pipeline = build_pipeline(
+            authenticate=authenticate,
+            consent=ConsentStore(database),
+            keyring=Keyring(database, KekSet(bytes(32))),
+            bus=bus,
+            limits=LIMITS,
+            tracer=NoOpTracer(),
+        )
+        request = IngestRequest(call_type=None, body=body)
+        await pipeline.run(request)  # warm caches
+        measured = build_pipeline(
+            authenticate=authenticate,
+            consent=ConsentStore(database),
+            keyring=Keyring(database, KekSet(bytes(32))),
+            bus=bus,
+            limits=LIMITS,
+            tracer=NoOpTracer(),
+            metrics=metrics,
+        )
         for _ in range(events // 100):
-            now = datetime.now(UTC)
-            started = time.perf_counter()
-            calls = validate_body(body, None, LIMITS, now)
-            cost["validate"] += time.perf_counter() - started
-            envelopes = []
-            for call in calls:
-                context = EventContext.from_call(source, call, now)
-                for name, stage in per_event:
-                    started = time.perf_counter()
-                    try:
-                        context = stage(context)
-                    except EventRefused:
-                        raise RuntimeError("the benchmark events carry consent") from None
-                    cost[name] += time.perf_counter() - started
-                if context.envelope is not None:
-                    envelopes.append(context.envelope)
-            started = time.perf_counter()
-            await bus.publish([encode_event(e) for e in envelopes])
-            cost["forward"] += time.perf_counter() - started
+            await measured.run(request)
         await bus.close()
-    return {name: seconds / events * 1e6 for name, seconds in cost.items()}
+    sums = metrics.stage_seconds.sums()
+    return {name: seconds / events * 1e6 for name, seconds in sums.items()}
 
 
 def consent_decision_costs(events: int = 50_000) -> dict[str, float]:
@@ -220,7 +232,8 @@ async def _observability_costs(batches: int) -> dict[str, float]:
 
     from anonymization import KekSet, Keyring
     from consent import ConsentStore
-    from gateway.pipeline import IngestRequest, Pipeline, StageSpec
+    from gateway.pipeline import IngestRequest
+    from gateway.request_stages import build_pipeline
     from observability import PiiGuardProcessor, create_tracer_provider
 
     body = batch_body(100)
@@ -230,7 +243,6 @@ async def _observability_costs(batches: int) -> dict[str, float]:
         await bus.start()
         keyring = Keyring(database, KekSet(bytes(32)))
         source = _source()
-        record = stages.Record(DecisionCounter())
         provider = create_tracer_provider(service_version="bench")
         provider.add_span_processor(PiiGuardProcessor(BatchSpanProcessor(InMemorySpanExporter())))
 
@@ -241,15 +253,12 @@ async def _observability_costs(batches: int) -> dict[str, float]:
             ("observability_off", NoOpTracer(), False),
             ("observability_on", provider.get_tracer("bench"), True),
         ):
-            pipeline = Pipeline(
+            pipeline = build_pipeline(
                 authenticate=authenticate,
                 consent=ConsentStore(database),
                 keyring=keyring,
                 bus=bus,
                 limits=LIMITS,
-                stages=(*stages.STAGES_BEFORE_RECORD, StageSpec("record", record)),
-                pseudonymize_ids=stages.pseudonymize_ids,
-                record=record,
                 tracer=tracer,
                 publish_decisions=decisions,
             )

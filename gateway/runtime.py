@@ -26,21 +26,20 @@ from bus import (
     erase_dead_letters,
 )
 from consent import ConsentStore
-from gateway import stages
 from gateway._validate import Limits
 from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
 from gateway.database import open_database
 from gateway.edge import RateLimiter
-from gateway.pipeline import Pipeline, StageSpec
+from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner, receipt_signer_for
+from gateway.request_stages import build_pipeline
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import (
     DECISIONS_SUBJECT,
     AuditLog,
-    DecisionCounter,
     DecisionLog,
     Metrics,
     create_tracer_provider,
@@ -63,7 +62,6 @@ class Runtime:
     tokens: SubjectTokens
     keyring: Keyring
     receipts: ReceiptSigner
-    decisions: DecisionCounter
     consumer: ProfileConsumer
     decision_log: DecisionLog
     audit: AuditLog
@@ -108,12 +106,10 @@ async def open_runtime(
     )
     decision_log = DecisionLog(database)
     tracer = (tracer_provider or tracer_provider_for(settings)).get_tracer("consentgate")
-    decisions = DecisionCounter()
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
-    record = stages.Record(decisions)
     consent = ConsentStore(database)
-    pipeline = Pipeline(
+    pipeline = build_pipeline(
         authenticate=WriteKeyAuthenticator(sources),
         consent=consent,
         keyring=keyring,
@@ -123,9 +119,6 @@ async def open_runtime(
             max_event_bytes=settings.max_event_bytes,
             max_batch_events=settings.max_batch_events,
         ),
-        stages=(*stages.STAGES_BEFORE_RECORD, StageSpec("record", record)),
-        pseudonymize_ids=stages.pseudonymize_ids,
-        record=record,
         tracer=tracer,
         metrics=metrics,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
@@ -143,7 +136,6 @@ async def open_runtime(
         tokens=SubjectTokens(database, keks),
         keyring=keyring,
         receipts=signer,
-        decisions=decisions,
         consumer=consumer,
         decision_log=decision_log,
         audit=audit_log,

@@ -1,4 +1,5 @@
-"""The per-event stages: consent, anonymize, record. Each does one job on an EventContext."""
+"""The per-event stages: consent, anonymize, record. Each does one job on an EventContext;
+`gateway.request_stages.build_pipeline` runs them in order over a request's live events."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from bus import EventEnvelope
 from consent import decide, parse_signals
 from gateway._validate import ValidCall
 from gateway._wire import Alias, Group, Identify
-from gateway.pipeline import EventContext, EventRefused, StageSpec
-from observability import DecisionRecord, DecisionSink
+from gateway.pipeline import EventContext, EventRefused
+from observability import DecisionRecord
 
 
 class StageOrderError(RuntimeError):
@@ -85,7 +86,7 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
     Returns the scrubber that knows every raw identifier of the event (those in
     `identifiers` too), for the free-form fields still to scrub.
     """
-    pseudonymize = context.source.pseudonymize
+    pseudonymize = context.pseudonymize
     if context.user_id:
         context.subject = context.subject or pseudonymize("subject", context.user_id)
         identifiers[context.user_id] = context.subject
@@ -105,7 +106,7 @@ def _pseudonymize(context: EventContext, identifiers: dict[str, str]) -> Scrubbe
 
 
 def _pii_pseudonymizer(context: EventContext) -> Callable[[str], str]:
-    pseudonymize = context.source.pseudonymize
+    pseudonymize = context.pseudonymize
     return lambda value: pseudonymize("subject", value)
 
 
@@ -115,7 +116,7 @@ def anonymize(context: EventContext) -> EventContext:
     if context.decision is None:
         raise StageOrderError("anonymize runs after consent")
     raw = call.call
-    pseudonymize = context.source.pseudonymize
+    pseudonymize = context.pseudonymize
     identifiers: dict[str, str] = {}
     group = previous = None
     if isinstance(raw, Group):
@@ -163,45 +164,27 @@ def anonymize(context: EventContext) -> EventContext:
     return context
 
 
-class Record:
-    """The record stage: one decision record per event, pseudonyms only.
-
-    The record is counted here and kept on the context; the pipeline publishes the request's
-    records beside its events, in the same durable commit (the decision log).
-    """
-
-    __slots__ = ("_sink",)
-
-    def __init__(self, sink: DecisionSink) -> None:
-        self._sink = sink
-
-    def __call__(self, context: EventContext) -> EventContext:
-        decision = context.decision
-        if decision is None:
-            raise StageOrderError("record runs after consent")
-        record = DecisionRecord(
-            message_id=context.message_id,
-            source_id=context.source.source_id,
-            subject=context.subject,
-            anonymous=context.anonymous,
-            type=context.call_type,
-            event=context.event_name,
-            purposes_required=decision.required,
-            purposes_allowed=decision.allowed,
-            action=decision.action,
-            reasons=decision.reasons,
-            consent_ref=decision.consent_ref,
-            trace_id=context.trace_id,
-            decided_at=datetime.now(UTC),
-        )
-        self._sink.add(record)
-        context.record = record
-        context.call = None
-        return context
-
-
-# The stages every event goes through before the record stage (which needs a sink).
-STAGES_BEFORE_RECORD = (
-    StageSpec("consent", consent),
-    StageSpec("anonymize", anonymize, needs_data_keys=True),
-)
+def record(context: EventContext) -> EventContext:
+    """The record stage: one decision record per event, pseudonyms only, kept on the context;
+    the forward stage publishes the request's records beside its events, in the same durable
+    commit (the decision log), and counts them."""
+    decision = context.decision
+    if decision is None:
+        raise StageOrderError("record runs after consent")
+    context.record = DecisionRecord(
+        message_id=context.message_id,
+        source_id=context.source.source_id,
+        subject=context.subject,
+        anonymous=context.anonymous,
+        type=context.call_type,
+        event=context.event_name,
+        purposes_required=decision.required,
+        purposes_allowed=decision.allowed,
+        action=decision.action,
+        reasons=decision.reasons,
+        consent_ref=decision.consent_ref,
+        trace_id=context.trace_id,
+        decided_at=datetime.now(UTC),
+    )
+    context.call = None
+    return context

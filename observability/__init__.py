@@ -12,7 +12,7 @@ from observability._decision_log import (
     decode_cursor,
     encode_cursor,
 )
-from observability._decisions import DecisionCounter, DecisionRecord, DecisionSink
+from observability._decisions import DecisionRecord
 from observability._logging import configure_logging
 from observability._metrics import METRIC_NAMES, Metrics, render_prometheus
 from observability._request import (
@@ -32,11 +32,9 @@ __all__ = [
     "IDENTIFIER_PLACEHOLDER",
     "METRIC_NAMES",
     "AuditLog",
-    "DecisionCounter",
     "DecisionLog",
     "DecisionQuery",
     "DecisionRecord",
-    "DecisionSink",
     "Metrics",
     "PiiGuardProcessor",
     "RequestScope",

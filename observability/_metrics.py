@@ -30,6 +30,7 @@ STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 METRIC_NAMES = (
     "consentgate_events_received_total",
     "consentgate_events_total",
+    "consentgate_decision_reasons_total",
     "consentgate_stage_duration_seconds",
     "consentgate_bus_lag_events",
     "consentgate_http_errors_total",
@@ -57,6 +58,8 @@ class Metrics:
         meter = self.provider.get_meter("consentgate")
         self.received = meter.create_counter("consentgate_events_received", unit="1")
         self.decided = meter.create_counter("consentgate_events", unit="1")
+        # every reason code of every decision (an event may have several), without the purpose
+        self.reasons = meter.create_counter("consentgate_decision_reasons", unit="1")
         self.stage_seconds = StageHistogram()
         self.http_errors = meter.create_counter("consentgate_http_errors", unit="1")
         self.core_failures = meter.create_counter("consentgate_core_apply_failures", unit="1")
@@ -95,11 +98,15 @@ class Metrics:
     def record_decisions(self, source_id: str, records: Iterable[DecisionRecord]) -> None:
         # One add per distinct label set: an add costs microseconds, a batch holds thousands.
         tally: Counter[tuple[str, str]] = Counter()
+        codes: Counter[str] = Counter()
         for record in records:
             reason = record.reasons[-1].partition(":")[0] if record.reasons else "none"
             tally[(record.action, reason)] += 1
+            codes.update(code.partition(":")[0] for code in record.reasons)
         for (action, reason), count in tally.items():
             self.decided.add(count, {"source": source_id, "action": action, "reason": reason})
+        for code, count in codes.items():
+            self.reasons.add(count, {"reason": code})
         total = sum(tally.values())
         if total:
             self.received.add(total, {"source": source_id})
@@ -128,6 +135,10 @@ class StageHistogram:
             self._sums[stage] = 0.0
         counts[bisect_left(self._buckets, seconds)] += 1
         self._sums[stage] += seconds
+
+    def sums(self) -> dict[str, float]:
+        """Seconds spent in each stage so far."""
+        return dict(self._sums)
 
     def render(self) -> str:
         if not self._counts:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import TestClient
+from opentelemetry.trace import NoOpTracer
 
-from anonymization import Pseudonymizer
-from consent import ConsentConfig, PurposeResolver
+from anonymization import KekSet, Keyring, Pseudonymizer
+from consent import ConsentConfig, ConsentStore, PurposeResolver
 from gateway import stages
 from gateway._validate import Limits, validate_body
 from gateway.cli import main
-from gateway.pipeline import EventContext, EventRefused
+from gateway.database import open_database
+from gateway.pipeline import EventContext, EventRefused, IngestRequest
+from gateway.request_stages import build_pipeline
+from gateway.settings import Settings
 from gateway.sources import Source
 
 LIMITS = Limits(max_request_bytes=512_000, max_event_bytes=32_768, max_batch_events=2500)
@@ -99,3 +105,69 @@ def test_sources_create_takes_a_consent_config(
     assert created["name"] == "ok"
     assert main(["sources", "create", "bad", "--consent-config", str(bad)]) == 2
     assert "event_purposes['track:*'][0]: unknown purpose 'astrology'" in capsys.readouterr().err
+
+
+def test_the_pipeline_is_one_list_of_stages(client: TestClient) -> None:
+    """The runtime runs DESIGN's stages, in order, from the one builder."""
+    assert client.app.state.runtime.pipeline.stage_names == (
+        "authenticate",
+        "validate",
+        "consent.lookup",
+        "consent",
+        "keys.lookup",
+        "anonymize",
+        "record",
+        "forward",
+    )
+
+
+class _CountingPseudonymizer(Pseudonymizer):
+    __slots__ = ("calls",)
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self.calls: list[str] = []
+
+    def __call__(self, kind: Any, value: str) -> str:
+        self.calls.append(value)
+        return super().__call__(kind, value)
+
+
+class _CollectingBus:
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    async def publish(self, messages: Any) -> None:
+        self.published.extend(messages)
+
+
+async def test_each_identifier_is_keyed_once_per_request(migrated: Settings) -> None:
+    """A batch of one user's events keys the user (and its anonymous id) once, not per event
+    and not per stage."""
+    counting = _CountingPseudonymizer(bytes(32))
+    source = Source(source_id="src_t", name="t", jurisdiction="none", pseudonymize=counting)
+    database = open_database(migrated.database_url)
+
+    async def authenticate(_authorization: str | None, _body: bytes) -> Source:
+        return source
+
+    bus = _CollectingBus()
+    pipeline = build_pipeline(
+        authenticate=authenticate,
+        consent=ConsentStore(database),
+        keyring=Keyring(database, KekSet(bytes(32))),
+        bus=bus,  # type: ignore[arg-type]
+        limits=Limits(max_request_bytes=500_000, max_event_bytes=32_000, max_batch_events=100),
+        tracer=NoOpTracer(),
+    )
+    events = [
+        {"type": "track", "userId": "same-user", "anonymousId": "same-anon", "event": f"E{n}"}
+        for n in range(20)
+    ]
+    try:
+        body = json.dumps({"batch": events}).encode()
+        await pipeline.run(IngestRequest(call_type=None, body=body))
+    finally:
+        await database.dispose()
+    assert sorted(counting.calls) == ["same-anon", "same-user"]
+    assert len(bus.published) == 21  # 20 events and their decisions
