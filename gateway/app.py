@@ -78,19 +78,19 @@ def _error(
     )
 
 
-def _count(request: Request, status: int, code: str) -> None:  # type: ignore[type-arg]
+def _count(request: Request[Any, Any, Any], status: int, code: str) -> None:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is not None:
         runtime.metrics.http_errors.add(1, {"status": str(status), "code": code})
 
 
-def _gateway_error(request: Request, exc: GatewayError) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, str]]:
     _count(request, exc.status_code, exc.code)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return _error(exc.status_code, exc.code, exc.detail, headers)
 
 
-def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
     status = exc.status_code
     if isinstance(exc, ValidationException):
         in_body = any(
@@ -124,14 +124,14 @@ def _where(source: object) -> str:
     return str(getattr(source, "value", None) or "request")
 
 
-def _unexpected(request: Request, exc: Exception) -> Response[dict[str, str]]:  # type: ignore[type-arg]
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     # Never echo the exception: its text may hold request data.
     log.error("unhandled_error", error=type(exc).__name__)
     _count(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error")
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the gateway failed; retry")
 
 
-async def _remember_identifiers(request: Request) -> None:  # type: ignore[type-arg]
+async def _remember_identifiers(request: Request[Any, Any, Any]) -> None:
     """Raw user ids in the path or the query, for the telemetry guards (bodies: by handlers)."""
     remember_raw_identifiers(
         (request.path_params.get("user_id"), request.query_params.get("userId"))

@@ -14,13 +14,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 
 from anonymization import Keyring
-from bus import Database
+from bus import Bus, Database
 from consent import ConsentStore
 from gateway.audit import AuditTrail
 from gateway.callers import Caller
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner
-from gateway.runtime import ProfileReader, Runtime
+from gateway.runtime import ProfileReader
 from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
@@ -32,6 +32,7 @@ from privacy import PrivacyRequests, Suppressions
 # it is not validated again per request).
 SettingsDep = NamedDependency[SkipValidation[Settings]]
 DatabaseDep = NamedDependency[SkipValidation[Database]]
+BusDep = NamedDependency[SkipValidation[Bus]]
 SourceRegistryDep = NamedDependency[SkipValidation[SourceRegistry]]
 ConsentStoreDep = NamedDependency[SkipValidation[ConsentStore]]
 SubjectTokensDep = NamedDependency[SkipValidation[SubjectTokens]]
@@ -42,7 +43,6 @@ AuditTrailDep = NamedDependency[SkipValidation[AuditTrail]]
 DecisionLogDep = NamedDependency[SkipValidation[DecisionLog]]
 MetricsDep = NamedDependency[SkipValidation[Metrics]]
 PipelineDep = NamedDependency[SkipValidation[Pipeline]]
-RuntimeDep = NamedDependency[SkipValidation[Runtime]]
 PrivacyRequestsDep = NamedDependency[SkipValidation[PrivacyRequests]]
 SuppressionsDep = NamedDependency[SkipValidation[Suppressions]]
 ProfileReaderDep = NamedDependency[SkipValidation[ProfileReader]]
@@ -61,16 +61,11 @@ def _caller(request: Request[Any, Any, Any]) -> Caller:
     return caller
 
 
-def _runtime(state: State) -> Any:
-    """Everything at once, for the modules still written against it (privacy requests)."""
-    return state.runtime
-
-
 DEPENDENCIES: dict[str, Provide] = {
     "caller": Provide(_caller, sync_to_thread=False),
-    "runtime": Provide(_runtime, sync_to_thread=False),
     "settings": _service("settings"),
     "database": _service("database"),
+    "bus": _service("bus"),
     "sources": _service("sources"),
     "consent": _service("consent"),
     "tokens": _service("tokens"),

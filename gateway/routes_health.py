@@ -10,8 +10,9 @@ from litestar import Response, get
 from litestar.params import HeaderParameter
 
 from gateway.auth import bearer_token
-from gateway.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from gateway.dependencies import BusDep, DatabaseDep, MetricsDep, SettingsDep
 from gateway.errors import Unauthorized
+from gateway.runtime import check_ready
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,9 +31,9 @@ async def healthz() -> Health:
 
 
 @get("/readyz", operation_id="readyz", tags=["health"])
-async def readyz(runtime: RuntimeDep) -> Response[Readiness]:
+async def readyz(database: DatabaseDep, bus: BusDep) -> Response[Readiness]:
     """200 when the database and the bus are reachable, else 503 naming what is not."""
-    checks = await runtime.check_ready()
+    checks = await check_ready(database, bus)
     ready = all(value == "ok" for value in checks.values())
     return Response(
         Readiness(status="ready" if ready else "not_ready", checks=checks),

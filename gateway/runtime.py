@@ -71,21 +71,6 @@ class Runtime:
     suppressions: Suppressions
     profile_reader: ProfileReader
 
-    async def check_ready(self) -> dict[str, str]:
-        """The state of each dependency: "ok" or why not."""
-        checks: dict[str, str] = {}
-        try:
-            await self.database.read(lambda conn: conn.execute(text("SELECT 1")))
-            checks["database"] = "ok"
-        except Exception as exc:  # any driver error means not ready
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        try:
-            await self.bus.ping()
-            checks["bus"] = "ok"
-        except BusUnavailable as exc:
-            checks["bus"] = f"unavailable: {exc}"
-        return checks
-
 
 @contextlib.asynccontextmanager
 async def open_runtime(
@@ -190,6 +175,22 @@ async def _decrypted_profile(
     key = await keyring.existing_subject_key(source_id, subject)
     traits = decrypt_fields(profile.traits, key, source_id, subject, "traits")
     return {"subject": subject, "traits": traits, "computed": profile.computed}
+
+
+async def check_ready(database: Database, bus: Bus) -> dict[str, str]:
+    """The state of each dependency: "ok" or why not."""
+    checks: dict[str, str] = {}
+    try:
+        await database.read(lambda conn: conn.execute(text("SELECT 1")))
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver error means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        await bus.ping()
+        checks["bus"] = "ok"
+    except BusUnavailable as exc:
+        checks["bus"] = f"unavailable: {exc}"
+    return checks
 
 
 async def _core_erasure(database: Database, source_id: str, request_id: str) -> int | None:

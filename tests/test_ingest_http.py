@@ -434,11 +434,11 @@ async def test_readiness_names_what_is_down(settings: Settings, keks: KekSet) ->
     """/readyz reports an unreachable database and a stopped bus by name."""
     import msgspec
 
-    from gateway.runtime import open_runtime
+    from gateway.runtime import check_ready, open_runtime
 
     broken = msgspec.structs.replace(settings, database_url="postgresql://127.0.0.1:1/none")
     async with open_runtime(broken, keks) as runtime:
         await runtime.bus.close()
-        checks = await runtime.check_ready()
+        checks = await check_ready(runtime.database, runtime.bus)
     assert checks["database"].startswith("unreachable")
     assert checks["bus"].startswith("unavailable")
