@@ -125,25 +125,20 @@ async def _stage_costs(events: int) -> dict[str, float]:
         async def authenticate(_authorization: str | None, _body: bytes) -> Source:
             return source
 
-        pipeline = build_pipeline(
-            authenticate=authenticate,
-            consent=ConsentStore(database),
-            keyring=Keyring(database, KekSet(bytes(32))),
-            bus=bus,
-            limits=LIMITS,
-            tracer=NoOpTracer(),
-        )
+        def pipeline(measure: Metrics | None) -> Any:
+            return build_pipeline(
+                authenticate=authenticate,
+                consent=ConsentStore(database),
+                keyring=Keyring(database, KekSet(bytes(32))),
+                bus=bus,
+                limits=LIMITS,
+                tracer=NoOpTracer(),
+                metrics=measure,
+            )
+
         request = IngestRequest(call_type=None, body=body)
-        await pipeline.run(request)  # warm caches
-        measured = build_pipeline(
-            authenticate=authenticate,
-            consent=ConsentStore(database),
-            keyring=Keyring(database, KekSet(bytes(32))),
-            bus=bus,
-            limits=LIMITS,
-            tracer=NoOpTracer(),
-            metrics=metrics,
-        )
+        await pipeline(None).run(request)  # warm caches
+        measured = pipeline(metrics)
         for _ in range(events // 100):
             await measured.run(request)
         await bus.close()

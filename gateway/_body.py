@@ -21,6 +21,10 @@ _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL
 _OPENING = frozenset(b"[{")
 
 
+# What decoding JSON raises when the input, not the code, is wrong.
+DECODE_FAILURES = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
 def decode_json(
     decoder: msgspec.json.Decoder[Any], data: bytes | msgspec.Raw, *, invalid_code: str
 ) -> Any:
@@ -29,14 +33,19 @@ def decode_json(
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise BadRequest(str(exc), code=invalid_code) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not valid UTF-8", code="invalid_json") from None
-    except RecursionError:
-        raise BadRequest(
+    except DECODE_FAILURES as exc:
+        raise undecodable(exc) from None
+
+
+def undecodable(exc: BaseException) -> BadRequest:
+    """The 400 for a body that is not JSON we can read: malformed, not UTF-8, or too deep."""
+    if isinstance(exc, UnicodeDecodeError):
+        return BadRequest("the body is not valid UTF-8", code="invalid_json")
+    if isinstance(exc, RecursionError):
+        return BadRequest(
             f"JSON nests deeper than {MAX_JSON_DEPTH} levels", code="nesting_too_deep"
-        ) from None
+        )
+    return BadRequest(f"malformed JSON: {exc}", code="invalid_json")
 
 
 def check_depth(data: bytes, where: str, limit: int = MAX_JSON_DEPTH) -> None:

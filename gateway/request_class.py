@@ -9,23 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
-from gateway._body import MAX_JSON_DEPTH
-from gateway.errors import BadRequest
+from gateway._body import DECODE_FAILURES, undecodable
 
 
 class GatewayRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         try:
             return await super().json()
-        except (SerializationException, msgspec.DecodeError) as exc:
-            raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
-        except UnicodeDecodeError:
-            raise BadRequest("the body is not valid UTF-8", code="invalid_json") from None
-        except RecursionError:
-            raise BadRequest(
-                f"JSON nests deeper than {MAX_JSON_DEPTH} levels", code="nesting_too_deep"
-            ) from None
+        except SerializationException as exc:
+            raise undecodable(exc.__cause__ or exc) from None
+        except DECODE_FAILURES as exc:
+            raise undecodable(exc) from None

@@ -18,7 +18,7 @@ from gateway.callers import ADMIN, AUDITOR, access
 from gateway.dependencies import AuditLogDep, DecisionLogDep, SourceRegistryDep
 from gateway.errors import BadRequest, NotFound
 from gateway.sources import Source
-from observability import DecisionQuery, Verification
+from observability import DecisionQuery, DecisionRecord, Verification
 
 # sequence numbers and tree sizes fit in a signed 64-bit column; larger asks are refused
 _MAX_SEQ = 2**62
@@ -26,26 +26,8 @@ _ACTIONS = ("forward", "strip", "drop")
 _STAFF = access(AUDITOR, ADMIN)
 
 
-class DecisionItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One event's decision: pseudonyms and keyed ids only."""
-
-    message_id: str
-    source_id: str
-    subject: str | None
-    anonymous: str | None
-    type: str
-    event: str | None
-    purposes_required: list[str]
-    purposes_allowed: list[str]
-    action: str
-    reasons: list[str]
-    consent_ref: str | None
-    trace_id: str | None
-    decided_at: datetime
-
-
 class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[DecisionItem]
+    items: list[DecisionRecord]  # pseudonyms and keyed ids only
     next: str | None
 
 
@@ -144,7 +126,7 @@ async def list_decisions(
         items, following = await decision_log.query(ask)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_query") from None
-    return DecisionPage(items=msgspec.convert(items, list[DecisionItem]), next=following)
+    return DecisionPage(items=msgspec.convert(items, list[DecisionRecord]), next=following)
 
 
 async def _sources_searched(sources: SourceRegistryDep, source_id: str | None) -> list[Source]:

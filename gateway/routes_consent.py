@@ -195,6 +195,21 @@ async def _record(
     return msgspec.convert(receipts.sign(receipt), SignedReceipt)
 
 
+async def _record_for_user(
+    request: Request[Any, Any, Any],
+    change: ConsentChange,
+    caller: ServerKeyCaller,
+    user_id: str,
+    services: tuple[ConsentStore, AuditTrail, ReceiptSigner],
+) -> SignedReceipt:
+    """A server key's change for one of its source's users."""
+    source = caller.source
+    subject = source.pseudonymize("subject", user_id)
+    return await _record(
+        request, change, source, subject, f"server_key:{source.source_id}", services
+    )
+
+
 _SERVER_KEY = access(SERVER_KEY)
 _SUBJECT = access(SUBJECT_TOKEN)
 
@@ -232,10 +247,7 @@ async def put_consent(
     receipts: ReceiptSignerDep,
 ) -> SignedReceipt:
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
-    source = caller.source
-    subject = source.pseudonymize("subject", user_id)
-    actor = f"server_key:{source.source_id}"
-    return await _record(request, data, source, subject, actor, (consent, trail, receipts))
+    return await _record_for_user(request, data, caller, user_id, (consent, trail, receipts))
 
 
 @put(
@@ -255,10 +267,7 @@ async def put_consent_by_query(
     receipts: ReceiptSignerDep,
 ) -> SignedReceipt:
     """The same, for any userId (one holding "/" too): `?userId=`."""
-    source = caller.source
-    subject = source.pseudonymize("subject", user_id)
-    actor = f"server_key:{source.source_id}"
-    return await _record(request, data, source, subject, actor, (consent, trail, receipts))
+    return await _record_for_user(request, data, caller, user_id, (consent, trail, receipts))
 
 
 _HISTORY_READERS = access(SERVER_KEY, AUDITOR, ADMIN)
