@@ -10,6 +10,14 @@ from profiles._apply import (
 )
 from profiles._consumer import ProfileConsumer
 from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
+from profiles._rules import (
+    ProfileView,
+    RuleError,
+    evaluate,
+    evaluation_order,
+    segment_references,
+    validate_rule,
+)
 from profiles._tables import metadata
 
 __all__ = [
@@ -20,10 +28,16 @@ __all__ = [
     "Profile",
     "ProfileConsumer",
     "ProfileState",
+    "ProfileView",
+    "RuleError",
     "apply_event",
     "count_key",
     "erasure_receipts",
+    "evaluate",
+    "evaluation_order",
     "metadata",
     "read_profile",
+    "segment_references",
     "subject_key",
+    "validate_rule",
 ]
