@@ -26,6 +26,7 @@ from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
 from privacy import PrivacyRequests, Suppressions
+from profiles import SegmentStore
 
 # What a handler's parameter says to receive a service: `consent: ConsentStoreDep` (litestar
 # injects by the parameter's name, one of DEPENDENCIES' keys; the lifespan built the value, so
@@ -46,6 +47,7 @@ PipelineDep = NamedDependency[SkipValidation[Pipeline]]
 PrivacyRequestsDep = NamedDependency[SkipValidation[PrivacyRequests]]
 SuppressionsDep = NamedDependency[SkipValidation[Suppressions]]
 ProfileReaderDep = NamedDependency[SkipValidation[ProfileReader]]
+SegmentStoreDep = NamedDependency[SkipValidation[SegmentStore]]
 
 
 def _service(name: str) -> Provide:
@@ -79,4 +81,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "privacy": _service("privacy"),
     "suppressions": _service("suppressions"),
     "profile_reader": _service("profile_reader"),
+    "segments": _service("segments"),
 }

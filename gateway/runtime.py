@@ -45,7 +45,7 @@ from observability import (
     create_tracer_provider,
 )
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
-from profiles import ProfileConsumer, erasure_receipts, read_profile
+from profiles import ProfileConsumer, SegmentStore, erasure_receipts, read_profile
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
@@ -70,6 +70,7 @@ class Runtime:
     privacy: PrivacyRequests
     suppressions: Suppressions
     profile_reader: ProfileReader
+    segments: SegmentStore
 
 
 @contextlib.asynccontextmanager
@@ -140,6 +141,7 @@ async def open_runtime(
         ),
         suppressions=Suppressions(consent, trail),
         profile_reader=functools.partial(_decrypted_profile, database, keyring),
+        segments=SegmentStore(database),
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))

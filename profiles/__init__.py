@@ -18,10 +18,12 @@ from profiles._rules import (
     segment_references,
     validate_rule,
 )
+from profiles._segments import MAX_SEGMENTS, Segment, SegmentStore
 from profiles._tables import metadata
 
 __all__ = [
     "DEFAULT_MAX_KEYS",
+    "MAX_SEGMENTS",
     "OTHER_EVENTS",
     "Computed",
     "ErasureReceipt",
@@ -30,6 +32,8 @@ __all__ = [
     "ProfileState",
     "ProfileView",
     "RuleError",
+    "Segment",
+    "SegmentStore",
     "apply_event",
     "count_key",
     "erasure_receipts",

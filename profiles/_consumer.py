@@ -18,14 +18,24 @@ from sqlalchemy.engine import Connection
 
 from bus import BusMessage, BusPayload, Database, Erase, EventEnvelope, as_utc, decode_payload
 from profiles._apply import DEFAULT_MAX_KEYS, ProfileState, apply_event, subject_key
-from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow
+from profiles._segments import SegmentEvaluator
+from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow, SegmentMemberRow
 
 log = structlog.get_logger("consentgate.profiles")
 
 _profiles = cast(Table, ProfileRow.__table__)
 _processed = cast(Table, ProcessedMessage.__table__)
 _erasures = cast(Table, ErasureRow.__table__)
-_UPDATED_COLUMNS = ("traits", "event_counts", "first_seen", "last_seen", "updated_at")
+_members = cast(Table, SegmentMemberRow.__table__)
+_UPDATED_COLUMNS = (
+    "traits",
+    "event_counts",
+    "first_seen",
+    "last_seen",
+    "updated_at",
+    "day_counts",
+    "consent",
+)
 
 
 class ProfileConsumer:
@@ -40,6 +50,7 @@ class ProfileConsumer:
     ) -> None:
         """`on_capped(map, n)` hears of keys a full profile map folded or left out."""
         self._db = database
+        self._segments = SegmentEvaluator()
         self._max_keys = max_keys
         self._on_capped = on_capped
         self._postgres = database.dialect_name == "postgresql"
@@ -123,11 +134,14 @@ class ProfileConsumer:
                 event_counts=dict(row.event_counts),
                 first_seen=as_utc(row.first_seen),
                 last_seen=as_utc(row.last_seen),
+                day_counts={name: dict(days) for name, days in row.day_counts.items()},
+                consent=list(row.consent),
             )
             for row in conn.execute(query)
         }
         now = datetime.now(UTC)
         rows = []
+        applied: dict[str, list[ProfileState]] = {}
         for (source_id, subject), events in by_profile.items():
             state = existing.get((source_id, subject))
             for envelope in events:
@@ -135,6 +149,7 @@ class ProfileConsumer:
             if state is None:
                 continue  # unreachable: every group holds at least one event
             self._report_capped(state)
+            applied.setdefault(source_id, []).append(state)
             rows.append(
                 {
                     "source_id": source_id,
@@ -144,6 +159,8 @@ class ProfileConsumer:
                     "first_seen": state.first_seen,
                     "last_seen": state.last_seen,
                     "updated_at": now,
+                    "day_counts": state.day_counts,
+                    "consent": state.consent,
                 }
             )
         # One statement for every profile touched.
@@ -155,6 +172,8 @@ class ProfileConsumer:
             ),
             rows,
         )
+        for source_id, states in applied.items():
+            self._segments.update(conn, source_id, states)
 
 
 def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
@@ -210,6 +229,11 @@ def _erase(conn: Connection, erase: Erase) -> None:
                 _profiles.c.source_id == erase.source_id, _profiles.c.subject == subject
             )
         ).rowcount
+        conn.execute(
+            delete(_members).where(
+                _members.c.source_id == erase.source_id, _members.c.subject == subject
+            )
+        )
         conn.execute(
             delete(_erasures).where(
                 _erasures.c.source_id == erase.source_id, _erasures.c.subject == subject

@@ -7,8 +7,10 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Table, select
+from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
+from profiles._segments import segments_of
 from profiles._tables import ErasureRow, ProfileRow
 
 _profiles = cast(Table, ProfileRow.__table__)
@@ -32,11 +34,17 @@ async def read_profile(database: Database, source_id: str, subject: str) -> Prof
     query = select(_profiles).where(
         _profiles.c.source_id == source_id, _profiles.c.subject == subject
     )
-    row = await database.read(lambda conn: conn.execute(query).first())
+
+    def read(conn: Connection) -> tuple[Any, list[str]]:
+        row = conn.execute(query).first()
+        return row, segments_of(conn, source_id, subject) if row is not None else []
+
+    row, segments = await database.read(read)
     if row is None:
         return None
     return Profile(
         subject=row.subject,
+        segments=segments,
         traits=dict(row.traits),
         computed=Computed(
             first_seen=as_utc(row.first_seen),

@@ -30,6 +30,10 @@ class ProfileRow(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # event name -> {ISO day: count}, the last 30 days (the rules' `within_days`)
+    day_counts: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON, server_default="{}")
+    # the purposes allowed for the subject's latest event: the core's view of its consent
+    consent: Mapped[list[str]] = mapped_column(JSON, server_default="[]")
 
 
 class ProcessedMessage(Base):
@@ -56,3 +60,26 @@ class ErasureRow(Base):
     request_id: Mapped[str] = mapped_column(String(40), index=True)
     erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     profiles_deleted: Mapped[int] = mapped_column(Integer)
+
+
+class SegmentRow(Base):
+    """A segment: a rule over profiles, evaluated as each event touches a subject."""
+
+    __tablename__ = "profiles_segments"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentMemberRow(Base):
+    """A subject in a segment, since when."""
+
+    __tablename__ = "profiles_segment_members"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment_key: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))

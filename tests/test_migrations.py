@@ -32,6 +32,8 @@ EXPECTED_TABLES = {
     "privacy_requests",
     "profiles_erasures",
     "gateway_retired_keys",
+    "profiles_segments",
+    "profiles_segment_members",
 }
 
 

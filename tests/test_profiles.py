@@ -98,3 +98,16 @@ def test_traits_past_the_cap_are_left_out_and_known_ones_update() -> None:
     assert state.capped_traits == 2
     state = apply_event(state, _envelope("b", kind="identify", traits={"t0": "new"}), "p1_s", 10)
     assert state.traits["t0"] == "new"
+
+
+def test_day_counts_keep_the_last_30_days_of_each_event() -> None:
+    """Counts per event and day; when the latest day moves on, days before its window go."""
+    state = apply_event(None, _envelope("a", at=T0, event="x"), "p1_s")
+    state = apply_event(state, _envelope("b", at=T0 + timedelta(hours=1), event="x"), "p1_s")
+    state = apply_event(state, _envelope("c", at=T0 + timedelta(days=10), event="y"), "p1_s")
+    assert state.day_counts == {"x": {"2026-01-01": 2}, "y": {"2026-01-11": 1}}
+    state = apply_event(state, _envelope("d", at=T0 + timedelta(days=31), event="y"), "p1_s")
+    assert state.day_counts == {"y": {"2026-01-11": 1, "2026-02-01": 1}}
+    late = apply_event(state, _envelope("e", at=T0, event="z"), "p1_s")
+    assert "z" not in late.day_counts  # older than the window: counted in totals only
+    assert late.event_counts["z"] == 1

@@ -1,0 +1,120 @@
+"""Segments over HTTP: defined by admins, evaluated as each event touches a subject."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.cli import main
+from gateway.sources import CreatedSource
+from tests.helpers import basic, bearer, completed_privacy_request, sqlite_rows, wait_for
+
+Client = TestClient
+
+
+@pytest.fixture
+def admin(auditor: dict[str, str], capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    assert main(["tokens", "create", "--role", "admin"]) == 0
+    return bearer(json.loads(capsys.readouterr().out)["token"])
+
+
+def _segments_of(client: Client, source: CreatedSource, user_id: str) -> list[str] | None:
+    found = client.get(f"/v1/profiles/{user_id}", headers=bearer(source.server_key))
+    return found.json()["segments"] if found.status_code == 200 else None
+
+
+def _put(client: Client, admin: dict[str, str], key: str, rule: dict[str, Any]) -> Any:
+    return client.put(f"/v1/segments/{key}", headers=admin, json={"name": key, "rule": rule})
+
+
+def test_events_move_subjects_into_segments_as_they_are_applied(
+    client: Client, source: CreatedSource, admin: dict[str, str], auditor: dict[str, str]
+) -> None:
+    """A trait rule, an event rule within days and a segment reference: the profile lists the
+    segments it is in once its event is applied, and the segment counts its members."""
+    assert (
+        _put(client, admin, "pro", {"trait": "plan", "op": "eq", "value": "pro"}).status_code == 200
+    )
+    active = {"event": "Feature Used", "count": {"op": "gte", "value": 2}, "within_days": 7}
+    assert _put(client, admin, "active", active).status_code == 200
+    both = {"all": [{"segment": "pro"}, {"segment": "active"}]}
+    saved = _put(client, admin, "power", both).json()
+    assert (saved["key"], saved["version"]) == ("power", 1)
+    write = basic(source.write_key)
+    client.post("/v1/identify", headers=write, json={"userId": "ana", "traits": {"plan": "pro"}})
+    assert wait_for(lambda: _segments_of(client, source, "ana")) == ["pro"]
+    for _ in range(2):
+        client.post("/v1/track", headers=write, json={"userId": "ana", "event": "Feature Used"})
+    wait_for(lambda: _segments_of(client, source, "ana") == ["active", "power", "pro"] or None)
+    assert client.get("/v1/segments/power", headers=auditor).json()["members"] == 1
+    client.post("/v1/identify", headers=write, json={"userId": "ana", "traits": {"plan": "free"}})
+    wait_for(lambda: _segments_of(client, source, "ana") == ["active"] or None)
+    assert client.get("/v1/segments/power", headers=auditor).json()["members"] == 0
+    edited = _put(client, admin, "pro", {"trait": "plan", "op": "in", "value": ["pro", "free"]})
+    assert edited.json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("rule", "where"),
+    [
+        ({"trait": "plan", "op": "like", "value": "x"}, "$.rule.op"),
+        ({"all": [{"segment": "pro"}, {"segment": "nowhere"}]}, "unknown segment 'nowhere'"),
+    ],
+)
+def test_invalid_rules_are_400_and_change_nothing(
+    client: Client, admin: dict[str, str], rule: dict[str, Any], where: str
+) -> None:
+    """Unknown ops and references to no segment are 400 invalid_rule naming the node."""
+    _put(client, admin, "pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    refused = _put(client, admin, "bad", rule)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_rule"
+    assert where in refused.json()["detail"]
+    assert client.get("/v1/segments/bad", headers=admin).status_code == 404
+
+
+def test_cycles_and_deleting_a_referenced_segment_are_refused(
+    client: Client, admin: dict[str, str]
+) -> None:
+    """A segment cannot come to refer to itself through others, nor lose what it refers to."""
+    _put(client, admin, "a", {"trait": "x", "op": "exists"})
+    _put(client, admin, "b", {"segment": "a"})
+    cycle = _put(client, admin, "a", {"segment": "b"})
+    assert cycle.status_code == 400
+    assert "cycle" in cycle.json()["detail"]
+    assert client.delete("/v1/segments/a", headers=admin).status_code == 400
+    assert client.delete("/v1/segments/b", headers=admin).status_code == 204
+    assert client.delete("/v1/segments/a", headers=admin).status_code == 204
+
+
+def test_auditors_read_segments_and_only_admins_change_them(
+    client: Client, admin: dict[str, str], auditor: dict[str, str], source: CreatedSource
+) -> None:
+    """An auditor's PUT is 403; a server key's is 401."""
+    rule = {"name": "x", "rule": {"trait": "x", "op": "exists"}}
+    assert client.put("/v1/segments/x", headers=auditor, json=rule).status_code == 403
+    server = bearer(source.server_key)
+    assert client.put("/v1/segments/x", headers=server, json=rule).status_code == 401
+    assert client.put("/v1/segments/x", headers=admin, json=rule).status_code == 200
+    assert [s["key"] for s in client.get("/v1/segments", headers=auditor).json()["items"]] == ["x"]
+
+
+def test_erasure_leaves_no_membership(
+    client: Client, source: CreatedSource, admin: dict[str, str], migrated: Any
+) -> None:
+    """An erased subject's memberships go with its profile."""
+    _put(client, admin, "everyone", {"event": "Signed Up"})
+    event = {"userId": "gone", "event": "Signed Up"}
+    client.post("/v1/track", headers=basic(source.write_key), json=event)
+    wait_for(lambda: _segments_of(client, source, "gone"))
+    members = "SELECT subject FROM profiles_segment_members"
+    assert len(sqlite_rows(migrated.database_url, members)) == 1
+    server = bearer(source.server_key)
+    request = client.post(
+        "/v1/privacy/requests", headers=server, json={"type": "erasure", "userId": "gone"}
+    ).json()
+    completed_privacy_request(client, server, request["id"])
+    assert sqlite_rows(migrated.database_url, members) == []
