@@ -29,6 +29,7 @@ from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import READ_HANDLERS
 from gateway.routes_segments import SEGMENT_HANDLERS
+from gateway.routes_tokens import TOKEN_HANDLERS
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
@@ -162,6 +163,7 @@ def create_app(
             *PRIVACY_HANDLERS,
             *READ_HANDLERS,
             *SEGMENT_HANDLERS,
+            *TOKEN_HANDLERS,
             *HEALTH_HANDLERS,
         ],
         lifespan=[lifespan],

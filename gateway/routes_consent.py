@@ -8,11 +8,11 @@ its guard (`require(…)`); what a handler uses is in its signature.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, delete, get, post, put
+from litestar import Request, get, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from anonymization import truncate_ip
@@ -43,12 +43,10 @@ from gateway.dependencies import (
     ConsentStoreDep,
     ReceiptSignerDep,
     SourceRegistryDep,
-    SubjectTokensDep,
 )
 from gateway.errors import BadRequest
 from gateway.receipts import ReceiptSigner, build_receipt
 from gateway.sources import Source
-from observability import remember_raw_identifiers
 
 PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -65,11 +63,6 @@ class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     purposes: dict[str, bool]
     policy_version: PolicyVersion
     source: Literal["api", "privacy_center", "banner", "import", "subject"] | None = None
-
-
-class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    userId: UserId
-    ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3600
 
 
 class PurposeChoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,22 +91,6 @@ class SignedReceipt(msgspec.Struct, frozen=True, kw_only=True):
 class ConsentHistory(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     records: list[ConsentRecord]
-
-
-class MintedToken(msgspec.Struct, frozen=True, kw_only=True):
-    token: str
-    token_id: str
-    expires_at: datetime
-
-
-class ReceiptKey(msgspec.Struct, frozen=True, kw_only=True):
-    key_id: str
-    alg: str
-    public_key: str
-
-
-class ReceiptKeys(msgspec.Struct, frozen=True, kw_only=True):
-    keys: list[ReceiptKey]
 
 
 async def _current(
@@ -366,40 +343,6 @@ async def put_my_consent(
     )
 
 
-@post("/v1/tokens", operation_id="mint_token", tags=["tokens"], status_code=200, **_SERVER_KEY)
-async def mint_token(
-    data: JSONBody[TokenRequest], caller: ServerKey, tokens: SubjectTokensDep, trail: AuditTrailDep
-) -> MintedToken:
-    """Mint a subject token for one userId of the server key's source."""
-    remember_raw_identifiers((data.userId,))
-    source = caller.source
-    subject = source.pseudonymize("subject", data.userId)
-    minted = await tokens.mint(source.source_id, subject, timedelta(seconds=data.ttl_seconds))
-    await trail.token_minted(source, subject, minted.token_id, minted.expires_at.isoformat())
-    return MintedToken(token=minted.token, token_id=minted.token_id, expires_at=minted.expires_at)
-
-
-@delete(
-    "/v1/tokens/{token_id:str}",
-    operation_id="revoke_token",
-    tags=["tokens"],
-    status_code=204,
-    **_SERVER_KEY,
-)
-async def revoke_token(
-    token_id: FromPath[str], caller: ServerKey, tokens: SubjectTokensDep, trail: AuditTrailDep
-) -> None:
-    """Revoke a subject token of the server key's source before it expires."""
-    await tokens.revoke(caller.source.source_id, token_id)
-    await trail.token_revoked(caller.source, token_id)
-
-
-@get("/v1/receipts/keys", operation_id="receipt_keys", tags=["consent"])
-async def receipt_keys(receipts: ReceiptSignerDep) -> ReceiptKeys:
-    """The Ed25519 public keys that sign consent receipts."""
-    return msgspec.convert({"keys": receipts.public_keys()}, ReceiptKeys)
-
-
 CONSENT_HANDLERS = [
     get_consent,
     get_consent_by_query,
@@ -409,7 +352,4 @@ CONSENT_HANDLERS = [
     consent_history_by_query,
     get_my_consent,
     put_my_consent,
-    mint_token,
-    revoke_token,
-    receipt_keys,
 ]
