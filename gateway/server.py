@@ -101,6 +101,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._header_bytes = 0
         self._header_count = 0
+        if self._timer is None:  # a keep-alive connection's next request: its own deadline
+            self._arm(self._limits.header_timeout_seconds, "headers")
 
     def on_url(self, url: bytes) -> None:
         self._header_bytes += len(url)

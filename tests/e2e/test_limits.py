@@ -120,3 +120,17 @@ def test_connections_beyond_the_cap_get_503(bounded: Gateway) -> None:
         for connection in held:
             connection.close()
     assert answer.startswith(b"HTTP/1.1 503 ")
+
+
+def test_a_kept_alive_connections_next_request_has_its_own_header_deadline(
+    bounded: Gateway,
+) -> None:
+    """After a full request, a second one that never finishes its headers still gets 408."""
+    with _connect(bounded) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _answer(connection).startswith(b"HTTP/1.1 200 ")
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answer = _answer(connection)
+        assert time.monotonic() - started < 5
+    assert answer.startswith(b"HTTP/1.1 408 ")
