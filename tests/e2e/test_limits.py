@@ -35,9 +35,30 @@ def _connect(gateway: Gateway) -> socket.socket:
 
 
 def _answer(connection: socket.socket) -> bytes:
+    """One whole response: its headers and a Content-Length body, however the bytes arrive."""
+    received = b""
     with contextlib.suppress(ConnectionResetError):
-        return connection.recv(4096)
-    return b""
+        while b"\r\n\r\n" not in received:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return received
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")[1:]
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        while len(body) < length:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+    return received
 
 
 def _rss_kb(pid: int) -> int:
