@@ -48,11 +48,35 @@ class Erase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="er
     others: tuple[str, ...] = ()
 
 
-# A message type exists only while something consumes it (DESIGN): `opt_out` and
-# `consent_changed` come back with the consumers that need them (the personalization core,
-# replicas' consent caches).
-ControlMessage = Erase
-BusPayload = EventEnvelope | Erase
+class ConsentChanged(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="consent_changed"
+):
+    """The subject's consent changed (through the API, the privacy center, a banner): the core
+    takes it as the subject's consent now and re-evaluates its segments."""
+
+    source_id: str
+    subjects: tuple[str, ...]  # the subject's pseudonyms
+    granted: tuple[str, ...]
+    refused: tuple[str, ...]
+    at: datetime
+    change_id: str
+
+
+class OptOut(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="opt_out"):
+    """An opt-out request withdrew `purposes`: from now on the core keeps nothing for them
+    (withdrawing `personalization` stops the subject's personalization state at once)."""
+
+    source_id: str
+    subjects: tuple[str, ...]
+    purposes: tuple[str, ...]
+    request_id: str
+    at: datetime
+
+
+# A message type exists only while something consumes it (DESIGN): every one of these is
+# handled by the core's consumer, in one `match`.
+ControlMessage = Erase | ConsentChanged | OptOut
+BusPayload = EventEnvelope | Erase | ConsentChanged | OptOut
 
 
 class BusMessage(msgspec.Struct, frozen=True, kw_only=True):

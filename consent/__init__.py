@@ -1,6 +1,6 @@
 """Purposes, consent signals, records and the decision. Imports neither gateway nor profiles."""
 
-from consent._decision import Action, Decision, Jurisdiction, decide
+from consent._decision import Action, Decision, Jurisdiction, also_allowed, decide
 from consent._purposes import (
     DEFAULT_CONFIG,
     DEFAULT_PURPOSES,
@@ -55,6 +55,7 @@ __all__ = [
     "Signals",
     "TCString",
     "TCStringError",
+    "also_allowed",
     "current_state",
     "decide",
     "decode_tc_string",

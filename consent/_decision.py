@@ -97,6 +97,26 @@ def decide(
     )
 
 
+def also_allowed(
+    decision: Decision,
+    purpose: str,
+    signals: Signals,
+    jurisdiction: Jurisdiction,
+    *,
+    stored: Mapping[str, PurposeState] = _NO_STATE,
+    event_time: datetime | None = None,
+) -> Decision:
+    """`decision` with `purpose` among the allowed when the subject allows it, though the event
+    does not need it: what the receiver may also use the event for (the core: personalization).
+    It never changes the action."""
+    if decision.action == "drop" or purpose in decision.allowed:
+        return decision
+    granted, _, _ = _decide_purpose(purpose, signals, jurisdiction, stored, event_time)
+    if not granted:
+        return decision
+    return msgspec.structs.replace(decision, allowed=(*decision.allowed, purpose))
+
+
 def _decide_purpose(
     purpose: str,
     signals: Signals,

@@ -9,11 +9,12 @@ from typing import Any
 
 from anonymization import Scrubber
 from bus import EventEnvelope
-from consent import decide, parse_signals
+from consent import also_allowed, decide, parse_signals
 from gateway._validate import ValidCall
 from gateway._wire import Alias, Group, Identify
 from gateway.pipeline import EventContext, EventRefused
 from observability import DecisionRecord
+from profiles import PERSONALIZATION
 
 
 class StageOrderError(RuntimeError):
@@ -32,7 +33,7 @@ def consent(context: EventContext) -> EventContext:
     source = context.source
     raw = call.call
     signals = parse_signals(call.context, context.sec_gpc, source.consent)
-    context.decision = decide(
+    decision = decide(
         source.purposes(call.call_type, getattr(raw, "event", None)),
         signals,
         source.jurisdiction,
@@ -42,8 +43,18 @@ def consent(context: EventContext) -> EventContext:
         if source.consent.field_purposes
         else (),
     )
-    if context.decision.action == "drop":
+    if decision.action == "drop":
+        context.decision = decision
         raise EventRefused
+    # the core may personalize from any event the subject allows personalization for
+    context.decision = also_allowed(
+        decision,
+        PERSONALIZATION,
+        signals,
+        source.jurisdiction,
+        stored=context.stored,
+        event_time=call.timestamp,
+    )
     return context
 
 

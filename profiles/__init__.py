@@ -1,14 +1,8 @@
 """The profile/personalization core. Talks to the gateway only through `bus`."""
 
-from profiles._apply import (
-    DEFAULT_MAX_KEYS,
-    OTHER_EVENTS,
-    ProfileState,
-    apply_event,
-    count_key,
-    subject_key,
-)
+from profiles._apply import ApplyOptions, apply_event, count_key, merge_states, subject_key
 from profiles._consumer import ProfileConsumer
+from profiles._custom import TraitConfigError, TraitDefinition, load_trait_config
 from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
 from profiles._rules import (
     ProfileView,
@@ -19,12 +13,16 @@ from profiles._rules import (
     validate_rule,
 )
 from profiles._segments import MAX_SEGMENTS, Segment, SegmentStore
+from profiles._state import DEFAULT_MAX_KEYS, OTHER_EVENTS, PERSONALIZATION, ProfileState
 from profiles._tables import metadata
+from profiles._traits import put_source_traits
 
 __all__ = [
     "DEFAULT_MAX_KEYS",
     "MAX_SEGMENTS",
     "OTHER_EVENTS",
+    "PERSONALIZATION",
+    "ApplyOptions",
     "Computed",
     "ErasureReceipt",
     "Profile",
@@ -34,12 +32,17 @@ __all__ = [
     "RuleError",
     "Segment",
     "SegmentStore",
+    "TraitConfigError",
+    "TraitDefinition",
     "apply_event",
     "count_key",
     "erasure_receipts",
     "evaluate",
     "evaluation_order",
+    "load_trait_config",
+    "merge_states",
     "metadata",
+    "put_source_traits",
     "read_profile",
     "segment_references",
     "subject_key",

@@ -1,4 +1,5 @@
-"""The core's event consumer: dedupe by message id, then upsert profiles, in one transaction.
+"""The core's event consumer: dedupe by message id, stitch identities, apply events and control
+messages to profiles, and keep segment memberships current, in one transaction.
 
 Delivery is at least once; applying a message and recording its id commit together, so a
 redelivered message (after a crash before the bus learnt of it) changes nothing.
@@ -12,30 +13,31 @@ from typing import cast
 
 import structlog
 from sqlalchemy import Table, delete, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import BusMessage, BusPayload, Database, Erase, EventEnvelope, as_utc, decode_payload
-from profiles._apply import DEFAULT_MAX_KEYS, ProfileState, apply_event, subject_key
+from bus import (
+    BusMessage,
+    BusPayload,
+    ConsentChanged,
+    Database,
+    Erase,
+    EventEnvelope,
+    OptOut,
+    as_utc,
+    decode_payload,
+)
+from profiles._apply import ApplyOptions, apply_event, merge_states, subject_key
+from profiles._identity import IdentityGraph, stitch_pair
+from profiles._profile_rows import ProfileRows, erase_subject
 from profiles._segments import SegmentEvaluator
-from profiles._tables import ErasureRow, ProcessedMessage, ProfileRow, SegmentMemberRow
+from profiles._state import DEFAULT_MAX_KEYS, DEFAULT_SESSION_GAP_SECONDS, ProfileState, clock
+from profiles._tables import ErasureRow, ProcessedMessage
+from profiles._traits import SourceTraits
 
 log = structlog.get_logger("consentgate.profiles")
 
-_profiles = cast(Table, ProfileRow.__table__)
 _processed = cast(Table, ProcessedMessage.__table__)
 _erasures = cast(Table, ErasureRow.__table__)
-_members = cast(Table, SegmentMemberRow.__table__)
-_UPDATED_COLUMNS = (
-    "traits",
-    "event_counts",
-    "first_seen",
-    "last_seen",
-    "updated_at",
-    "day_counts",
-    "consent",
-)
 
 
 class ProfileConsumer:
@@ -46,15 +48,24 @@ class ProfileConsumer:
         database: Database,
         *,
         max_keys: int = DEFAULT_MAX_KEYS,
+        session_gap_seconds: float = DEFAULT_SESSION_GAP_SECONDS,
         on_capped: Callable[[str, int], None] | None = None,
     ) -> None:
         """`on_capped(map, n)` hears of keys a full profile map folded or left out."""
         self._db = database
-        self._segments = SegmentEvaluator()
-        self._max_keys = max_keys
+        self.segments = SegmentEvaluator()
+        self.traits = SourceTraits()
+        self._options = ApplyOptions(max_keys=max_keys, session_gap_seconds=session_gap_seconds)
         self._on_capped = on_capped
-        self._postgres = database.dialect_name == "postgresql"
+        self._rows = ProfileRows(postgres=database.dialect_name == "postgresql")
         self._erasures_exist: bool | None = None  # learnt once, then kept by _run
+
+    def options(self, conn: Connection, source_id: str) -> ApplyOptions:
+        return ApplyOptions(
+            max_keys=self._options.max_keys,
+            session_gap_seconds=self._options.session_gap_seconds,
+            definitions=self.traits.definitions(conn, source_id),
+        )
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:
         work = self.prepare(messages)
@@ -63,8 +74,8 @@ class ProfileConsumer:
 
     def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
         """Decode `messages` here; the returned unit applies them inside a transaction (the
-        caller's, so that other writers can share its commit). Events and erasures apply in
-        the order they were published."""
+        caller's, so that other writers can share its commit). Events and control messages
+        apply in the order they were published."""
         steps = [decode_payload(message) for message in messages]
         if not steps:
             return None
@@ -73,15 +84,22 @@ class ProfileConsumer:
     def _run(self, conn: Connection, steps: list[BusPayload]) -> None:
         pending: list[EventEnvelope] = []
         for step in steps:
-            match step:  # the whole message union, in one place
-                case EventEnvelope():
-                    pending.append(step)
+            if isinstance(step, EventEnvelope):
+                pending.append(step)
+                continue
+            if pending:
+                self._apply_new(conn, pending)
+                pending = []
+            match step:  # the whole control-message union, in one place
                 case Erase():
-                    if pending:
-                        self._apply_new(conn, pending)
-                        pending = []
-                    _erase(conn, step)
+                    erase_subject(conn, step)
                     self._erasures_exist = True
+                case ConsentChanged():
+                    self._consent(conn, step.source_id, step.subjects, step.granted, step.refused,
+                                  step.at, f"consent:{step.change_id}")  # fmt: skip
+                case OptOut():
+                    self._consent(conn, step.source_id, step.subjects, (), step.purposes,
+                                  step.at, f"opt_out:{step.request_id}")  # fmt: skip
         if pending:
             self._apply_new(conn, pending)
 
@@ -101,79 +119,149 @@ class ProfileConsumer:
 
     def _apply_new(self, conn: Connection, envelopes: list[EventEnvelope]) -> None:
         fresh = _claim_new(conn, envelopes)
-        if fresh:
-            self._apply(conn, fresh)
+        by_source: dict[str, list[EventEnvelope]] = {}
+        for envelope in fresh:
+            if subject_key(envelope) is not None:  # the gateway rejects the others
+                by_source.setdefault(envelope.source_id, []).append(envelope)
+        for source_id, events in by_source.items():
+            self._apply(conn, source_id, events)
 
-    def _apply(self, conn: Connection, envelopes: list[EventEnvelope]) -> None:
-        by_profile: dict[tuple[str, str], list[EventEnvelope]] = {}
-        for envelope in envelopes:
-            key = subject_key(envelope)
-            if key is None:
-                continue  # the gateway rejects these; nothing to attach them to
-            by_profile.setdefault((envelope.source_id, key), []).append(envelope)
-        if not by_profile:
+    def _apply(self, conn: Connection, source_id: str, envelopes: list[EventEnvelope]) -> None:
+        mentioned = {p for e in envelopes for p in (e.subject, e.anonymous, e.previous) if p}
+        graph = IdentityGraph(conn, source_id, mentioned)
+        envelopes = self._skip_erased(conn, source_id, envelopes, graph)
+        if not envelopes:
             return
+        options = self.options(conn, source_id)
+        states = self._rows.load(conn, source_id, {graph.resolve(p) for p in mentioned})
+        touched: dict[str, str] = {}  # subject -> the last message that changed it
+        merged_away: dict[str, str] = {}
+        for envelope in envelopes:
+            pair = stitch_pair(envelope)
+            if pair is not None:
+                self._stitch(graph, states, envelope, pair, options, merged_away)
+            key = graph.resolve(cast(str, subject_key(envelope)))
+            states[key] = apply_event(states.get(key), envelope, key, options)
+            touched[key] = f"event:{envelope.message_id}"
+        kept = [states[subject] for subject in touched if subject not in merged_away]
+        for state in kept:
+            self._report_capped(state)
+        self._rows.upsert(conn, source_id, kept)
+        if merged_away:
+            self._rows.remove(conn, source_id, merged_away)
+        graph.save()
+        self.segments.update(
+            conn, source_id, kept, touched, lambda state: self.traits.values(state, options)
+        )
+
+    def _stitch(
+        self,
+        graph: IdentityGraph,
+        states: dict[str, ProfileState],
+        envelope: EventEnvelope,
+        pair: tuple[str, str],
+        options: ApplyOptions,
+        merged_away: dict[str, str],
+    ) -> None:
+        other, subject = pair
+        source, target = graph.resolve(other), graph.resolve(subject)
+        if source == target:
+            return
+        if envelope.type == "identify":
+            folded = states.get(source)
+            if graph.is_linked(other) or (folded is not None and folded.identified):
+                return  # already someone's (a shared device): users merge only by alias
+        graph.link(source, target, envelope.message_id)
+        folded = states.pop(source, None)
+        if folded is not None:
+            existing = states.get(target)
+            if existing is None:
+                folded.subject = target
+                states[target] = folded
+            else:
+                states[target] = merge_states(existing, folded, options)
+            merged_away[source] = f"merge:{envelope.message_id}"
+        merged_away.pop(target, None)
+
+    def _skip_erased(
+        self,
+        conn: Connection,
+        source_id: str,
+        envelopes: list[EventEnvelope],
+        graph: IdentityGraph,
+    ) -> list[EventEnvelope]:
+        """Without the events of erased subjects that were received before their erasure."""
         if self._erasures_exist is None:
             self._erasures_exist = (
                 conn.execute(select(_erasures.c.subject).limit(1)).first() is not None
             )
-        if self._erasures_exist:
-            _skip_erased(conn, by_profile)
-            if not by_profile:
-                return
-
-        query = select(_profiles).where(
-            tuple_(_profiles.c.source_id, _profiles.c.subject).in_(list(by_profile))
-        )
-        if self._postgres:
-            query = query.with_for_update()
-        existing = {
-            (row.source_id, row.subject): ProfileState(
-                subject=row.subject,
-                traits=dict(row.traits),
-                event_counts=dict(row.event_counts),
-                first_seen=as_utc(row.first_seen),
-                last_seen=as_utc(row.last_seen),
-                day_counts={name: dict(days) for name, days in row.day_counts.items()},
-                consent=list(row.consent),
-            )
-            for row in conn.execute(query)
+        if not self._erasures_exist:
+            return envelopes
+        candidates = {
+            name
+            for e in envelopes
+            for p in (e.subject, e.anonymous, e.previous)
+            if p
+            for name in (p, graph.resolve(p))
         }
-        now = datetime.now(UTC)
-        rows = []
-        applied: dict[str, list[ProfileState]] = {}
-        for (source_id, subject), events in by_profile.items():
-            state = existing.get((source_id, subject))
-            for envelope in events:
-                state = apply_event(state, envelope, subject, self._max_keys)
-            if state is None:
-                continue  # unreachable: every group holds at least one event
-            self._report_capped(state)
-            applied.setdefault(source_id, []).append(state)
-            rows.append(
-                {
-                    "source_id": source_id,
-                    "subject": subject,
-                    "traits": state.traits,
-                    "event_counts": state.event_counts,
-                    "first_seen": state.first_seen,
-                    "last_seen": state.last_seen,
-                    "updated_at": now,
-                    "day_counts": state.day_counts,
-                    "consent": state.consent,
-                }
+        key = tuple_(_erasures.c.source_id, _erasures.c.subject)
+        erased = {
+            row.subject: as_utc(row.erased_at)
+            for row in conn.execute(
+                select(_erasures.c.subject, _erasures.c.erased_at).where(
+                    key.in_([(source_id, name) for name in candidates])
+                )
             )
-        # One statement for every profile touched.
-        upsert = postgresql_insert(_profiles) if self._postgres else sqlite_insert(_profiles)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[_profiles.c.source_id, _profiles.c.subject],
-                set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
-            ),
-            rows,
+        }
+        if not erased:
+            return envelopes
+
+        def before_erasure(envelope: EventEnvelope) -> bool:
+            received = as_utc(envelope.received_at)
+            return any(
+                received <= erased[name]
+                for p in (envelope.subject, envelope.anonymous, envelope.previous)
+                if p
+                for name in (p, graph.resolve(p))
+                if name in erased
+            )
+
+        return [envelope for envelope in envelopes if not before_erasure(envelope)]
+
+    def _consent(
+        self,
+        conn: Connection,
+        source_id: str,
+        subjects: Sequence[str],
+        granted: Sequence[str],
+        refused: Sequence[str],
+        at: datetime,
+        cause: str,
+    ) -> None:
+        """A consent change or opt-out: the profile's consent now, its segments re-evaluated."""
+        graph = IdentityGraph(conn, source_id, subjects)
+        states = self._rows.load(conn, source_id, {graph.resolve(s) for s in subjects})
+        if not states:
+            return
+        stamp = _stamp(at, cause)
+        for state in states.values():
+            if stamp > state.consent_clock:
+                state.consent = sorted((set(state.consent) | set(granted)) - set(refused))
+                state.consent_clock = stamp
+        changed = list(states.values())
+        self._rows.upsert(conn, source_id, changed)
+        options = self.options(conn, source_id)
+        self.segments.update(
+            conn,
+            source_id,
+            changed,
+            {state.subject: cause for state in changed},
+            lambda state: self.traits.values(state, options),
         )
-        for source_id, states in applied.items():
-            self._segments.update(conn, source_id, states)
+
+
+def _stamp(at: datetime, cause: str) -> str:
+    return clock(as_utc(at), cause)
 
 
 def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEnvelope]:
@@ -199,53 +287,3 @@ def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEn
             ],
         )
     return fresh
-
-
-def _skip_erased(conn: Connection, by_profile: dict[tuple[str, str], list[EventEnvelope]]) -> None:
-    """Drop the events of erased subjects that were received before their erasure."""
-    key = tuple_(_erasures.c.source_id, _erasures.c.subject)
-    erased = {
-        (row.source_id, row.subject): as_utc(row.erased_at)
-        for row in conn.execute(
-            select(_erasures.c.source_id, _erasures.c.subject, _erasures.c.erased_at).where(
-                key.in_(list(by_profile))
-            )
-        )
-    }
-    for profile, erased_at in erased.items():
-        kept = [e for e in by_profile[profile] if as_utc(e.received_at) > erased_at]
-        if kept:
-            by_profile[profile] = kept
-        else:
-            del by_profile[profile]
-
-
-def _erase(conn: Connection, erase: Erase) -> None:
-    """Delete the subject's profiles and leave a receipt (the tombstone) per pseudonym."""
-    subjects = list(dict.fromkeys((erase.subject, *erase.others)))
-    for subject in subjects:
-        deleted = conn.execute(
-            delete(_profiles).where(
-                _profiles.c.source_id == erase.source_id, _profiles.c.subject == subject
-            )
-        ).rowcount
-        conn.execute(
-            delete(_members).where(
-                _members.c.source_id == erase.source_id, _members.c.subject == subject
-            )
-        )
-        conn.execute(
-            delete(_erasures).where(
-                _erasures.c.source_id == erase.source_id, _erasures.c.subject == subject
-            )
-        )
-        conn.execute(
-            insert(_erasures).values(
-                source_id=erase.source_id,
-                subject=subject,
-                request_id=erase.request_id,
-                erased_at=erase.at,
-                profiles_deleted=deleted or 0,
-            )
-        )
-    log.info("subject_erased", privacy_request_id=erase.request_id, pseudonyms=len(subjects))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
@@ -10,17 +10,37 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
+from profiles._computed import computed_view
+from profiles._custom import TraitDefinition, custom_values
+from profiles._identity import resolve_one
+from profiles._profile_rows import state_of
 from profiles._segments import segments_of
-from profiles._tables import ErasureRow, ProfileRow
+from profiles._tables import ErasureRow, IdentityLinkRow, ProfileRow
+from profiles._traits import read_source_traits
 
 _profiles = cast(Table, ProfileRow.__table__)
 _erasures = cast(Table, ErasureRow.__table__)
+_links = cast(Table, IdentityLinkRow.__table__)
+
+
+class FlowProgress(msgspec.Struct, frozen=True, kw_only=True):
+    done: list[str]  # the steps done, in the order first done
+    last_step: str | None  # the latest step done: where the user is, or stopped
 
 
 class Computed(msgspec.Struct, frozen=True, kw_only=True):
     first_seen: datetime
     last_seen: datetime
     event_counts: dict[str, int]
+    event_last: dict[str, datetime] = {}
+    sessions: int = 0
+    last_session_start: datetime | None = None
+    flows: dict[str, FlowProgress] = {}
+    platform: str | None = None
+    device: str | None = None
+    # "1d" / "7d" / "30d" -> event name -> count (calendar days, UTC, today included)
+    windows: dict[str, dict[str, int]] = {}
+    custom: dict[str, Any] = {}  # the source's declared computed traits
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,29 +48,44 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     traits: dict[str, Any]
     computed: Computed
     segments: list[str] = []
+    merged: list[str] = []  # pseudonyms stitched into this profile (anonymous ids, aliases)
 
 
 async def read_profile(database: Database, source_id: str, subject: str) -> Profile | None:
-    query = select(_profiles).where(
-        _profiles.c.source_id == source_id, _profiles.c.subject == subject
-    )
+    """The profile `subject`'s events build: its own, or the one it was merged into."""
 
-    def read(conn: Connection) -> tuple[Any, list[str]]:
-        row = conn.execute(query).first()
-        return row, segments_of(conn, source_id, subject) if row is not None else []
+    def read(conn: Connection) -> tuple[Any, list[str], list[str], tuple[TraitDefinition, ...]]:
+        root = resolve_one(conn, source_id, subject)
+        row = conn.execute(
+            select(_profiles).where(_profiles.c.source_id == source_id, _profiles.c.subject == root)
+        ).first()
+        if row is None:
+            return None, [], [], ()
+        merged = conn.execute(
+            select(_links.c.alias)
+            .where(_links.c.source_id == source_id, _links.c.canonical == root)
+            .order_by(_links.c.alias)
+        ).scalars()
+        return (
+            row,
+            segments_of(conn, source_id, root),
+            list(merged),
+            read_source_traits(conn, source_id),
+        )
 
-    row, segments = await database.read(read)
+    row, segments, merged, definitions = await database.read(read)
     if row is None:
         return None
+    state = state_of(row)
+    view = computed_view(
+        state, datetime.now(UTC).date(), custom_values(state.accumulated.custom, definitions)
+    )
     return Profile(
         subject=row.subject,
         segments=segments,
+        merged=merged,
         traits=dict(row.traits),
-        computed=Computed(
-            first_seen=as_utc(row.first_seen),
-            last_seen=as_utc(row.last_seen),
-            event_counts=dict(row.event_counts),
-        ),
+        computed=msgspec.convert(view, Computed, from_attributes=True),
     )
 
 

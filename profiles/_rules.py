@@ -14,9 +14,9 @@ the rule and a `ProfileView`: no I/O, the same answer for the same inputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 OPERATORS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists"})
@@ -40,7 +40,7 @@ class ProfileView:
     event_counts: Mapping[str, int] = field(default_factory=dict)
     # event name -> {ISO day: count}, the last MAX_WITHIN_DAYS days
     day_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    segments: frozenset[str] = frozenset()
+    segments: Set[str] = frozenset()
     consent: frozenset[str] = frozenset()  # purposes the subject allows now
     today: date = date(1970, 1, 1)
 
@@ -184,7 +184,7 @@ def evaluate(rule: Mapping[str, Any], view: ProfileView) -> bool:
     if "trait" in rule:
         return _compare(view.traits.get(rule["trait"], _MISSING), rule)
     if "computed" in rule:
-        return _compare(view.computed.get(rule["computed"], _MISSING), rule)
+        return _compare(lookup(view.computed, rule["computed"]), rule)
     if "event" in rule:
         count = rule.get("count", {"op": "gte", "value": 1})
         return _compare(_event_count(rule["event"], rule.get("within_days"), view), count)
@@ -206,6 +206,33 @@ def _event_count(name: str, within_days: int | None, view: ProfileView) -> int:
 _MISSING = object()
 
 
+def lookup(values: Mapping[str, Any], name: str) -> Any:
+    """`values[name]`, or a dotted path into nested maps ("flows.onboarding.last_step"); at each
+    level the longest key that matches wins, so names may hold dots themselves."""
+    if name in values:
+        return values[name]
+    head, dot, rest = name.partition(".")
+    while dot:
+        inner = values.get(head, _MISSING)
+        if isinstance(inner, Mapping):
+            found = lookup(inner, rest)
+            if found is not _MISSING:
+                return found
+        part, dot, rest = rest.partition(".")
+        head = f"{head}.{part}"
+    return _MISSING
+
+
+def _as_time(expected: Any) -> Any:
+    if isinstance(expected, str):
+        try:
+            parsed = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        except ValueError:
+            return expected
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return expected
+
+
 def _compare(actual: Any, rule: Mapping[str, Any]) -> bool:
     op: str = rule["op"]
     if op == "exists":
@@ -213,6 +240,8 @@ def _compare(actual: Any, rule: Mapping[str, Any]) -> bool:
     if actual is _MISSING or actual is None:
         return op == "neq"
     expected: Any = rule.get("value")
+    if isinstance(actual, datetime):  # computed times compare with ISO 8601 values
+        expected = [_as_time(v) for v in expected] if op == "in" else _as_time(expected)
     try:
         match op:
             case "eq":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -19,12 +19,14 @@ from sqlalchemy import Table, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bus import Database
-from profiles._apply import ProfileState
+from profiles._computed import computed_view
 from profiles._rules import ProfileView, RuleError, evaluate, evaluation_order, validate_rule
-from profiles._tables import SegmentMemberRow, SegmentRow
+from profiles._state import ProfileState
+from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
 
 _segments = cast(Table, SegmentRow.__table__)
 _members = cast(Table, SegmentMemberRow.__table__)
+_changes = cast(Table, SegmentChangeRow.__table__)
 MAX_SEGMENTS = 500
 SEGMENT_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
 # how long the core keeps the definitions it read before reading them again
@@ -118,14 +120,19 @@ def _segment(row: Any, members: int | None = None) -> Segment:
     )
 
 
+def _no_custom(state: ProfileState) -> Mapping[str, Any]:
+    return {}
+
+
 class SegmentEvaluator:
-    """Membership for the profiles a transaction touched: evaluated, compared, written."""
+    """Membership for the profiles a transaction touched: evaluated, compared, written, and
+    each change logged with its time and cause."""
 
     def __init__(self) -> None:
         self._rules: list[tuple[str, dict[str, Any]]] = []
         self._read_at = float("-inf")
 
-    def _definitions(self, conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+    def definitions(self, conn: Connection) -> list[tuple[str, dict[str, Any]]]:
         now = time.monotonic()
         if now - self._read_at >= DEFINITIONS_SECONDS:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
@@ -133,59 +140,109 @@ class SegmentEvaluator:
             self._read_at = now
         return self._rules
 
-    def update(self, conn: Connection, source_id: str, states: Iterable[ProfileState]) -> None:
+    def update(
+        self,
+        conn: Connection,
+        source_id: str,
+        states: Iterable[ProfileState],
+        causes: Mapping[str, str],
+        custom: Callable[[ProfileState], Mapping[str, Any]] = _no_custom,
+    ) -> None:
+        """Re-evaluate `states`; `causes[subject]` says why (for the change log)."""
         states = list(states)
-        rules = self._definitions(conn)
+        rules = self.definitions(conn)
         if not rules or not states:
             return
-        subjects = [(source_id, state.subject) for state in states]
-        current: dict[str, set[str]] = {}
-        for row in conn.execute(
-            select(_members.c.subject, _members.c.segment_key).where(
-                tuple_(_members.c.source_id, _members.c.subject).in_(subjects)
+        current = _current(conn, source_id, [state.subject for state in states])
+        today = datetime.now(UTC).date()
+        wanted = {state.subject: members_of(state, rules, today, custom(state)) for state in states}
+        write_changes(conn, source_id, current, wanted, causes)
+
+
+def _current(conn: Connection, source_id: str, subjects: list[str]) -> dict[str, set[str]]:
+    current: dict[str, set[str]] = {subject: set() for subject in subjects}
+    for row in conn.execute(
+        select(_members.c.subject, _members.c.segment_key).where(
+            tuple_(_members.c.source_id, _members.c.subject).in_(
+                [(source_id, subject) for subject in subjects]
             )
-        ):
-            current.setdefault(row.subject, set()).add(row.segment_key)
-        now = datetime.now(UTC)
-        joined, left = [], []
-        for state in states:
-            now_in = members_of(state, rules, now.date())
-            before = current.get(state.subject, set())
-            joined += [(state.subject, key) for key in sorted(now_in - before)]
-            left += [(state.subject, key) for key in sorted(before - now_in)]
-        if joined:
-            conn.execute(
-                insert(_members),
-                [
-                    {"source_id": source_id, "subject": s, "segment_key": k, "since": now}
-                    for s, k in joined
-                ],
+        )
+    ):
+        current[row.subject].add(row.segment_key)
+    return current
+
+
+def write_changes(
+    conn: Connection,
+    source_id: str,
+    current: Mapping[str, set[str]],
+    wanted: Mapping[str, set[str]],
+    causes: Mapping[str, str],
+    only: str | None = None,
+) -> int:
+    """Make memberships `wanted` (of the subjects in `current`; of segment `only` if given);
+    log each change. Returns the number of changes."""
+    now = datetime.now(UTC)
+    joined, left = [], []
+    for subject, had in current.items():
+        before, after = had, wanted.get(subject, set())
+        if only is not None:
+            before, after = before & {only}, after & {only}
+        joined += [(subject, key) for key in sorted(after - before)]
+        left += [(subject, key) for key in sorted(before - after)]
+    if joined:
+        conn.execute(
+            insert(_members),
+            [
+                {"source_id": source_id, "subject": s, "segment_key": k, "since": now}
+                for s, k in joined
+            ],
+        )
+    for subject, key in left:
+        conn.execute(
+            delete(_members).where(
+                _members.c.source_id == source_id,
+                _members.c.subject == subject,
+                _members.c.segment_key == key,
             )
-        for subject, key in left:
-            conn.execute(
-                delete(_members).where(
-                    _members.c.source_id == source_id,
-                    _members.c.subject == subject,
-                    _members.c.segment_key == key,
-                )
-            )
+        )
+    changes = [(s, k, True) for s, k in joined] + [(s, k, False) for s, k in left]
+    if changes:
+        conn.execute(
+            insert(_changes),
+            [
+                {
+                    "source_id": source_id,
+                    "subject": s,
+                    "segment_key": k,
+                    "joined": j,
+                    "cause": causes.get(s, "")[:160],
+                    "at": now,
+                }
+                for s, k, j in changes
+            ],
+        )
+    return len(changes)
 
 
 def members_of(
-    state: ProfileState, rules: list[tuple[str, dict[str, Any]]], today: date
+    state: ProfileState,
+    rules: list[tuple[str, dict[str, Any]]],
+    today: date,
+    custom: Mapping[str, Any] | None = None,
 ) -> set[str]:
     """The segments `state` is in, each rule seeing the memberships decided before it."""
     members: set[str] = set()
+    view = ProfileView(
+        traits=state.traits,
+        computed=computed_view(state, today, custom or {}),
+        event_counts=state.event_counts,
+        day_counts=state.day_counts,
+        segments=members,
+        consent=frozenset(state.consent),
+        today=today,
+    )
     for key, rule in rules:
-        view = ProfileView(
-            traits=state.traits,
-            computed={"first_seen": state.first_seen, "last_seen": state.last_seen},
-            event_counts=state.event_counts,
-            day_counts=state.day_counts,
-            segments=frozenset(members),
-            consent=frozenset(state.consent),
-            today=today,
-        )
         if evaluate(rule, view):
             members.add(key)
     return members

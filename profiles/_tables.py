@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus import NAMING_CONVENTION
@@ -32,8 +32,10 @@ class ProfileRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # event name -> {ISO day: count}, the last 30 days (the rules' `within_days`)
     day_counts: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON, server_default="{}")
-    # the purposes allowed for the subject's latest event: the core's view of its consent
+    # the purposes the subject allows, as of its latest event or consent change
     consent: Mapped[list[str]] = mapped_column(JSON, server_default="[]")
+    # clocks, sessions, flows, platform, declared traits (profiles._state.encode_accumulated)
+    accumulated: Mapped[dict[str, Any]] = mapped_column(JSON, server_default="{}")
 
 
 class ProcessedMessage(Base):
@@ -72,6 +74,13 @@ class SegmentRow(Base):
     rule: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the backfill of `version` over existing profiles: profiles evaluated of those to do
+    backfill_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    backfill_total: Mapped[int] = mapped_column(Integer, server_default="0")
+    # the version the backfill has finished for (behind `version` while one runs)
+    backfilled_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # the (source, subject) the running backfill has reached, to resume after a restart
+    backfill_after: Mapped[str] = mapped_column(String(140), server_default="")
 
 
 class SegmentMemberRow(Base):
@@ -83,3 +92,54 @@ class SegmentMemberRow(Base):
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     segment_key: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdentityLinkRow(Base):
+    """A pseudonym merged into another profile (an anonymous id identified, an alias): events
+    of `alias` apply to `canonical`'s profile. `canonical` is always a profile's own subject."""
+
+    __tablename__ = "profiles_identity_links"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    canonical: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[str] = mapped_column(String(128))  # the identify or alias that linked
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentChangeRow(Base):
+    """A subject joining or leaving a segment: when, and why (an event, a merge, a consent
+    change, a window sliding, a backfill, a definition change)."""
+
+    __tablename__ = "profiles_segment_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(64))
+    segment_key: Mapped[str] = mapped_column(String(100))
+    joined: Mapped[bool] = mapped_column(Boolean)
+    cause: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_profiles_segment_changes_source_id_subject", "source_id", "subject"),
+    )
+
+
+class SourceTraitsRow(Base):
+    """The computed traits a source declares (profiles._custom)."""
+
+    __tablename__ = "profiles_source_traits"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CoreMarkRow(Base):
+    """Small named marks of the core's background work (the last day windows were swept)."""
+
+    __tablename__ = "profiles_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -34,6 +34,10 @@ EXPECTED_TABLES = {
     "gateway_retired_keys",
     "profiles_segments",
     "profiles_segment_members",
+    "profiles_identity_links",
+    "profiles_segment_changes",
+    "profiles_source_traits",
+    "profiles_marks",
 }
 
 

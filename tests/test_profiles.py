@@ -7,14 +7,25 @@ from datetime import UTC, datetime, timedelta
 from bus import Erase, EventEnvelope, encode_control, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
-from profiles import OTHER_EVENTS, ProfileConsumer, apply_event, erasure_receipts, read_profile
+from profiles import (
+    OTHER_EVENTS,
+    ApplyOptions,
+    ProfileConsumer,
+    apply_event,
+    erasure_receipts,
+    read_profile,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+PERSONAL = ("analytics", "personalization")
 
 
 def _envelope(
     message_id: str, kind: str = "track", at: datetime = T0, **fields: object
 ) -> EventEnvelope:
+    fields.setdefault("purposes", PERSONAL)
     return EventEnvelope(
         message_id=message_id,
         source_id="src",
@@ -81,22 +92,22 @@ def test_event_names_past_the_cap_count_as_other() -> None:
     """A profile keeps at most `max_keys` event names; later new names count under (other)."""
     state = None
     for index in range(15):
-        state = apply_event(state, _envelope(f"m{index}", event=f"name-{index}"), "p1_s", 10)
+        state = apply_event(state, _envelope(f"m{index}", event=f"name-{index}"), "p1_s", ApplyOptions(max_keys=10))
     assert state is not None
     assert len(state.event_counts) == 11
     assert state.event_counts[OTHER_EVENTS] == 5
     assert state.capped_event_names == 5
-    state = apply_event(state, _envelope("again", event="name-0"), "p1_s", 10)
+    state = apply_event(state, _envelope("again", event="name-0"), "p1_s", ApplyOptions(max_keys=10))
     assert state.event_counts["name-0"] == 2  # known names still count
 
 
 def test_traits_past_the_cap_are_left_out_and_known_ones_update() -> None:
     """Past `max_keys` traits a new trait is not kept; existing traits still change."""
     many = {f"t{index}": index for index in range(12)}
-    state = apply_event(None, _envelope("a", kind="identify", traits=many), "p1_s", 10)
+    state = apply_event(None, _envelope("a", kind="identify", traits=many), "p1_s", ApplyOptions(max_keys=10))
     assert len(state.traits) == 10
     assert state.capped_traits == 2
-    state = apply_event(state, _envelope("b", kind="identify", traits={"t0": "new"}), "p1_s", 10)
+    state = apply_event(state, _envelope("b", kind="identify", traits={"t0": "new"}), "p1_s", ApplyOptions(max_keys=10))
     assert state.traits["t0"] == "new"
 
 

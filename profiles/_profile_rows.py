@@ -1,0 +1,159 @@
+"""Profile rows in and out of the database, and erasing a subject from every core table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from bus import Erase, as_utc
+from profiles._identity import forget_links, linked_identities
+from profiles._segments import write_changes
+from profiles._state import ProfileState, decode_accumulated, encode_accumulated
+from profiles._tables import ErasureRow, ProfileRow, SegmentChangeRow, SegmentMemberRow
+
+log = structlog.get_logger("consentgate.profiles")
+
+_profiles = cast(Table, ProfileRow.__table__)
+_erasures = cast(Table, ErasureRow.__table__)
+_members = cast(Table, SegmentMemberRow.__table__)
+_changes = cast(Table, SegmentChangeRow.__table__)
+_UPDATED_COLUMNS = (
+    "traits",
+    "event_counts",
+    "first_seen",
+    "last_seen",
+    "updated_at",
+    "day_counts",
+    "consent",
+    "accumulated",
+)
+
+
+def state_of(row: Any) -> ProfileState:
+    stored = decode_accumulated(row.accumulated)
+    return ProfileState(
+        subject=row.subject,
+        traits=dict(row.traits),
+        event_counts=dict(row.event_counts),
+        first_seen=as_utc(row.first_seen),
+        last_seen=as_utc(row.last_seen),
+        day_counts={name: dict(days) for name, days in row.day_counts.items()},
+        consent=list(row.consent),
+        consent_clock=stored.consent_clock,
+        trait_clock=stored.trait_clock,
+        event_last=stored.event_last,
+        accumulated=stored.accumulated,
+        identified=stored.identified,
+    )
+
+
+class ProfileRows:
+    def __init__(self, *, postgres: bool) -> None:
+        self._postgres = postgres
+
+    def load(self, conn: Connection, source_id: str, subjects: set[str]) -> dict[str, ProfileState]:
+        if not subjects:
+            return {}
+        query = select(_profiles).where(
+            tuple_(_profiles.c.source_id, _profiles.c.subject).in_(
+                [(source_id, subject) for subject in subjects]
+            )
+        )
+        if self._postgres:
+            query = query.with_for_update()
+        return {row.subject: state_of(row) for row in conn.execute(query)}
+
+    def upsert(self, conn: Connection, source_id: str, states: Iterable[ProfileState]) -> None:
+        """One statement for every profile given."""
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "source_id": source_id,
+                "subject": state.subject,
+                "traits": state.traits,
+                "event_counts": state.event_counts,
+                "first_seen": state.first_seen,
+                "last_seen": state.last_seen,
+                "updated_at": now,
+                "day_counts": state.day_counts,
+                "consent": state.consent,
+                "accumulated": encode_accumulated(state),
+            }
+            for state in states
+        ]
+        if not rows:
+            return
+        upsert = postgresql_insert(_profiles) if self._postgres else sqlite_insert(_profiles)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[_profiles.c.source_id, _profiles.c.subject],
+                set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
+            ),
+            rows,
+        )
+
+    def remove(
+        self,
+        conn: Connection,
+        source_id: str,
+        causes: Mapping[str, str],
+    ) -> None:
+        """Profiles merged into others: their rows go, their memberships end (logged)."""
+        subjects = list(causes)
+        conn.execute(
+            delete(_profiles).where(
+                _profiles.c.source_id == source_id, _profiles.c.subject.in_(subjects)
+            )
+        )
+        current: dict[str, set[str]] = {subject: set() for subject in subjects}
+        for row in conn.execute(
+            select(_members.c.subject, _members.c.segment_key).where(
+                _members.c.source_id == source_id, _members.c.subject.in_(subjects)
+            )
+        ):
+            current[row.subject].add(row.segment_key)
+        write_changes(conn, source_id, current, {}, causes)
+
+
+def erase_subject(conn: Connection, erase: Erase) -> None:
+    """Delete the subject's profiles, links, memberships and their history; leave a receipt
+    (the tombstone) per pseudonym, its linked identities included."""
+    source_id = erase.source_id
+    subjects = sorted(
+        linked_identities(conn, source_id, dict.fromkeys((erase.subject, *erase.others)))
+    )
+    links = forget_links(conn, source_id, subjects)
+    for subject in subjects:
+        deleted = conn.execute(
+            delete(_profiles).where(
+                _profiles.c.source_id == source_id, _profiles.c.subject == subject
+            )
+        ).rowcount
+        for table in (_members, _changes):
+            conn.execute(
+                delete(table).where(table.c.source_id == source_id, table.c.subject == subject)
+            )
+        conn.execute(
+            delete(_erasures).where(
+                _erasures.c.source_id == source_id, _erasures.c.subject == subject
+            )
+        )
+        conn.execute(
+            insert(_erasures).values(
+                source_id=source_id,
+                subject=subject,
+                request_id=erase.request_id,
+                erased_at=erase.at,
+                profiles_deleted=deleted or 0,
+            )
+        )
+    log.info(
+        "subject_erased", privacy_request_id=erase.request_id, pseudonyms=len(subjects), links=links
+    )
