@@ -20,6 +20,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 PERSONAL = ("analytics", "personalization")
+TEN = ApplyOptions(max_keys=10)
 
 
 def _envelope(
@@ -92,22 +93,22 @@ def test_event_names_past_the_cap_count_as_other() -> None:
     """A profile keeps at most `max_keys` event names; later new names count under (other)."""
     state = None
     for index in range(15):
-        state = apply_event(state, _envelope(f"m{index}", event=f"name-{index}"), "p1_s", ApplyOptions(max_keys=10))
+        state = apply_event(state, _envelope(f"m{index}", event=f"name-{index}"), "p1_s", TEN)
     assert state is not None
     assert len(state.event_counts) == 11
     assert state.event_counts[OTHER_EVENTS] == 5
     assert state.capped_event_names == 5
-    state = apply_event(state, _envelope("again", event="name-0"), "p1_s", ApplyOptions(max_keys=10))
+    state = apply_event(state, _envelope("again", event="name-0"), "p1_s", TEN)
     assert state.event_counts["name-0"] == 2  # known names still count
 
 
 def test_traits_past_the_cap_are_left_out_and_known_ones_update() -> None:
     """Past `max_keys` traits a new trait is not kept; existing traits still change."""
     many = {f"t{index}": index for index in range(12)}
-    state = apply_event(None, _envelope("a", kind="identify", traits=many), "p1_s", ApplyOptions(max_keys=10))
+    state = apply_event(None, _envelope("a", kind="identify", traits=many), "p1_s", TEN)
     assert len(state.traits) == 10
     assert state.capped_traits == 2
-    state = apply_event(state, _envelope("b", kind="identify", traits={"t0": "new"}), "p1_s", ApplyOptions(max_keys=10))
+    state = apply_event(state, _envelope("b", kind="identify", traits={"t0": "new"}), "p1_s", TEN)
     assert state.traits["t0"] == "new"
 
 
