@@ -11,7 +11,7 @@ that reads started before that fill nothing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
@@ -34,6 +34,11 @@ class ConsentStore:
         self._generation: dict[SubjectKey, int] = {}
         self._epoch = 0
         self._cache_limit = cache_limit
+        self._listeners: list[Callable[[Sequence[ConsentRecord]], Awaitable[None]]] = []
+
+    def on_change(self, listener: Callable[[Sequence[ConsentRecord]], Awaitable[None]]) -> None:
+        """Call `listener(records)` after each append has committed."""
+        self._listeners.append(listener)
 
     async def append(self, records: Sequence[ConsentRecord]) -> ConsentState:
         """Insert `records` (one subject) and return that subject's new current state."""
@@ -47,6 +52,8 @@ class ConsentStore:
         state = current_state(history)
         self._bump(key)
         self._put(key, state)
+        for listener in self._listeners:
+            await listener(records)
         return state
 
     async def suppressions(self, source_id: str | None = None) -> list[ConsentRecord]:

@@ -30,6 +30,7 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(_checkpoint_audit(runtime), name="audit-checkpoints"),
         asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
         asyncio.create_task(_advance_privacy_requests(runtime), name="privacy-requests"),
+        asyncio.create_task(_maintain_segments(runtime), name="segment-maintenance"),
     ]
     try:
         yield
@@ -39,6 +40,23 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _maintain_segments(runtime: Runtime) -> None:
+    """Backfill new and edited segments, a page at a time, and re-evaluate time windows once
+    a day (checked every `segment_maintenance_seconds`)."""
+    maintenance = runtime.segment_maintenance
+    while True:
+        try:
+            more = True
+            while more:  # a page per transaction, requests served in between
+                more = await maintenance.backfill_step()
+            changed = await maintenance.sweep_windows()
+            if changed is not None:
+                log.info("segment_windows_swept", changes=changed)
+        except Exception as exc:  # the next round retries
+            log.warning("segment_maintenance_failed", error=type(exc).__name__)
+        await asyncio.sleep(runtime.settings.segment_maintenance_seconds)
 
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:

@@ -70,6 +70,12 @@ def _configuration_options(parser: argparse.ArgumentParser) -> None:
         help="the source's field policy, JSON or TOML (see README, Anonymization)",
     )
     parser.add_argument(
+        "--computed-traits",
+        metavar="FILE",
+        help="the computed traits the core keeps for its profiles, JSON or TOML "
+        "(see README, Computed traits)",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=float,
         metavar="PER_SECOND",
@@ -110,11 +116,19 @@ def _create(args: argparse.Namespace) -> int:
     jurisdiction = args.jurisdiction or settings.default_jurisdiction
     config = read_config_file(args.consent_config, "--consent-config")
     policy = read_config_file(args.field_policy, "--field-policy")
+    traits = read_config_file(args.computed_traits, "--computed-traits")
     edge = _edge(args)
     created = with_database(
         settings,
         lambda database: create_source(
-            database, args.name, jurisdiction, config, policy, args.share_keys_with, edge
+            database,
+            args.name,
+            jurisdiction,
+            config,
+            policy,
+            args.share_keys_with,
+            edge,
+            computed_traits=traits,
         ),
     )
     audit_cli(
@@ -143,6 +157,7 @@ def _update(args: argparse.Namespace) -> int:
     upgrade_to_head(settings.database_url)
     config = read_config_file(args.consent_config, "--consent-config")
     policy = read_config_file(args.field_policy, "--field-policy")
+    traits = read_config_file(args.computed_traits, "--computed-traits")
     updated = with_database(
         settings,
         lambda database: update_source(
@@ -151,6 +166,7 @@ def _update(args: argparse.Namespace) -> int:
             jurisdiction=args.jurisdiction,
             consent_config=config,
             field_policy=policy,
+            computed_traits=traits,
             edge_changes=_edge(args),
         ),
     )

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from anonymization import decrypt_fields
 from gateway.callers import SERVER_KEY, ServerKey, access
 from gateway.dependencies import DatabaseDep, KeyringDep
-from gateway.errors import NotFound
+from gateway.errors import BadRequest, NotFound
 from profiles import Profile, read_profile
 
 _SERVER_KEY = access(SERVER_KEY)
@@ -35,14 +35,22 @@ async def get_profile(
 
 @get("/v1/profiles", operation_id="get_profile_by_query", tags=["profiles"], **_SERVER_KEY)
 async def get_profile_by_query(
-    user_id: Annotated[str, QueryParameter(name="userId", min_length=1, max_length=1024)],
     caller: ServerKey,
     database: DatabaseDep,
     keyring: KeyringDep,
+    user_id: Annotated[
+        str | None, QueryParameter(name="userId", min_length=1, max_length=1024)
+    ] = None,
+    anonymous_id: Annotated[
+        str | None, QueryParameter(name="anonymousId", min_length=1, max_length=1024)
+    ] = None,
     decrypt: FromQuery[bool] = False,
 ) -> Profile:
-    """The same, for any userId (one holding "/" too): `?userId=`."""
-    return await _profile(user_id, caller, database, keyring, decrypt)
+    """The same, for any userId (one holding "/" too): `?userId=`; or the profile an
+    anonymousId's events built: `?anonymousId=` (once identified, the user's merged profile)."""
+    if (user_id is None) == (anonymous_id is None):
+        raise BadRequest("give exactly one of userId and anonymousId", code="invalid_query")
+    return await _profile(user_id or anonymous_id or "", caller, database, keyring, decrypt)
 
 
 async def _profile(
@@ -58,7 +66,7 @@ async def _profile(
                 traits = decrypt_fields(profile.traits, key, source.source_id, subject, "traits")
                 return msgspec.structs.replace(profile, traits=traits)
             return profile
-    raise NotFound("no profile for this user", code="profile_not_found")
+    raise NotFound("no profile for this identifier", code="profile_not_found")
 
 
 READ_HANDLERS = [get_profile, get_profile_by_query]

@@ -29,6 +29,7 @@ from consent import ConsentStore
 from gateway._validate import Limits
 from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
+from gateway.consent_events import consent_change_publisher
 from gateway.database import open_database
 from gateway.edge import RateLimiter
 from gateway.pipeline import Pipeline
@@ -45,7 +46,13 @@ from observability import (
     create_tracer_provider,
 )
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
-from profiles import ProfileConsumer, SegmentStore, erasure_receipts, read_profile
+from profiles import (
+    ProfileConsumer,
+    SegmentMaintenance,
+    SegmentStore,
+    erasure_receipts,
+    read_profile,
+)
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
@@ -71,6 +78,7 @@ class Runtime:
     suppressions: Suppressions
     profile_reader: ProfileReader
     segments: SegmentStore
+    segment_maintenance: SegmentMaintenance
 
 
 @contextlib.asynccontextmanager
@@ -88,6 +96,7 @@ async def open_runtime(
     consumer = ProfileConsumer(
         database,
         max_keys=settings.profile_max_keys,
+        session_gap_seconds=settings.session_gap_minutes * 60,
         on_capped=lambda kind, count: metrics.profile_capped.add(count, {"map": kind}),
     )
     decision_log = DecisionLog(database)
@@ -95,6 +104,7 @@ async def open_runtime(
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
     consent = ConsentStore(database)
+    consent.on_change(consent_change_publisher(bus))
     pipeline = build_pipeline(
         authenticate=WriteKeyAuthenticator(sources),
         consent=consent,
@@ -142,6 +152,7 @@ async def open_runtime(
         suppressions=Suppressions(consent, trail),
         profile_reader=functools.partial(_decrypted_profile, database, keyring),
         segments=SegmentStore(database),
+        segment_maintenance=SegmentMaintenance(database, consumer),
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))

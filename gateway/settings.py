@@ -66,6 +66,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Distinct keys in one profile's per-subject maps (event counts, traits); past it, new
     # event names count under "(other)" and new traits are not kept.
     profile_max_keys: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 1000
+    # inactivity that ends a session (the core's `sessions` computed trait)
+    # how often the core looks for segments to backfill and windows to slide
+    segment_maintenance_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    session_gap_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 30
 
     def __post_init__(self) -> None:
         if "://" not in self.database_url:

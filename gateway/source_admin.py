@@ -26,6 +26,7 @@ from gateway.sources import (
     CreatedSource,
     hash_key,
 )
+from profiles import load_trait_config, put_source_traits
 
 _sources = cast(Table, SourceRow.__table__)
 _retired = cast(Table, RetiredKeyRow.__table__)
@@ -60,12 +61,15 @@ async def update_source(
     consent_config: dict[str, Any] | None = None,
     field_policy: dict[str, Any] | None = None,
     edge_changes: dict[str, Any] | None = None,
+    computed_traits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Change what is given, validated first; returns the source's id, name and what changed."""
     if consent_config is not None:
         load_consent_config(consent_config)
     if field_policy is not None:
         load_field_policy(field_policy)
+    if computed_traits is not None:
+        load_trait_config(computed_traits)
 
     def work(conn: Connection) -> dict[str, Any]:
         row = _find(conn, ref)
@@ -80,10 +84,17 @@ async def update_source(
             edge = {**(row.edge_config or {}), **edge_changes}
             load_edge_config(edge)
             values["edge_config"] = edge
-        if not values:
+        if not values and computed_traits is None:
             raise ValueError("nothing to change: give at least one option")
-        conn.execute(update(_sources).where(_sources.c.source_id == row.source_id).values(values))
-        return {"source_id": row.source_id, "name": row.name, "changed": sorted(values)}
+        if values:
+            conn.execute(
+                update(_sources).where(_sources.c.source_id == row.source_id).values(values)
+            )
+        changed = sorted(values)
+        if computed_traits is not None:
+            put_source_traits(conn, row.source_id, computed_traits)
+            changed = sorted([*changed, "computed_traits"])
+        return {"source_id": row.source_id, "name": row.name, "changed": changed}
 
     return await database.transaction(work)
 

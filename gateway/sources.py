@@ -28,6 +28,7 @@ from bus import Database, as_utc
 from consent import ConsentConfig, Jurisdiction, PurposeResolver, load_consent_config
 from gateway._tables import RetiredKeyRow, SourceRow
 from gateway.edge import EdgeConfig, load_edge_config
+from profiles import load_trait_config, put_source_traits
 
 _sources = cast(Table, SourceRow.__table__)
 _retired = cast(Table, RetiredKeyRow.__table__)
@@ -108,6 +109,8 @@ async def create_source(
     field_policy: dict[str, Any] | None = None,
     share_keys_with: str | None = None,
     edge_config: dict[str, Any] | None = None,
+    *,
+    computed_traits: dict[str, Any] | None = None,
 ) -> CreatedSource:
     """Create a source with fresh keys; its configurations are validated first.
 
@@ -119,6 +122,7 @@ async def create_source(
     load_consent_config(consent_config)  # raises ConsentConfigError naming the bad path
     load_field_policy(field_policy)  # raises FieldPolicyError naming the bad path
     load_edge_config(edge_config)  # raises EdgeConfigError naming the bad field
+    load_trait_config(computed_traits)  # raises TraitConfigError naming the bad path
     created = CreatedSource(
         source_id="src_" + secrets.token_hex(8),
         name=name.strip(),
@@ -147,7 +151,13 @@ async def create_source(
         key_scope=key_scope,
         edge_config=edge_config or {},
     )
-    await database.transaction(lambda conn: conn.execute(statement))
+
+    def work(conn: Connection) -> None:
+        conn.execute(statement)
+        if computed_traits:
+            put_source_traits(conn, created.source_id, computed_traits)
+
+    await database.transaction(work)
     return created
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from bus import Bus, Erase, encode_control
+from bus import Bus, Erase, OptOut, encode_control
 from consent import GPC_REFUSED, SUPPRESSION, ConsentConfig, ConsentStore, new_records
 from privacy._model import (
     DEADLINE_DAYS,
@@ -221,6 +221,16 @@ class PrivacyRequests:
             if "consent" not in done:
                 withdrawn = await self._withdraw(source, request, request.purposes)
                 await self.record_step(request, "consent", "withdrawn", withdrawn)
+            if "profiles" not in done:  # the core stops keeping what the purposes fed, at once
+                opt_out = OptOut(
+                    source_id=source.source_id,
+                    subjects=tuple(request.subjects),
+                    purposes=tuple(request.purposes),
+                    request_id=request.request_id,
+                    at=datetime.now(UTC),
+                )
+                await self._bus.publish([encode_control(opt_out, f"{request.request_id}:opt_out")])
+                await self.record_step(request, "profiles", "notified", len(request.subjects))
             await self._complete(request)
         else:  # access: the export is assembled when it is fetched, from the stores as they are
             if "export" not in done:

@@ -3,6 +3,7 @@
 from profiles._apply import ApplyOptions, apply_event, count_key, merge_states, subject_key
 from profiles._consumer import ProfileConsumer
 from profiles._custom import TraitConfigError, TraitDefinition, load_trait_config
+from profiles._maintenance import SegmentMaintenance
 from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
 from profiles._rules import (
     ProfileView,
@@ -12,7 +13,7 @@ from profiles._rules import (
     segment_references,
     validate_rule,
 )
-from profiles._segments import MAX_SEGMENTS, Segment, SegmentStore
+from profiles._segments import MAX_SEGMENTS, Backfill, Segment, SegmentStore
 from profiles._state import DEFAULT_MAX_KEYS, OTHER_EVENTS, PERSONALIZATION, ProfileState
 from profiles._tables import metadata
 from profiles._traits import put_source_traits
@@ -23,6 +24,7 @@ __all__ = [
     "OTHER_EVENTS",
     "PERSONALIZATION",
     "ApplyOptions",
+    "Backfill",
     "Computed",
     "ErasureReceipt",
     "Profile",
@@ -31,6 +33,7 @@ __all__ = [
     "ProfileView",
     "RuleError",
     "Segment",
+    "SegmentMaintenance",
     "SegmentStore",
     "TraitConfigError",
     "TraitDefinition",

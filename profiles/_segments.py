@@ -40,6 +40,15 @@ class Segment(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     updated_at: datetime
     members: int | None = None  # on a single read: subjects in it now
+    backfill: Backfill | None = None  # on a single read: the backfill of this version
+
+
+class Backfill(msgspec.Struct, frozen=True, kw_only=True):
+    """This version's evaluation over the profiles that existed before it."""
+
+    done: int
+    total: int
+    finished: bool
 
 
 class SegmentStore:
@@ -65,7 +74,16 @@ class SegmentStore:
                 conn.execute(select(_segments.c.version).where(_segments.c.key == key)).scalar()
                 or 0
             ) + 1
-            values = {"name": name, "rule": rule, "version": version, "updated_at": now}
+            values = {
+                "name": name,
+                "rule": rule,
+                "version": version,
+                "updated_at": now,
+                # a new version is backfilled over the existing profiles from the start
+                "backfill_done": 0,
+                "backfill_total": 0,
+                "backfill_after": "",
+            }
             if version == 1:
                 conn.execute(insert(_segments).values(key=key, **values))
             else:
@@ -82,7 +100,12 @@ class SegmentStore:
             count = conn.execute(
                 select(func.count()).select_from(_members).where(_members.c.segment_key == key)
             ).scalar_one()
-            return _segment(row, members=int(count))
+            backfill = Backfill(
+                done=row.backfill_done,
+                total=max(row.backfill_total, row.backfill_done),
+                finished=row.backfilled_version >= row.version,
+            )
+            return msgspec.structs.replace(_segment(row, members=int(count)), backfill=backfill)
 
         return await self._db.read(read)
 
@@ -132,9 +155,13 @@ class SegmentEvaluator:
         self._rules: list[tuple[str, dict[str, Any]]] = []
         self._read_at = float("-inf")
 
-    def definitions(self, conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+    def definitions(
+        self, conn: Connection, *, fresh: bool = False
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The rules in evaluation order, read again when older than DEFINITIONS_SECONDS (or
+        `fresh`: a backfill must see the version it backfills)."""
         now = time.monotonic()
-        if now - self._read_at >= DEFINITIONS_SECONDS:
+        if fresh or now - self._read_at >= DEFINITIONS_SECONDS:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
             self._rules = [(key, rules[key]) for key in evaluation_order(rules)]
             self._read_at = now

@@ -108,8 +108,9 @@ def auditor(
 
     monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
     monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", migrated.receipt_key_file)
+    capsys.readouterr()  # what a running app logged before
     assert main(["tokens", "create", "--role", "auditor"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    printed = last_json_line(capsys.readouterr().out)
     assert printed["role"] == "auditor"
     token: str = printed["token"]
     assert token.startswith("at_")
@@ -130,3 +131,19 @@ def traced(
     provider = create_tracer_provider(service_version="test", exporter=exported)
     with TestClient(create_app(migrated, keks, tracer_provider=provider)) as client:
         yield client
+
+
+@pytest.fixture
+def admin(auditor: dict[str, str], capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """Bearer headers of an admin token (the CLI points at this test's database)."""
+    from gateway.cli import main
+    from tests.helpers import bearer
+
+    capsys.readouterr()  # what a running app logged before
+    assert main(["tokens", "create", "--role", "admin"]) == 0
+    return bearer(last_json_line(capsys.readouterr().out)["token"])
+
+
+def last_json_line(printed: str) -> Any:
+    """The JSON object a CLI command printed (log lines of a running app may surround it)."""
+    return json.loads([line for line in printed.splitlines() if line.startswith("{")][-1])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bus import Database, EventEnvelope, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
-from profiles import Profile, ProfileConsumer, put_source_traits, read_profile
+from profiles import Profile, ProfileConsumer, SegmentStore, put_source_traits, read_profile
 
 USER, OLD_USER = "p1_user", "p1_olduser"
 ANONYMOUS = ("p1_anon_a", "p1_anon_b")
@@ -30,7 +30,7 @@ TRAITS = {
         {"name": "cheapest", "kind": "min", "event": "Order Completed", "property": "amount"},
     ]
 }
-SEGMENTS = {
+SEGMENTS: dict[str, dict[str, Any]] = {
     "returning": {"computed": "sessions", "op": "gte", "value": 2},
     "feature_fans": {"event": "Feature Used", "count": {"op": "gte", "value": 2}, "within_days": 7},
     "pro": {"trait": "plan", "op": "eq", "value": "pro"},
@@ -134,8 +134,6 @@ def test_merges_give_the_same_profile_in_any_order_with_duplicates(
     async def body() -> tuple[Any, Any, Any, Any]:
         database = open_database(migrated.database_url)
         try:
-            from profiles import SegmentStore
-
             store = SegmentStore(database)
             for key, rule in SEGMENTS.items():
                 if await store.get(key) is None:

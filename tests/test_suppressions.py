@@ -6,21 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from litestar.testing import TestClient
 
-from gateway.cli import main
 from gateway.sources import CreatedSource
 from tests.helpers import basic, bearer, completed_privacy_request
 
 Client = TestClient
-
-
-@pytest.fixture
-def admin(auditor: dict[str, str], capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
-    """Bearer headers of an admin token (the auditor fixture points the CLI here)."""
-    assert main(["tokens", "create", "--role", "admin"]) == 0
-    return bearer(json.loads(capsys.readouterr().out)["token"])
 
 
 def _erase(client: Client, source: CreatedSource, user_id: str) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Segments over time: windows that slide with no event, and backfills over existing profiles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar.testing import TestClient
+
+from bus import EventEnvelope, encode_event
+from gateway.database import open_database
+from gateway.settings import Settings
+from gateway.sources import CreatedSource
+from profiles import ProfileConsumer, SegmentMaintenance, SegmentStore
+from tests.helpers import basic, bearer, sqlite_rows, wait_for
+
+NOW = datetime.now(UTC)
+
+
+def _event(message_id: str, at: datetime) -> EventEnvelope:
+    return EventEnvelope(
+        message_id=message_id,
+        source_id="src",
+        type="track",
+        subject="p1_quiet",
+        anonymous=None,
+        received_at=at,
+        timestamp=at,
+        event="Feature Used",
+        purposes=("analytics", "personalization"),
+    )
+
+
+async def test_a_subject_leaves_a_window_segment_when_the_window_slides(
+    migrated: Settings,
+) -> None:
+    """Six days after their last event a user is "active in 7 days"; two days later, with no
+    new event, the daily sweep moves them to "inactive" and logs the window as the cause."""
+    database = open_database(migrated.database_url)
+    try:
+        segments = SegmentStore(database)
+        active = {"event": "Feature Used", "within_days": 7}
+        await segments.put("active", "Active", active)
+        await segments.put("inactive", "Inactive", {"not": {"segment": "active"}})
+        consumer = ProfileConsumer(database)
+        await consumer([encode_event(_event("m1", NOW - timedelta(days=6)))])
+        members = "SELECT segment_key FROM profiles_segment_members WHERE subject='p1_quiet'"
+        assert sqlite_rows(migrated.database_url, members) == [("active",)]
+        maintenance = SegmentMaintenance(database, consumer)
+        assert await maintenance.sweep_windows(NOW.date()) == 0  # today: nothing slid out
+        assert await maintenance.sweep_windows(NOW.date()) is None  # once a day
+        assert await maintenance.sweep_windows((NOW + timedelta(days=2)).date()) == 2
+        assert sqlite_rows(migrated.database_url, members) == [("inactive",)]
+        log = sqlite_rows(
+            migrated.database_url,
+            "SELECT segment_key, joined, cause FROM profiles_segment_changes ORDER BY id",
+        )
+        window = f"window:{(NOW + timedelta(days=2)).date().isoformat()}"
+        assert log[-2:] == [("inactive", 1, window), ("active", 0, window)]
+        assert log[0] == ("active", 1, "event:m1")
+    finally:
+        await database.dispose()
+
+
+def test_a_new_segment_is_backfilled_over_existing_profiles_with_progress(
+    client: TestClient, source: CreatedSource, admin: dict[str, str], auditor: dict[str, str]
+) -> None:
+    """Profiles that existed before the segment join it without sending another event; the
+    segment shows the backfill's progress."""
+    write = basic(source.write_key)
+    for user in ("u1", "u2", "u3"):
+        client.post("/v1/track", headers=write, json={"userId": user, "event": "Signed Up"})
+    for user in ("u1", "u2", "u3"):
+        wait_for(
+            lambda u=user: (
+                client.get(f"/v1/profiles/{u}", headers=bearer(source.server_key)).status_code
+                == 200
+                or None
+            )
+        )
+    rule = {"name": "Signed up", "rule": {"event": "Signed Up"}}
+    assert client.put("/v1/segments/signed-up", headers=admin, json=rule).is_success
+
+    def finished() -> dict[str, Any] | None:
+        segment: dict[str, Any] = client.get("/v1/segments/signed-up", headers=auditor).json()
+        return segment if segment["backfill"]["finished"] else None
+
+    segment = wait_for(finished)
+    assert segment["backfill"] == {"done": 3, "total": 3, "finished": True}
+    assert segment["members"] == 3
