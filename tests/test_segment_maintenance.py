@@ -70,14 +70,13 @@ def test_a_new_segment_is_backfilled_over_existing_profiles_with_progress(
     write = basic(source.write_key)
     for user in ("u1", "u2", "u3"):
         client.post("/v1/track", headers=write, json={"userId": user, "event": "Signed Up"})
-    for user in ("u1", "u2", "u3"):
-        wait_for(
-            lambda u=user: (
-                client.get(f"/v1/profiles/{u}", headers=bearer(source.server_key)).status_code
-                == 200
-                or None
-            )
-        )
+    server = bearer(source.server_key)
+
+    def profiles_exist() -> bool | None:
+        found = [client.get(f"/v1/profiles/{u}", headers=server) for u in ("u1", "u2", "u3")]
+        return all(answer.status_code == 200 for answer in found) or None
+
+    wait_for(profiles_exist)
     rule = {"name": "Signed up", "rule": {"event": "Signed Up"}}
     assert client.put("/v1/segments/signed-up", headers=admin, json=rule).is_success
 
