@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import compute, e2e, report, servers
+from benchmarks import compute, core, e2e, report, servers
 from benchmarks.http import load_client, run_load
 from benchmarks.payloads import batch_body, track_body
 from observability import configure_logging
@@ -37,6 +37,13 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     gc.collect()
     figures.update(compute.observability_costs())
 
+    print("core with and without segments …", flush=True)
+    gc.collect()
+    figures.update(core.core_costs())
+    print("segment backfill over 100k profiles …", flush=True)
+    gc.collect()
+    figures.update(core.backfill_costs())
+
     print("bare litestar …", flush=True)
     with servers.bare() as bare:
         _measure(figures, "bare_track", bare.url + "/v1/track", track_body(), seconds, None)
@@ -58,8 +65,11 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
         # A fresh gateway: the latency at a steady rate, not the recovery from the load above.
         workdir = Path(tmp)
         server, source = servers.gateway(workdir)
+        # 50 segments: a profile's memberships commit with it, so the latency below is the
+        # event -> segment-membership-visible latency
+        core.define_segments(workdir / "bench.db")
         with server:
-            print("end-to-end …", flush=True)
+            print("end-to-end (event -> segment membership visible) …", flush=True)
             figures.update(e2e.measure(server.url, workdir, source, e2e_rate, seconds))
 
     ratio_values = report.ratios(figures)

@@ -21,6 +21,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "consent_decision_us": ("<", 3.0),
     "anonymize_vs_floor": ("<", 2.0),
     "observability_cost": ("<", 0.25),
+    "core_segments_vs_none": (">=", 0.7),
 }
 
 
@@ -43,6 +44,10 @@ def _ratios(figures: dict[str, float]) -> dict[str, float]:
         "pipeline_vs_floor": ("pipeline_events_per_s", "floor_events_per_s"),
         "decision_vs_dict_lookup": ("consent_decision_us", "dict_lookup_us"),
         "anonymize_vs_floor": ("anonymize_1kb_us", "anonymize_floor_us"),
+        "core_segments_vs_none": (
+            "core_50_segments_events_per_s",
+            "core_no_segments_events_per_s",
+        ),
     }
     return {
         name: figures[top] / figures[bottom]

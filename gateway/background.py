@@ -52,7 +52,7 @@ async def _maintain_segments(runtime: Runtime) -> None:
             while more:  # a page per transaction, requests served in between
                 more = await maintenance.backfill_step()
             changed = await maintenance.sweep_windows()
-            if changed is not None:
+            if changed:  # None: swept already today
                 log.info("segment_windows_swept", changes=changed)
         except Exception as exc:  # the next round retries
             log.warning("segment_maintenance_failed", error=type(exc).__name__)

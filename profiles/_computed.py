@@ -8,7 +8,7 @@ profile is the same whatever order its events arrive in, and two profiles merge 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -170,29 +170,81 @@ def window_counts(day_counts: Mapping[str, Mapping[str, int]], today: date) -> d
     return dict(windows)
 
 
-def computed_view(state: ProfileState, today: date, custom: Mapping[str, Any]) -> dict[str, Any]:
-    """What `computed` shows of a profile, and what `{"computed": …}` rules read."""
-    acc = state.accumulated
-    sessions = acc.sessions
-    return {
-        "first_seen": state.first_seen,
-        "last_seen": state.last_seen,
-        "event_counts": state.event_counts,
-        "event_last": {name: _parse(at) for name, at in state.event_last.items()},
-        "sessions": acc.sessions_folded + len(sessions),
-        "last_session_start": datetime.fromtimestamp(sessions[-1][0], UTC) if sessions else None,
-        "flows": {
+class ComputedView(Mapping[str, Any]):
+    """What `computed` shows of a profile, and what `{"computed": …}` rules read; each field
+    is computed when first read (a segment reads few of them, and runs on every event)."""
+
+    __slots__ = ("_declared", "_done", "_state", "_today")
+    FIELDS = (
+        "first_seen", "last_seen", "event_counts", "event_last", "sessions",
+        "last_session_start", "flows", "platform", "device", "windows", "custom",
+    )  # fmt: skip
+
+    def __init__(self, state: ProfileState, today: date, custom: Mapping[str, Any]) -> None:
+        self._state, self._today, self._declared = state, today, custom
+        self._done: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._done:
+            return self._done[name]
+        if name not in self.FIELDS:
+            raise KeyError(name)
+        value = self._done[name] = getattr(self, "_" + name)()
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.FIELDS)
+
+    def __len__(self) -> int:
+        return len(self.FIELDS)
+
+    def _first_seen(self) -> datetime:
+        return self._state.first_seen
+
+    def _last_seen(self) -> datetime:
+        return self._state.last_seen
+
+    def _event_counts(self) -> dict[str, int]:
+        return self._state.event_counts
+
+    def _event_last(self) -> dict[str, datetime]:
+        return {name: _parse(at) for name, at in self._state.event_last.items()}
+
+    def _sessions(self) -> int:
+        acc = self._state.accumulated
+        return acc.sessions_folded + len(acc.sessions)
+
+    def _last_session_start(self) -> datetime | None:
+        sessions = self._state.accumulated.sessions
+        return datetime.fromtimestamp(sessions[-1][0], UTC) if sessions else None
+
+    def _flows(self) -> dict[str, Any]:
+        return {
             flow: {
-                "done": sorted(flow_state.done, key=lambda step: flow_state.done[step]),
-                "last_step": flow_state.last.value if flow_state.last else None,
+                "done": sorted(state.done, key=state.done.__getitem__),
+                "last_step": state.last.value if state.last else None,
             }
-            for flow, flow_state in acc.flows.items()
-        },
-        "platform": acc.platform.value if acc.platform else None,
-        "device": acc.device.value if acc.device else None,
-        "windows": window_counts(state.day_counts, today),
-        "custom": dict(custom),
-    }
+            for flow, state in self._state.accumulated.flows.items()
+        }
+
+    def _platform(self) -> str | None:
+        platform = self._state.accumulated.platform
+        return platform.value if platform else None
+
+    def _device(self) -> str | None:
+        device = self._state.accumulated.device
+        return device.value if device else None
+
+    def _windows(self) -> dict[str, Any]:
+        return window_counts(self._state.day_counts, self._today)
+
+    def _custom(self) -> dict[str, Any]:
+        return dict(self._declared)
+
+
+def computed_view(state: ProfileState, today: date, custom: Mapping[str, Any]) -> dict[str, Any]:
+    """Every computed field of a profile (what `GET /v1/profiles` shows)."""
+    return dict(ComputedView(state, today, custom))
 
 
 def _parse(iso: str) -> datetime:

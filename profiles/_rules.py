@@ -198,9 +198,11 @@ def evaluate(rule: Mapping[str, Any], view: ProfileView) -> bool:
 def _event_count(name: str, within_days: int | None, view: ProfileView) -> int:
     if within_days is None:
         return view.event_counts.get(name, 0)
-    days = view.day_counts.get(name, {})
-    first = view.today - timedelta(days=within_days - 1)
-    return sum(count for day, count in days.items() if date.fromisoformat(day) >= first)
+    days = view.day_counts.get(name)
+    if not days:
+        return 0
+    first = (view.today - timedelta(days=within_days - 1)).isoformat()
+    return sum(count for day, count in days.items() if day >= first)  # ISO days sort as dates
 
 
 _MISSING = object()

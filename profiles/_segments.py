@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus import Database
-from profiles._computed import computed_view
+from profiles._computed import ComputedView
 from profiles._rules import ProfileView, RuleError, evaluate, evaluation_order, validate_rule
 from profiles._state import ProfileState
 from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
@@ -190,9 +190,7 @@ def _current(conn: Connection, source_id: str, subjects: list[str]) -> dict[str,
     current: dict[str, set[str]] = {subject: set() for subject in subjects}
     for row in conn.execute(
         select(_members.c.subject, _members.c.segment_key).where(
-            tuple_(_members.c.source_id, _members.c.subject).in_(
-                [(source_id, subject) for subject in subjects]
-            )
+            _members.c.source_id == source_id, _members.c.subject.in_(subjects)
         )
     ):
         current[row.subject].add(row.segment_key)
@@ -225,13 +223,14 @@ def write_changes(
                 for s, k in joined
             ],
         )
-    for subject, key in left:
+    if left:  # one statement, executed for every pair
         conn.execute(
             delete(_members).where(
-                _members.c.source_id == source_id,
-                _members.c.subject == subject,
-                _members.c.segment_key == key,
-            )
+                _members.c.source_id == bindparam("source"),
+                _members.c.subject == bindparam("subject"),
+                _members.c.segment_key == bindparam("key"),
+            ),
+            [{"source": source_id, "subject": s, "key": k} for s, k in left],
         )
     changes = [(s, k, True) for s, k in joined] + [(s, k, False) for s, k in left]
     if changes:
@@ -262,7 +261,7 @@ def members_of(
     members: set[str] = set()
     view = ProfileView(
         traits=state.traits,
-        computed=computed_view(state, today, custom or {}),
+        computed=ComputedView(state, today, custom or {}),
         event_counts=state.event_counts,
         day_counts=state.day_counts,
         segments=members,
