@@ -28,6 +28,7 @@ from profiles._state import (
     DAY_WINDOW,
     DEFAULT_MAX_KEYS,
     DEFAULT_SESSION_GAP_SECONDS,
+    EVERYTHING,
     OTHER_EVENTS,
     PERSONALIZATION,
     ProfileState,
@@ -96,6 +97,7 @@ def _set_trait(state: ProfileState, name: str, value: Any, stamp: str, max_keys:
     if stamp > state.trait_clock.get(name, ""):
         traits[name] = value
         state.trait_clock[name] = stamp
+        state.touch(f"trait:{name}")
 
 
 def apply_event(
@@ -113,16 +115,25 @@ def apply_event(
     stamp = clock(seen, envelope.message_id)
     if state is None:
         state = new_state(subject, seen)
+        state.touch(EVERYTHING)
     if envelope.subject is not None:
         state.identified = True
     consent_stamp = clock(as_utc(envelope.received_at), envelope.message_id)
     if consent_stamp > state.consent_clock:
-        state.consent = sorted(envelope.purposes)
+        purposes = sorted(envelope.purposes)
+        if purposes != state.consent:
+            state.consent = purposes
+            state.touch("consent")
         state.consent_clock = consent_stamp
     new_day = seen.date() > state.last_seen.date()
-    state.first_seen = min(state.first_seen, seen)
-    state.last_seen = max(state.last_seen, seen)
+    if seen < state.first_seen:
+        state.first_seen = seen
+        state.touch("computed:first_seen")
+    if seen > state.last_seen:
+        state.last_seen = seen
+        state.touch("computed:last_seen")
     key = _count(state, count_key(envelope), 1, options.max_keys)
+    state.touch(f"event:{key}", "computed:event_counts", "computed:event_last")
     iso = stamp.partition("|")[0]
     if iso > state.event_last.get(key, ""):
         state.event_last[key] = iso
@@ -147,22 +158,29 @@ def _personalize(
     acc = state.accumulated
     _count_day(state, key, seen)
     add_session(acc, seen.timestamp(), options.session_gap_seconds)
+    state.touch("computed:windows", "computed:sessions", "computed:last_session_start")
     platform = platform_of(envelope.context)
     if platform is not None:
         acc.platform = later(acc.platform, Stamped(stamp, platform))
+        state.touch("computed:platform")
     device = device_of(envelope.context, platform)
     if device is not None:
         acc.device = later(acc.device, Stamped(stamp, device))
+        state.touch("computed:device")
     if envelope.type == "track":
-        record_flow_step(acc, envelope.properties, stamp)
-        if options.definitions:
-            accumulate(acc.custom, options.definitions, envelope.event, envelope.properties, stamp)
+        if record_flow_step(acc, envelope.properties, stamp):
+            state.touch("computed:flows")
+        if options.definitions and accumulate(
+            acc.custom, options.definitions, envelope.event, envelope.properties, stamp
+        ):
+            state.touch("computed:custom")
 
 
 def merge_states(
     into: ProfileState, other: ProfileState, options: ApplyOptions = DEFAULTS
 ) -> ProfileState:
     """`other` (an anonymous or aliased profile) folded into `into`; `into` keeps its subject."""
+    into.touch(EVERYTHING)
     into.identified = into.identified or other.identified
     if other.consent_clock > into.consent_clock:
         into.consent, into.consent_clock = list(other.consent), other.consent_clock

@@ -8,7 +8,7 @@ profile is the same whatever order its events arrive in, and two profiles merge 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -67,18 +67,20 @@ def later(current: Stamped | None, candidate: Stamped | None) -> Stamped | None:
     return current
 
 
-def record_flow_step(acc: Accumulated, properties: Mapping[str, Any], stamp: str) -> None:
-    """A track event with string `flow` and `step` properties marks that step of that flow done."""
+def record_flow_step(acc: Accumulated, properties: Mapping[str, Any], stamp: str) -> bool:
+    """A track event with string `flow` and `step` properties marks that step of that flow
+    done; whether it did."""
     flow, step = properties.get("flow"), properties.get("step")
     if not (isinstance(flow, str) and isinstance(step, str) and flow and step):
-        return
+        return False
     flow, step = flow[:_NAME_MAX], step[:_NAME_MAX]
     state = acc.flows.get(flow)
     if state is None:
         if len(acc.flows) >= MAX_FLOWS:
-            return
+            return False
         state = acc.flows[flow] = FlowState()
     _merge_flow(state, FlowState(done={step: stamp}, last=Stamped(stamp, step)))
+    return True
 
 
 def _merge_flow(into: FlowState, other: FlowState) -> None:
@@ -180,7 +182,12 @@ class ComputedView(Mapping[str, Any]):
         "last_session_start", "flows", "platform", "device", "windows", "custom",
     )  # fmt: skip
 
-    def __init__(self, state: ProfileState, today: date, custom: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        state: ProfileState,
+        today: date,
+        custom: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    ) -> None:
         self._state, self._today, self._declared = state, today, custom
         self._done: dict[str, Any] = {}
 
@@ -191,6 +198,19 @@ class ComputedView(Mapping[str, Any]):
             raise KeyError(name)
         value = self._done[name] = getattr(self, "_" + name)()
         return value
+
+    def field(self, name: str, missing: Any) -> Any:
+        """`self[name]`, or `missing` for a name that is no field (the compiled rules' path)."""
+        done = self._done
+        if name in done:
+            return done[name]
+        return self[name] if name in _FIELD_SET else missing
+
+    def __contains__(self, name: object) -> bool:
+        return name in _FIELD_SET
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in _FIELD_SET else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.FIELDS)
@@ -239,7 +259,11 @@ class ComputedView(Mapping[str, Any]):
         return window_counts(self._state.day_counts, self._today)
 
     def _custom(self) -> dict[str, Any]:
-        return dict(self._declared)
+        declared = self._declared
+        return dict(declared() if callable(declared) else declared)
+
+
+_FIELD_SET = frozenset(ComputedView.FIELDS)
 
 
 def computed_view(state: ProfileState, today: date, custom: Mapping[str, Any]) -> dict[str, Any]:

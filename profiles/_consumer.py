@@ -30,7 +30,13 @@ from profiles._apply import ApplyOptions, apply_event, merge_states, subject_key
 from profiles._identity import IdentityGraph, stitch_pair
 from profiles._profile_rows import ProfileRows, erase_subject
 from profiles._segments import SegmentEvaluator
-from profiles._state import DEFAULT_MAX_KEYS, DEFAULT_SESSION_GAP_SECONDS, ProfileState, clock
+from profiles._state import (
+    DEFAULT_MAX_KEYS,
+    DEFAULT_SESSION_GAP_SECONDS,
+    EVERYTHING,
+    ProfileState,
+    clock,
+)
 from profiles._tables import ErasureRow, ProcessedMessage
 from profiles._traits import SourceTraits
 
@@ -57,7 +63,7 @@ class ProfileConsumer:
         self.traits = SourceTraits()
         self._options = ApplyOptions(max_keys=max_keys, session_gap_seconds=session_gap_seconds)
         self._on_capped = on_capped
-        self._rows = ProfileRows(postgres=database.dialect_name == "postgresql")
+        self.rows = ProfileRows(postgres=database.dialect_name == "postgresql")
         self._erasures_exist: bool | None = None  # learnt once, then kept by _run
 
     def options(self, conn: Connection, source_id: str) -> ApplyOptions:
@@ -133,7 +139,7 @@ class ProfileConsumer:
         if not envelopes:
             return
         options = self.options(conn, source_id)
-        states = self._rows.load(conn, source_id, {graph.resolve(p) for p in mentioned})
+        states = self.rows.load(conn, source_id, {graph.resolve(p) for p in mentioned})
         touched: dict[str, str] = {}  # subject -> the last message that changed it
         merged_away: dict[str, str] = {}
         for envelope in envelopes:
@@ -146,13 +152,13 @@ class ProfileConsumer:
         kept = [states[subject] for subject in touched if subject not in merged_away]
         for state in kept:
             self._report_capped(state)
-        self._rows.upsert(conn, source_id, kept)
         if merged_away:
-            self._rows.remove(conn, source_id, merged_away)
+            self.rows.remove(conn, source_id, merged_away)
         graph.save()
         self.segments.update(
             conn, source_id, kept, touched, lambda state: self.traits.values(state, options)
         )
+        self.rows.upsert(conn, source_id, kept)  # with the memberships just decided
 
     def _stitch(
         self,
@@ -177,6 +183,8 @@ class ProfileConsumer:
             existing = states.get(target)
             if existing is None:
                 folded.subject = target
+                folded.segments = []  # its memberships end with its row (below)
+                folded.touch(EVERYTHING)
                 states[target] = folded
             else:
                 states[target] = merge_states(existing, folded, options)
@@ -240,7 +248,7 @@ class ProfileConsumer:
     ) -> None:
         """A consent change or opt-out: the profile's consent now, its segments re-evaluated."""
         graph = IdentityGraph(conn, source_id, subjects)
-        states = self._rows.load(conn, source_id, {graph.resolve(s) for s in subjects})
+        states = self.rows.load(conn, source_id, {graph.resolve(s) for s in subjects})
         if not states:
             return
         stamp = _stamp(at, cause)
@@ -248,8 +256,8 @@ class ProfileConsumer:
             if stamp > state.consent_clock:
                 state.consent = sorted((set(state.consent) | set(granted)) - set(refused))
                 state.consent_clock = stamp
+                state.touch("consent")
         changed = list(states.values())
-        self._rows.upsert(conn, source_id, changed)
         options = self.options(conn, source_id)
         self.segments.update(
             conn,
@@ -258,6 +266,7 @@ class ProfileConsumer:
             {state.subject: cause for state in changed},
             lambda state: self.traits.values(state, options),
         )
+        self.rows.upsert(conn, source_id, changed)
 
 
 def _stamp(at: datetime, cause: str) -> str:

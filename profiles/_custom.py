@@ -89,8 +89,10 @@ def accumulate(
     event: str | None,
     properties: Mapping[str, Any],
     stamp: str,
-) -> None:
-    """Fold one track event (its name, properties and clock) into the declared traits."""
+) -> bool:
+    """Fold one track event (its name, properties and clock) into the declared traits; whether
+    any took it."""
+    took = False
     for definition in definitions:
         if definition.event != event or definition.property not in properties:
             continue
@@ -98,6 +100,8 @@ def accumulate(
         if not _usable(definition, value):
             continue
         merge_accumulator(custom, definition, _single(definition.kind, value, stamp))
+        took = True
+    return took
 
 
 def _single(kind: Kind, value: Any, stamp: str) -> dict[str, Any]:

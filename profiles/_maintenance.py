@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -21,7 +22,7 @@ from bus import Database
 from profiles._consumer import ProfileConsumer
 from profiles._profile_rows import state_of
 from profiles._rules import MAX_WITHIN_DAYS
-from profiles._segments import members_of, write_changes
+from profiles._segments import known_memberships, members_of, write_changes
 from profiles._state import ProfileState
 from profiles._tables import CoreMarkRow, ProfileRow, SegmentMemberRow, SegmentRow
 
@@ -56,23 +57,27 @@ class SegmentMaintenance:
         changes = 0
         for source_id, states in by_source.items():
             options = self._consumer.options(conn, source_id)
-            current: dict[str, set[str]] = {state.subject: set() for state in states}
-            for member in conn.execute(
-                select(_members.c.subject, _members.c.segment_key).where(
-                    tuple_(_members.c.source_id, _members.c.subject).in_(
-                        [(source_id, subject) for subject in current]
-                    )
-                )
-            ):
-                current[member.subject].add(member.segment_key)
-            wanted = {
+            current = known_memberships(conn, source_id, states, {rule.key for rule in rules})
+            wanted = {  # every rule, for every state (nothing `touched`: time moved, or rules)
                 state.subject: members_of(
-                    state, rules, today, self._consumer.traits.values(state, options)
+                    state,
+                    rules,
+                    today,
+                    functools.partial(self._consumer.traits.values, state, options),
                 )
                 for state in states
             }
             causes = dict.fromkeys(current, cause)
             changes += write_changes(conn, source_id, current, wanted, causes, only=only)
+            moved = []  # the rows whose kept memberships change
+            for state in states:
+                before, after = current[state.subject], wanted[state.subject]
+                if only is not None:
+                    after = (before - {only}) | (after & {only})
+                if state.segments is None or set(state.segments) != after:
+                    state.segments = sorted(after)
+                    moved.append(state)
+            self._consumer.rows.upsert(conn, source_id, moved)
         return changes
 
     async def sweep_windows(self, today: date | None = None) -> int | None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from bus import Erase, as_utc
 from profiles._identity import forget_links, linked_identities
-from profiles._segments import write_changes
+from profiles._segments import current_memberships, write_changes
 from profiles._state import ProfileState, decode_accumulated, encode_accumulated
 from profiles._tables import ErasureRow, ProfileRow, SegmentChangeRow, SegmentMemberRow
 
@@ -51,6 +51,7 @@ def state_of(row: Any) -> ProfileState:
         event_last=stored.event_last,
         accumulated=stored.accumulated,
         identified=stored.identified,
+        segments=stored.segments,
     )
 
 
@@ -112,13 +113,7 @@ class ProfileRows:
                 _profiles.c.source_id == source_id, _profiles.c.subject.in_(subjects)
             )
         )
-        current: dict[str, set[str]] = {subject: set() for subject in subjects}
-        for row in conn.execute(
-            select(_members.c.subject, _members.c.segment_key).where(
-                _members.c.source_id == source_id, _members.c.subject.in_(subjects)
-            )
-        ):
-            current[row.subject].add(row.segment_key)
+        current = current_memberships(conn, source_id, subjects)
         write_changes(conn, source_id, current, {}, causes)
 
 

@@ -133,6 +133,31 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def rule_inputs(rule: Any) -> frozenset[str]:
+    """What a (valid) rule reads, as change keys: `trait:plan`, `computed:flows` (the first
+    part of a dotted path), `event:Signed Up`, `segment:active`, `consent`. A rule needs
+    evaluating again only when one of its inputs changed (or time moved: the daily sweep)."""
+    if not isinstance(rule, dict):
+        return frozenset()
+    if "trait" in rule:
+        return frozenset({f"trait:{rule['trait']}"})
+    if "computed" in rule:
+        return frozenset({f"computed:{str(rule['computed']).partition('.')[0]}"})
+    if "event" in rule:
+        return frozenset({f"event:{rule['event']}"})
+    if "segment" in rule:
+        return frozenset({f"segment:{rule['segment']}"})
+    if "consent" in rule:
+        return frozenset({"consent"})
+    found: set[str] = set()
+    for kind in ("all", "any"):
+        for child in rule.get(kind, ()):
+            found |= rule_inputs(child)
+    if "not" in rule:
+        found |= rule_inputs(rule["not"])
+    return frozenset(found)
+
+
 def segment_references(rule: Any) -> set[str]:
     """The segments a (valid) rule refers to."""
     if not isinstance(rule, dict):

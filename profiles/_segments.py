@@ -8,20 +8,29 @@ segment over existing profiles, are not built yet.)
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus import Database
+from profiles._compiled import Predicate, compile_rule
 from profiles._computed import ComputedView
-from profiles._rules import ProfileView, RuleError, evaluate, evaluation_order, validate_rule
-from profiles._state import ProfileState
+from profiles._driver import delete_many, insert_many, stored_time
+from profiles._rules import (
+    ProfileView,
+    RuleError,
+    evaluation_order,
+    rule_inputs,
+    validate_rule,
+)
+from profiles._state import EVERYTHING, ProfileState
 from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
 
 _segments = cast(Table, SegmentRow.__table__)
@@ -147,23 +156,31 @@ def _no_custom(state: ProfileState) -> Mapping[str, Any]:
     return {}
 
 
+class Rule(NamedTuple):
+    key: str
+    rule: dict[str, Any]
+    inputs: frozenset[str]  # what it reads (rule_inputs)
+    holds: Predicate  # the rule, compiled
+
+
 class SegmentEvaluator:
     """Membership for the profiles a transaction touched: evaluated, compared, written, and
     each change logged with its time and cause."""
 
     def __init__(self) -> None:
-        self._rules: list[tuple[str, dict[str, Any]]] = []
+        self._rules: list[Rule] = []
         self._read_at = float("-inf")
 
-    def definitions(
-        self, conn: Connection, *, fresh: bool = False
-    ) -> list[tuple[str, dict[str, Any]]]:
+    def definitions(self, conn: Connection, *, fresh: bool = False) -> list[Rule]:
         """The rules in evaluation order, read again when older than DEFINITIONS_SECONDS (or
         `fresh`: a backfill must see the version it backfills)."""
         now = time.monotonic()
         if fresh or now - self._read_at >= DEFINITIONS_SECONDS:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
-            self._rules = [(key, rules[key]) for key in evaluation_order(rules)]
+            self._rules = [
+                Rule(key, rules[key], rule_inputs(rules[key]), compile_rule(rules[key]))
+                for key in evaluation_order(rules)
+            ]
             self._read_at = now
         return self._rules
 
@@ -175,18 +192,48 @@ class SegmentEvaluator:
         causes: Mapping[str, str],
         custom: Callable[[ProfileState], Mapping[str, Any]] = _no_custom,
     ) -> None:
-        """Re-evaluate `states`; `causes[subject]` says why (for the change log)."""
+        """Re-evaluate `states` (only the rules whose inputs their changes touched), write the
+        membership changes and set each state's `segments`; `causes[subject]` says why (for
+        the change log). The states are written after this, with their memberships."""
         states = list(states)
         rules = self.definitions(conn)
-        if not rules or not states:
+        if not states:
             return
-        current = _current(conn, source_id, [state.subject for state in states])
+        if not rules:
+            for state in states:
+                state.segments = []
+            return
+        current = known_memberships(conn, source_id, states, {rule.key for rule in rules})
         today = datetime.now(UTC).date()
-        wanted = {state.subject: members_of(state, rules, today, custom(state)) for state in states}
+        wanted = {
+            state.subject: members_of(
+                state, rules, today, functools.partial(custom, state), current[state.subject]
+            )
+            for state in states
+        }
         write_changes(conn, source_id, current, wanted, causes)
+        for state in states:
+            state.segments = sorted(wanted[state.subject])
 
 
-def _current(conn: Connection, source_id: str, subjects: list[str]) -> dict[str, set[str]]:
+def known_memberships(
+    conn: Connection, source_id: str, states: Iterable[ProfileState], keys: Set[str]
+) -> dict[str, set[str]]:
+    """Each state's segments now: as its row keeps them (of the segments that still exist),
+    or, for a row written before it kept them, as the membership table says."""
+    current = {
+        state.subject: set(state.segments) & keys for state in states if state.segments is not None
+    }
+    unknown = [state.subject for state in states if state.segments is None]
+    if unknown:
+        current.update(current_memberships(conn, source_id, unknown))
+    return current
+
+
+def current_memberships(
+    conn: Connection, source_id: str, subjects: list[str]
+) -> dict[str, set[str]]:
+    """Each subject's segments, from the membership table."""
     current: dict[str, set[str]] = {subject: set() for subject in subjects}
     for row in conn.execute(
         select(_members.c.subject, _members.c.segment_key).where(
@@ -215,63 +262,68 @@ def write_changes(
             before, after = before & {only}, after & {only}
         joined += [(subject, key) for key in sorted(after - before)]
         left += [(subject, key) for key in sorted(before - after)]
-    if joined:
-        conn.execute(
-            insert(_members),
-            [
-                {"source_id": source_id, "subject": s, "segment_key": k, "since": now}
-                for s, k in joined
-            ],
-        )
-    if left:  # one statement, executed for every pair
-        conn.execute(
-            delete(_members).where(
-                _members.c.source_id == bindparam("source"),
-                _members.c.subject == bindparam("subject"),
-                _members.c.segment_key == bindparam("key"),
-            ),
-            [{"source": source_id, "subject": s, "key": k} for s, k in left],
-        )
+    at = stored_time(conn, now)
+    insert_many(
+        conn,
+        _members,
+        ("source_id", "subject", "segment_key", "since"),
+        [(source_id, s, k, at) for s, k in joined],
+    )
+    delete_many(
+        conn,
+        _members,
+        ("source_id", "subject", "segment_key"),
+        [(source_id, s, k) for s, k in left],
+    )
     changes = [(s, k, True) for s, k in joined] + [(s, k, False) for s, k in left]
-    if changes:
-        conn.execute(
-            insert(_changes),
-            [
-                {
-                    "source_id": source_id,
-                    "subject": s,
-                    "segment_key": k,
-                    "joined": j,
-                    "cause": causes.get(s, "")[:160],
-                    "at": now,
-                }
-                for s, k, j in changes
-            ],
-        )
+    insert_many(
+        conn,
+        _changes,
+        ("source_id", "subject", "segment_key", "joined", "cause", "at"),
+        [(source_id, s, k, j, causes.get(s, "")[:160], at) for s, k, j in changes],
+    )
     return len(changes)
 
 
 def members_of(
     state: ProfileState,
-    rules: list[tuple[str, dict[str, Any]]],
+    rules: list[Rule],
     today: date,
-    custom: Mapping[str, Any] | None = None,
+    custom: Callable[[], Mapping[str, Any]] | None = None,
+    before: Set[str] | None = None,
 ) -> set[str]:
-    """The segments `state` is in, each rule seeing the memberships decided before it."""
+    """The segments `state` is in, each rule seeing the memberships decided before it.
+
+    Given the memberships `before` and the inputs the state's changes `touched`, a rule none of
+    whose inputs changed (nor any segment it refers to) keeps its membership unevaluated."""
     members: set[str] = set()
     view = ProfileView(
         traits=state.traits,
-        computed=ComputedView(state, today, custom or {}),
+        computed=ComputedView(state, today, custom or _nothing),
         event_counts=state.event_counts,
         day_counts=state.day_counts,
         segments=members,
         consent=frozenset(state.consent),
         today=today,
     )
-    for key, rule in rules:
-        if evaluate(rule, view):
-            members.add(key)
+    touched = state.touched
+    every = before is None or EVERYTHING in touched
+    changed: set[str] = set()
+    for rule in rules:
+        if every or not rule.inputs.isdisjoint(touched) or not rule.inputs.isdisjoint(changed):
+            now_in = rule.holds(view)
+            was_in = before is not None and rule.key in before
+            if now_in != was_in:
+                changed.add(f"segment:{rule.key}")
+        else:
+            now_in = before is not None and rule.key in before
+        if now_in:
+            members.add(rule.key)
     return members
+
+
+def _nothing() -> Mapping[str, Any]:
+    return {}
 
 
 def segments_of(conn: Connection, source_id: str, subject: str) -> list[str]:

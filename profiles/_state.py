@@ -21,6 +21,7 @@ MAX_SESSIONS_KEPT = 200  # session intervals kept; older ones are only counted
 MAX_FLOWS = 20
 MAX_FLOW_STEPS = 50
 PERSONALIZATION = "personalization"
+EVERYTHING = "*"  # a `touched` entry: every rule input may have changed
 
 
 def clock(moment: datetime, message_id: str) -> str:
@@ -72,9 +73,18 @@ class ProfileState(msgspec.Struct, kw_only=True):
     event_last: dict[str, str] = {}  # event name -> ISO time of its latest occurrence
     accumulated: Accumulated = msgspec.field(default_factory=Accumulated)
     identified: bool = False  # the profile of a userId (not only of an anonymous id)
+    # the segments it is in, as the membership table has them (None: a row from before
+    # profiles kept them; the table is read instead)
+    segments: list[str] | None = None
     # not stored: what this application folded or left out because a map was full
     capped_event_names: int = 0
     capped_traits: int = 0
+    # not stored: what this application changed, as rule inputs (profiles._rules.rule_inputs);
+    # EVERYTHING when the profile is new or merged
+    touched: set[str] = msgspec.field(default_factory=set)
+
+    def touch(self, *inputs: str) -> None:
+        self.touched.update(inputs)
 
     @property
     def personalized(self) -> bool:
@@ -84,7 +94,7 @@ class ProfileState(msgspec.Struct, kw_only=True):
 
 def new_state(subject: str, seen: datetime) -> ProfileState:
     return ProfileState(
-        subject=subject, traits={}, event_counts={}, first_seen=seen, last_seen=seen
+        subject=subject, traits={}, event_counts={}, first_seen=seen, last_seen=seen, segments=[]
     )
 
 
@@ -97,6 +107,7 @@ def encode_accumulated(state: ProfileState) -> dict[str, Any]:
             "event_last": state.event_last,
             "accumulated": state.accumulated,
             "identified": state.identified,
+            "segments": state.segments,
         }
     )
     return stored
@@ -108,6 +119,7 @@ class _Stored(msgspec.Struct, kw_only=True):
     event_last: dict[str, str] = {}
     accumulated: Accumulated = msgspec.field(default_factory=Accumulated)
     identified: bool = False
+    segments: list[str] | None = None
 
 
 def decode_accumulated(stored: dict[str, Any] | None) -> _Stored:

@@ -234,3 +234,51 @@ def test_merge_folds_an_anonymous_profile_into_the_identified_one() -> None:
     assert (view["first_seen"], view["sessions"]) == (T0, 2)
     assert (view["custom"]["spent"], view["custom"]["first_sku"]) == (7, "a")
     assert (merged.traits, merged.subject) == ({"plan": "pro"}, "p1_u")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "sessions",
+        "flows.onboarding.last_step",
+        "flows.onboarding",
+        "flows.other.last_step",
+        "platform.name",
+        "custom.spent",
+        "windows.7d.Order",
+        "event_counts.Order",
+        "first_seen",
+        "nothing",
+    ],
+)
+@pytest.mark.parametrize(
+    ("op", "value"),
+    [
+        ("eq", "profile"),
+        ("neq", "ios"),
+        ("gte", 1),
+        ("lt", "2026-03-03"),
+        ("exists", None),
+        ("in", ["ios", "profile", 2]),
+        ("contains", "profile"),
+    ],
+)
+def test_compiled_computed_paths_read_the_view_as_the_interpreter(
+    path: str, op: str, value: Any
+) -> None:
+    """The compiled rules' fast path into a profile's computed view finds what `evaluate`'s
+    dotted lookup finds."""
+    from profiles import ProfileView, evaluate
+    from profiles._compiled import compile_rule
+    from profiles._computed import ComputedView
+
+    state = _apply(
+        [
+            _event(1, 0, properties={"flow": "onboarding", "step": "profile", "amount": 2}),
+            _event(2, 40, context={"os": {"name": "iOS"}}),
+        ]
+    )
+    custom = custom_values(state.accumulated.custom, DEFINITIONS)
+    view = ProfileView(computed=ComputedView(state, T0.date(), custom), today=T0.date())
+    rule = {"computed": path, "op": op, "value": value}
+    assert compile_rule(rule)(view) is evaluate(rule, view)

@@ -116,3 +116,71 @@ def test_ingest_consent_tokens_encryption_and_privacy_on_postgres(
         )
         assert {r["store"] for r in done["receipts"]} == ERASURE_STORES
         assert client.get("/v1/profiles/pg-user", headers=server).status_code == 404
+
+
+def test_the_core_stitches_segments_and_erases_on_postgres(postgres_database: str) -> None:
+    """Identity links, computed traits, driver-level membership writes, the change log,
+    backfill and erasure, on PostgreSQL."""
+    from datetime import UTC, datetime
+
+    from bus import Erase, EventEnvelope, encode_control, encode_event
+    from profiles import ProfileConsumer, SegmentMaintenance, SegmentStore, read_profile
+
+    upgrade_to_head(postgres_database)
+    now = datetime.now(UTC)
+
+    def envelope(message_id: str, **fields: Any) -> EventEnvelope:
+        return EventEnvelope(
+            message_id=message_id,
+            source_id="src_pg",
+            received_at=now,
+            timestamp=now,
+            purposes=("analytics", "personalization"),
+            **fields,
+        )
+
+    async def run() -> None:
+        database = open_database(postgres_database)
+        try:
+            await SegmentStore(database).put("signed", "Signed", {"event": "Signed Up"})
+            consumer = ProfileConsumer(database)
+            await consumer(
+                [
+                    encode_event(
+                        envelope(
+                            "m1", type="track", subject=None, anonymous="p1_anon", event="Signed Up"
+                        )
+                    ),
+                    encode_event(
+                        envelope(
+                            "m2",
+                            type="identify",
+                            subject="p1_user",
+                            anonymous="p1_anon",
+                            traits={"plan": "pro"},
+                        )
+                    ),
+                ]
+            )
+            profile = await read_profile(database, "src_pg", "p1_anon")
+            assert profile is not None
+            assert (profile.subject, profile.segments, profile.merged) == (
+                "p1_user",
+                ["signed"],
+                ["p1_anon"],
+            )
+            await SegmentStore(database).put(
+                "pro", "Pro", {"trait": "plan", "op": "eq", "value": "pro"}
+            )
+            while await SegmentMaintenance(database, consumer).backfill_step():
+                pass
+            profile = await read_profile(database, "src_pg", "p1_user")
+            assert profile is not None
+            assert profile.segments == ["pro", "signed"]
+            erase = Erase(source_id="src_pg", subject="p1_user", request_id="pr_1", at=now)
+            await consumer([encode_control(erase, "pr_1:erase")])
+            assert await read_profile(database, "src_pg", "p1_anon") is None
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
