@@ -88,3 +88,67 @@ def test_first_serve_creates_the_default_source_once(gateway: Gateway) -> None:
         auth=(printed[0]["write_key"], ""),
     )
     assert response.status_code == 200
+
+
+def test_segment_sdk_user_lands_in_a_segment_within_100_ms(gateway: Gateway) -> None:
+    """With Segment's SDK, unchanged: anonymous onboarding, identify (stitching the anonymous
+    id), then the activation event. The profile shows the segment, which the core committed
+    within 100 ms of the gateway deciding the last event (both times from the server's clock,
+    in its database)."""
+    import sqlite3
+    import time
+    from datetime import datetime
+
+    source = gateway.cli("sources", "create", "activation-app", "--jurisdiction", "gdpr")
+    admin = gateway.cli("tokens", "create", "--role", "admin")["token"]
+    gateway.start()
+    rule = {
+        "all": [
+            {"trait": "plan", "op": "eq", "value": "pro"},
+            {"event": "Feature Used"},
+            {"computed": "flows.onboarding.last_step", "op": "eq", "value": "welcome"},
+            {"consent": "personalization"},
+        ]
+    }
+    defined = httpx.put(
+        f"{gateway.url}/v1/segments/activated",
+        headers={"Authorization": f"Bearer {admin}"},
+        json={"name": "Activated", "rule": rule},
+    )
+    assert defined.status_code == 200, defined.text
+    errors: list[Any] = []
+    sdk = gateway.segment_sdk(source["write_key"], errors)
+    onboarding = {"flow": "onboarding", "step": "welcome"}
+    sdk.track(
+        anonymous_id="device-7", event="Onboarding Step", properties=onboarding, context=CONSENT
+    )
+    sdk.identify(user_id="seg-7", anonymous_id="device-7", traits={"plan": "pro"}, context=CONSENT)
+    sdk.track(user_id="seg-7", event="Feature Used", context=CONSENT)
+    sent = time.monotonic()
+    assert errors == []
+
+    def in_segment() -> dict[str, Any] | None:
+        answer = httpx.get(
+            f"{gateway.url}/v1/profiles/seg-7",
+            headers={"Authorization": f"Bearer {source['server_key']}"},
+        )
+        body: dict[str, Any] | None = answer.json() if answer.status_code == 200 else None
+        return body if body and "activated" in body["segments"] else None
+
+    profile = wait_for(in_segment, timeout=20, interval=0.005)
+    seen_after = time.monotonic() - sent
+    assert len(profile["merged"]) == 1  # the anonymous onboarding is part of it
+    database = gateway.env["CONSENTGATE_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        (since,) = conn.execute(
+            "SELECT since FROM profiles_segment_members WHERE segment_key = 'activated'"
+        ).fetchone()
+        (decided,) = conn.execute(
+            "SELECT decided_at FROM observability_decisions WHERE event = 'Feature Used'"
+        ).fetchone()
+    latency = datetime.fromisoformat(since) - datetime.fromisoformat(decided)
+    print(
+        f"decision -> membership {latency.total_seconds() * 1000:.1f} ms; "
+        f"client saw it {seen_after * 1000:.1f} ms after its 200"
+    )
+    assert latency.total_seconds() < 0.1
