@@ -157,16 +157,17 @@ def _personalize(
 ) -> None:
     acc = state.accumulated
     _count_day(state, key, seen)
+    state.touch("computed:windows")
+    sessions = (len(acc.sessions), acc.sessions[-1][0] if acc.sessions else None)
     add_session(acc, seen.timestamp(), options.session_gap_seconds)
-    state.touch("computed:windows", "computed:sessions", "computed:last_session_start")
+    if sessions != (len(acc.sessions), acc.sessions[-1][0]):  # not one more event in a session
+        state.touch("computed:sessions", "computed:last_session_start")
     platform = platform_of(envelope.context)
     if platform is not None:
-        acc.platform = later(acc.platform, Stamped(stamp, platform))
-        state.touch("computed:platform")
+        acc.platform = _later_value(state, "platform", acc.platform, Stamped(stamp, platform))
     device = device_of(envelope.context, platform)
     if device is not None:
-        acc.device = later(acc.device, Stamped(stamp, device))
-        state.touch("computed:device")
+        acc.device = _later_value(state, "device", acc.device, Stamped(stamp, device))
     if envelope.type == "track":
         if record_flow_step(acc, envelope.properties, stamp):
             state.touch("computed:flows")
@@ -174,6 +175,16 @@ def _personalize(
             acc.custom, options.definitions, envelope.event, envelope.properties, stamp
         ):
             state.touch("computed:custom")
+
+
+def _later_value(
+    state: ProfileState, field: str, current: Stamped | None, candidate: Stamped
+) -> Stamped | None:
+    """The later of the two; a changed value touches `computed:<field>`."""
+    chosen = later(current, candidate)
+    if chosen is not current and (current is None or current.value != candidate.value):
+        state.touch(f"computed:{field}")
+    return chosen
 
 
 def merge_states(

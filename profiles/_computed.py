@@ -69,7 +69,7 @@ def later(current: Stamped | None, candidate: Stamped | None) -> Stamped | None:
 
 def record_flow_step(acc: Accumulated, properties: Mapping[str, Any], stamp: str) -> bool:
     """A track event with string `flow` and `step` properties marks that step of that flow
-    done; whether it did."""
+    done; whether what the flow shows changed (a new step, an earlier time, the last step)."""
     flow, step = properties.get("flow"), properties.get("step")
     if not (isinstance(flow, str) and isinstance(step, str) and flow and step):
         return False
@@ -79,8 +79,9 @@ def record_flow_step(acc: Accumulated, properties: Mapping[str, Any], stamp: str
         if len(acc.flows) >= MAX_FLOWS:
             return False
         state = acc.flows[flow] = FlowState()
+    before = (state.done.get(step), state.last.value if state.last else None)
     _merge_flow(state, FlowState(done={step: stamp}, last=Stamped(stamp, step)))
-    return True
+    return before != (state.done.get(step), state.last.value if state.last else None)
 
 
 def _merge_flow(into: FlowState, other: FlowState) -> None:

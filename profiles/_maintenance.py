@@ -57,7 +57,7 @@ class SegmentMaintenance:
         changes = 0
         for source_id, states in by_source.items():
             options = self._consumer.options(conn, source_id)
-            current = known_memberships(conn, source_id, states, {rule.key for rule in rules})
+            current = known_memberships(conn, source_id, states, rules.keys)
             wanted = {  # every rule, for every state (nothing `touched`: time moved, or rules)
                 state.subject: members_of(
                     state,
@@ -79,6 +79,16 @@ class SegmentMaintenance:
                     moved.append(state)
             self._consumer.rows.upsert(conn, source_id, moved)
         return changes
+
+    async def reevaluate(self, source_id: str) -> int:
+        """Evaluate every rule for every profile of a source; returns the membership changes
+        (none, when the incremental evaluation kept them right)."""
+
+        def work(conn: Connection) -> int:
+            rows = conn.execute(select(_profiles).where(_profiles.c.source_id == source_id)).all()
+            return self._evaluate(conn, rows, "reevaluation") if rows else 0
+
+        return await self._db.transaction(work)
 
     async def sweep_windows(self, today: date | None = None) -> int | None:
         """Re-evaluate recently active subjects once per day; None when already swept today."""

@@ -9,11 +9,12 @@ segment over existing profiles, are not built yet.)
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast, overload
 
 import msgspec
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -163,24 +164,60 @@ class Rule(NamedTuple):
     holds: Predicate  # the rule, compiled
 
 
+class RuleSet(Sequence[Rule]):
+    """The rules in evaluation order, indexed by the inputs they read."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self._rules = rules
+        self.keys = frozenset(rule.key for rule in rules)
+        readers: dict[str, list[int]] = {}
+        for index, rule in enumerate(rules):
+            for name in rule.inputs:
+                readers.setdefault(name, []).append(index)
+        self._readers = {name: tuple(indexes) for name, indexes in readers.items()}
+
+    def reading(self, inputs: Iterable[str]) -> list[int]:
+        """The indexes of the rules reading any of `inputs`."""
+        found: set[int] = set()
+        for name in inputs:
+            found.update(self._readers.get(name, ()))
+        return list(found)
+
+    def dependents(self, key: str) -> tuple[int, ...]:
+        """The rules referring to segment `key` (all after it in evaluation order)."""
+        return self._readers.get(f"segment:{key}", ())
+
+    @overload
+    def __getitem__(self, index: int) -> Rule: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Rule]: ...
+    def __getitem__(self, index: int | slice) -> Rule | Sequence[Rule]:
+        return self._rules[index]
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+
 class SegmentEvaluator:
     """Membership for the profiles a transaction touched: evaluated, compared, written, and
     each change logged with its time and cause."""
 
     def __init__(self) -> None:
-        self._rules: list[Rule] = []
+        self._rules = RuleSet([])
         self._read_at = float("-inf")
 
-    def definitions(self, conn: Connection, *, fresh: bool = False) -> list[Rule]:
+    def definitions(self, conn: Connection, *, fresh: bool = False) -> RuleSet:
         """The rules in evaluation order, read again when older than DEFINITIONS_SECONDS (or
         `fresh`: a backfill must see the version it backfills)."""
         now = time.monotonic()
         if fresh or now - self._read_at >= DEFINITIONS_SECONDS:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
-            self._rules = [
-                Rule(key, rules[key], rule_inputs(rules[key]), compile_rule(rules[key]))
-                for key in evaluation_order(rules)
-            ]
+            self._rules = RuleSet(
+                [
+                    Rule(key, rules[key], rule_inputs(rules[key]), compile_rule(rules[key]))
+                    for key in evaluation_order(rules)
+                ]
+            )
             self._read_at = now
         return self._rules
 
@@ -203,7 +240,7 @@ class SegmentEvaluator:
             for state in states:
                 state.segments = []
             return
-        current = known_memberships(conn, source_id, states, {rule.key for rule in rules})
+        current = known_memberships(conn, source_id, states, rules.keys)
         today = datetime.now(UTC).date()
         wanted = {
             state.subject: members_of(
@@ -287,16 +324,18 @@ def write_changes(
 
 def members_of(
     state: ProfileState,
-    rules: list[Rule],
+    rules: RuleSet,
     today: date,
     custom: Callable[[], Mapping[str, Any]] | None = None,
     before: Set[str] | None = None,
 ) -> set[str]:
     """The segments `state` is in, each rule seeing the memberships decided before it.
 
-    Given the memberships `before` and the inputs the state's changes `touched`, a rule none of
-    whose inputs changed (nor any segment it refers to) keeps its membership unevaluated."""
-    members: set[str] = set()
+    Given the memberships `before` and the inputs the state's changes `touched`, only the rules
+    reading a touched input are evaluated, then those referring to a segment whose membership
+    changed; the others keep their membership."""
+    every = before is None or EVERYTHING in state.touched
+    members: set[str] = set() if every or before is None else set(before)
     view = ProfileView(
         traits=state.traits,
         computed=ComputedView(state, today, custom or _nothing),
@@ -306,19 +345,28 @@ def members_of(
         consent=frozenset(state.consent),
         today=today,
     )
-    touched = state.touched
-    every = before is None or EVERYTHING in touched
-    changed: set[str] = set()
-    for rule in rules:
-        if every or not rule.inputs.isdisjoint(touched) or not rule.inputs.isdisjoint(changed):
-            now_in = rule.holds(view)
-            was_in = before is not None and rule.key in before
-            if now_in != was_in:
-                changed.add(f"segment:{rule.key}")
-        else:
-            now_in = before is not None and rule.key in before
-        if now_in:
-            members.add(rule.key)
+    if every:
+        for rule in rules:
+            if rule.holds(view):
+                members.add(rule.key)
+        return members
+    pending = rules.reading(state.touched)
+    heapq.heapify(pending)
+    done = -1
+    while pending:
+        index = heapq.heappop(pending)
+        if index == done:
+            continue  # queued twice
+        done = index
+        rule = rules[index]
+        now_in = rule.holds(view)
+        if now_in != (rule.key in members):
+            if now_in:
+                members.add(rule.key)
+            else:
+                members.discard(rule.key)
+            for dependent in rules.dependents(rule.key):
+                heapq.heappush(pending, dependent)
     return members
 
 

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from bus import Database, EventEnvelope, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
-from profiles import Profile, ProfileConsumer, SegmentStore, put_source_traits, read_profile
+from profiles import (
+    Profile,
+    ProfileConsumer,
+    SegmentMaintenance,
+    SegmentStore,
+    put_source_traits,
+    read_profile,
+)
 
 USER, OLD_USER = "p1_user", "p1_olduser"
 ANONYMOUS = ("p1_anon_a", "p1_anon_b")
@@ -34,6 +41,11 @@ SEGMENTS: dict[str, dict[str, Any]] = {
     "returning": {"computed": "sessions", "op": "gte", "value": 2},
     "feature_fans": {"event": "Feature Used", "count": {"op": "gte", "value": 2}, "within_days": 7},
     "pro": {"trait": "plan", "op": "eq", "value": "pro"},
+    "pro_fans": {"all": [{"segment": "pro"}, {"segment": "feature_fans"}]},
+    "not_pro": {"not": {"segment": "pro"}},
+    "mobile": {"computed": "platform", "op": "in", "value": ["ios", "android"]},
+    "stopped": {"computed": "flows.onboarding.last_step", "op": "neq", "value": "step-3"},
+    "big": {"computed": "custom.spent", "op": "gte", "value": 300},
 }
 
 _who = st.sampled_from(["user", "old", *ANONYMOUS, "user+a", "user+b"])
@@ -100,6 +112,8 @@ async def _build(
     consumer = ProfileConsumer(database)
     for batch in batches:
         await consumer([encode_event(envelope) for envelope in batch])
+    # the incremental evaluation left every membership as a full evaluation decides
+    assert await SegmentMaintenance(database, consumer).reevaluate(source_id) == 0
     others = [await read_profile(database, source_id, p) for p in (*ANONYMOUS, OLD_USER)]
     return await read_profile(database, source_id, USER), others
 
