@@ -17,10 +17,10 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast, overload
 
 import msgspec
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from bus import Database
+from bus import Database, as_utc
 from profiles._compiled import Predicate, compile_rule
 from profiles._computed import ComputedView
 from profiles._driver import delete_many, insert_many, stored_time
@@ -51,6 +51,24 @@ class Segment(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     members: int | None = None  # on a single read: subjects in it now
     backfill: Backfill | None = None  # on a single read: the backfill of this version
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True):
+    source_id: str
+    subject: str  # a pseudonym
+    since: datetime
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """A subject joining or leaving the segment, and why: `event:<messageId>`, `merge:…`,
+    `consent:…`, `opt_out:…`, `window:<day>`, `backfill:<key>@<version>`."""
+
+    id: int
+    source_id: str
+    subject: str
+    joined: bool
+    cause: str
+    at: datetime
 
 
 class Backfill(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,11 +137,50 @@ class SegmentStore:
 
         return await self._db.read(read)
 
-    async def listing(self) -> list[Segment]:
-        rows = await self._db.read(
-            lambda conn: conn.execute(select(_segments).order_by(_segments.c.key)).all()
+    async def listing(self, limit: int = MAX_SEGMENTS, after: str = "") -> list[Segment]:
+        """Up to `limit` segments by key, those after `after`."""
+        query = (
+            select(_segments).where(_segments.c.key > after).order_by(_segments.c.key).limit(limit)
         )
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [_segment(row) for row in rows]
+
+    async def members(
+        self, key: str, limit: int, after: tuple[str, str] = ("", "")
+    ) -> list[Member]:
+        """Up to `limit` members of segment `key` by (source, pseudonym), after `after`."""
+        query = (
+            select(_members.c.source_id, _members.c.subject, _members.c.since)
+            .where(
+                _members.c.segment_key == key,
+                tuple_(_members.c.source_id, _members.c.subject) > after,
+            )
+            .order_by(_members.c.source_id, _members.c.subject)
+            .limit(limit)
+        )
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [
+            Member(source_id=r.source_id, subject=r.subject, since=as_utc(r.since)) for r in rows
+        ]
+
+    async def changes(self, key: str, limit: int, before: int | None = None) -> list[Change]:
+        """Up to `limit` joins and leaves of segment `key`, newest first, older than `before`."""
+        query = select(_changes).where(_changes.c.segment_key == key)
+        if before is not None:
+            query = query.where(_changes.c.id < before)
+        query = query.order_by(_changes.c.id.desc()).limit(limit)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [
+            Change(
+                id=r.id,
+                source_id=r.source_id,
+                subject=r.subject,
+                joined=bool(r.joined),
+                cause=r.cause,
+                at=as_utc(r.at),
+            )
+            for r in rows
+        ]
 
     async def delete(self, key: str) -> bool:
         """Remove a segment and its memberships; refused while another refers to it."""

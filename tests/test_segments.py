@@ -110,3 +110,34 @@ def test_erasure_leaves_no_membership(
     ).json()
     completed_privacy_request(client, server, request["id"])
     assert sqlite_rows(migrated.database_url, members) == []
+
+
+def test_segment_lists_members_and_changes_come_in_pages(
+    client: Client, source: CreatedSource, admin: dict[str, str], auditor: dict[str, str]
+) -> None:
+    """Segments, a segment's members (pseudonyms) and its change log (time and cause) are
+    paged; a bad limit is 400."""
+    for key in ("a1", "a2", "a3"):
+        _put(client, admin, key, {"event": "Signed Up"})
+    first = client.get("/v1/segments", params={"limit": 2}, headers=auditor).json()
+    assert [s["key"] for s in first["items"]] == ["a1", "a2"]
+    rest = client.get("/v1/segments", params={"after": first["next"]}, headers=auditor).json()
+    assert ([s["key"] for s in rest["items"]], rest["next"]) == (["a3"], None)
+    write = basic(source.write_key)
+    for user in ("m1", "m2", "m3"):
+        client.post("/v1/track", headers=write, json={"userId": user, "event": "Signed Up"})
+    wait_for(lambda: client.get("/v1/segments/a1", headers=auditor).json()["members"] == 3 or None)
+    page = client.get("/v1/segments/a1/members", params={"limit": 2}, headers=auditor).json()
+    after = client.get(
+        "/v1/segments/a1/members", params={"after": page["next"]}, headers=auditor
+    ).json()
+    subjects = [m["subject"] for m in page["items"] + after["items"]]
+    assert len(set(subjects)) == 3
+    assert all(s.startswith("p") and s != "m1" for s in subjects)  # pseudonyms only
+    changes = client.get("/v1/segments/a1/changes", headers=auditor).json()
+    assert len(changes["items"]) == 3
+    assert all(c["joined"] and c["cause"].startswith("event:") for c in changes["items"])
+    refused = client.get("/v1/segments", params={"limit": 0}, headers=auditor)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_query")
+    missing = client.get("/v1/segments/none/members", headers=auditor)
+    assert missing.status_code == 404
