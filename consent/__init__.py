@@ -25,7 +25,13 @@ from consent._records import (
     merge_states,
     new_records,
 )
-from consent._signals import GOOGLE_CONSENT_MODE, TCF_PURPOSES, Signals, parse_signals
+from consent._signals import (
+    GOOGLE_CONSENT_MODE,
+    NO_SIGNALS,
+    TCF_PURPOSES,
+    Signals,
+    parse_signals,
+)
 from consent._store import ConsentStore
 from consent._tables import metadata
 from consent._tcf import IdSet, TCString, TCStringError, decode_tc_string
@@ -35,6 +41,7 @@ __all__ = [
     "DEFAULT_PURPOSES",
     "GOOGLE_CONSENT_MODE",
     "GPC_REFUSED",
+    "NO_SIGNALS",
     "PURPOSES",
     "SIGNAL_SOURCES",
     "SUPPRESSION",

@@ -51,6 +51,9 @@ class Signals(msgspec.Struct, frozen=True, kw_only=True):
     malformed: tuple[str, ...] = ()
 
 
+NO_SIGNALS = Signals()  # nothing said in the request: stored choices and defaults decide
+
+
 class _Collector:
     __slots__ = ("choices", "malformed")
 

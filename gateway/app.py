@@ -24,8 +24,10 @@ from gateway.request_ids import with_request_id
 from gateway.route_helpers import MAX_BODY
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
+from gateway.routes_flags import FLAG_HANDLERS
 from gateway.routes_health import HEALTH_HANDLERS
 from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
+from gateway.routes_ofrep import OFREP_HANDLERS, OfrepFailure, ofrep_failure_response
 from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import READ_HANDLERS
 from gateway.routes_segments import SEGMENT_HANDLERS
@@ -163,6 +165,8 @@ def create_app(
             *PRIVACY_HANDLERS,
             *READ_HANDLERS,
             *SEGMENT_HANDLERS,
+            *FLAG_HANDLERS,
+            *OFREP_HANDLERS,
             *TOKEN_HANDLERS,
             *HEALTH_HANDLERS,
         ],
@@ -182,6 +186,7 @@ def create_app(
         ],
         exception_handlers={
             GatewayError: _gateway_error,
+            OfrepFailure: ofrep_failure_response,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

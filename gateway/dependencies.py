@@ -18,6 +18,7 @@ from bus import Bus, Database
 from consent import ConsentStore
 from gateway.audit import AuditTrail
 from gateway.callers import Caller
+from gateway.edge import RateLimiter
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner
 from gateway.runtime import ProfileReader
@@ -25,6 +26,7 @@ from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
+from personalization import FlagStore
 from privacy import PrivacyRequests, Suppressions
 from profiles import SegmentStore
 
@@ -48,6 +50,8 @@ PrivacyRequestsDep = NamedDependency[SkipValidation[PrivacyRequests]]
 SuppressionsDep = NamedDependency[SkipValidation[Suppressions]]
 ProfileReaderDep = NamedDependency[SkipValidation[ProfileReader]]
 SegmentStoreDep = NamedDependency[SkipValidation[SegmentStore]]
+FlagStoreDep = NamedDependency[SkipValidation[FlagStore]]
+OfrepLimiterDep = NamedDependency[SkipValidation[RateLimiter]]
 
 
 def _service(name: str) -> Provide:
@@ -82,4 +86,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "suppressions": _service("suppressions"),
     "profile_reader": _service("profile_reader"),
     "segments": _service("segments"),
+    "flags": _service("flags"),
+    "ofrep_limiter": _service("ofrep_limiter"),
 }

@@ -61,7 +61,7 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill]
 
-    def admit(self, key: str, edge: EdgeConfig) -> None:
+    def admit(self, key: str, edge: EdgeConfig, who: str = "this write key") -> None:
         rate = self._rate if edge.rate_limit_per_second is None else edge.rate_limit_per_second
         if rate == 0:
             return  # no limit
@@ -78,7 +78,6 @@ class RateLimiter:
         bucket[0] = tokens
         wait = math.ceil((1.0 - tokens) / rate)
         raise TooManyRequests(
-            f"this write key may send {rate:g} requests a second (bursts of {burst}); "
-            f"retry after {wait}s",
+            f"{who} may send {rate:g} requests a second (bursts of {burst}); retry after {wait}s",
             retry_after=wait,
         )

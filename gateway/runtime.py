@@ -45,6 +45,7 @@ from observability import (
     Metrics,
     create_tracer_provider,
 )
+from personalization import FlagStore, load_flags_file
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
 from profiles import (
     ProfileConsumer,
@@ -79,6 +80,8 @@ class Runtime:
     profile_reader: ProfileReader
     segments: SegmentStore
     segment_maintenance: SegmentMaintenance
+    flags: FlagStore
+    ofrep_limiter: RateLimiter  # OFREP evaluations per caller
 
 
 @contextlib.asynccontextmanager
@@ -119,6 +122,10 @@ async def open_runtime(
         metrics=metrics,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
+    segments = SegmentStore(database)
+    flags = FlagStore(database, segments.keys)
+    if settings.flags_file:
+        await load_flags_file(flags, settings.flags_file)
     signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
     audit_log = AuditLog(database, signer.sign_bytes, signer.verify_bytes)
     trail = AuditTrail(audit_log, keyring)
@@ -151,8 +158,12 @@ async def open_runtime(
         ),
         suppressions=Suppressions(consent, trail),
         profile_reader=functools.partial(_decrypted_profile, database, keyring),
-        segments=SegmentStore(database),
+        segments=segments,
         segment_maintenance=SegmentMaintenance(database, consumer),
+        flags=flags,
+        ofrep_limiter=RateLimiter(
+            settings.ofrep_rate_limit_per_second, settings.ofrep_rate_limit_burst
+        ),
         metrics=metrics,
     )
     await bus.start(_route(database, consumer, decision_log, tracer, metrics))

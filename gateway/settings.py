@@ -67,6 +67,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # event names count under "(other)" and new traits are not kept.
     profile_max_keys: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 1000
     # inactivity that ends a session (the core's `sessions` computed trait)
+    # flags and flows loaded (and kept in step) at start: TOML or JSON keyed by flag key
+    flags_file: str | None = None
+    # OFREP evaluations a second per caller (a subject, or a server key), and the burst above
+    ofrep_rate_limit_per_second: Annotated[float, msgspec.Meta(ge=0)] = 100.0
+    ofrep_rate_limit_burst: Annotated[int, msgspec.Meta(ge=1)] = 200
+    # how long an evaluation waits for the profile before serving the baseline
+    core_time_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 50.0
     # how often the core looks for segments to backfill and windows to slide
     segment_maintenance_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     session_gap_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 30

@@ -7,6 +7,7 @@ import bus
 import consent
 import gateway
 import observability
+import personalization
 import privacy
 import profiles
 
@@ -17,5 +18,6 @@ TARGET_METADATA = [
     anonymization.metadata,
     observability.metadata,
     profiles.metadata,
+    personalization.metadata,
     privacy.metadata,
 ]

@@ -1,10 +1,19 @@
 """The profile/personalization core. Talks to the gateway only through `bus`."""
 
 from profiles._apply import ApplyOptions, apply_event, count_key, merge_states, subject_key
+from profiles._compiled import Predicate, compile_rule
+from profiles._computed import ComputedView
 from profiles._consumer import ProfileConsumer
 from profiles._custom import TraitConfigError, TraitDefinition, load_trait_config
 from profiles._maintenance import SegmentMaintenance
-from profiles._read import Computed, ErasureReceipt, Profile, erasure_receipts, read_profile
+from profiles._read import (
+    Computed,
+    ErasureReceipt,
+    Profile,
+    erasure_receipts,
+    read_profile,
+    subject_view,
+)
 from profiles._rules import (
     ProfileView,
     RuleError,
@@ -27,8 +36,10 @@ __all__ = [
     "Backfill",
     "Change",
     "Computed",
+    "ComputedView",
     "ErasureReceipt",
     "Member",
+    "Predicate",
     "Profile",
     "ProfileConsumer",
     "ProfileState",
@@ -40,6 +51,7 @@ __all__ = [
     "TraitConfigError",
     "TraitDefinition",
     "apply_event",
+    "compile_rule",
     "count_key",
     "erasure_receipts",
     "evaluate",
@@ -51,5 +63,6 @@ __all__ = [
     "read_profile",
     "segment_references",
     "subject_key",
+    "subject_view",
     "validate_rule",
 ]

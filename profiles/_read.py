@@ -10,10 +10,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
-from profiles._computed import computed_view
+from profiles._computed import ComputedView, computed_view
 from profiles._custom import TraitDefinition, custom_values
 from profiles._identity import resolve_one
 from profiles._profile_rows import state_of
+from profiles._rules import ProfileView
 from profiles._segments import segments_of
 from profiles._tables import ErasureRow, IdentityLinkRow, ProfileRow
 from profiles._traits import read_source_traits
@@ -113,3 +114,39 @@ async def erasure_receipts(
         )
         for row in rows
     ]
+
+
+async def subject_view(
+    database: Database, source_id: str, subject: str, consent: frozenset[str]
+) -> ProfileView | None:
+    """What rules see of `subject` now (its merged profile, if stitched), with `consent` the
+    purposes it allows now; None for a subject the core has no profile of."""
+
+    def read(conn: Connection) -> tuple[Any, list[str] | None, tuple[TraitDefinition, ...]]:
+        root = resolve_one(conn, source_id, subject)
+        row = conn.execute(
+            select(_profiles).where(_profiles.c.source_id == source_id, _profiles.c.subject == root)
+        ).first()
+        if row is None:
+            return None, None, ()
+        state = state_of(row)
+        segments = state.segments
+        if segments is None:
+            segments = segments_of(conn, source_id, root)
+        return state, segments, read_source_traits(conn, source_id)
+
+    state, segments, definitions = await database.read(read)
+    if state is None:
+        return None
+    today = datetime.now(UTC).date()
+    return ProfileView(
+        traits=state.traits,
+        computed=ComputedView(
+            state, today, lambda: custom_values(state.accumulated.custom, definitions)
+        ),
+        event_counts=state.event_counts,
+        day_counts=state.day_counts,
+        segments=frozenset(segments or ()),
+        consent=consent,
+        today=today,
+    )

@@ -145,6 +145,11 @@ class SegmentStore:
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [_segment(row) for row in rows]
 
+    async def keys(self) -> list[str]:
+        """The keys of the segments that exist now."""
+        query = select(_segments.c.key)
+        return list(await self._db.read(lambda conn: conn.execute(query).scalars().all()))
+
     async def members(
         self, key: str, limit: int, after: tuple[str, str] = ("", "")
     ) -> list[Member]:

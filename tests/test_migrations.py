@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "profiles_segment_changes",
     "profiles_source_traits",
     "profiles_marks",
+    "personalization_flags",
 }
 
 

@@ -1,0 +1,107 @@
+"""Who a flag evaluation is for, and what may be known of them: the subject (a subject token's,
+or a server key's `targetingKey`, pseudonymized at once), the purposes it allows now (the
+consent store, not the core's copy: a withdrawal holds for the very next evaluation), whether
+it is suppressed, and its profile, read within the core's time budget."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from bus import Database
+from consent import NO_SIGNALS, ConsentStore, decide, is_suppressed
+from gateway.callers import ServerKeyCaller, SubjectCaller
+from gateway.sources import Source
+from personalization import Subject
+from profiles import ProfileView, subject_view
+
+log = structlog.get_logger("consentgate.personalization")
+MAX_TARGETING_KEY = 1024
+
+
+class MissingTargetingKey(ValueError):
+    """A server key evaluated a flag that needs a subject without `context.targetingKey`."""
+
+
+def targeting_key(caller: ServerKeyCaller | SubjectCaller, context: dict[str, Any]) -> str | None:
+    """The raw targeting key a server key names (None when absent); a subject token's own."""
+    if isinstance(caller, SubjectCaller):
+        return None
+    key = context.get("targetingKey")
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) > MAX_TARGETING_KEY:
+        raise ValueError(f"targetingKey: a string of at most {MAX_TARGETING_KEY} characters")
+    return key
+
+
+async def evaluation_subject(
+    caller: ServerKeyCaller | SubjectCaller,
+    raw_key: str | None,
+    *,
+    consent: ConsentStore,
+    database: Database,
+    budget_seconds: float,
+    needs_profile: bool,
+) -> Subject | None:
+    """The subject of an evaluation; None when a server key named none (only flags that read
+    nothing of a subject can then be evaluated)."""
+    source: Source = caller.source
+    if isinstance(caller, SubjectCaller):
+        pseudonyms: tuple[str, ...] = (caller.subject,)
+    elif raw_key is None:
+        return None
+    else:
+        pseudonyms = source.pseudonyms(raw_key)
+    stored = (await consent.states(source.source_id, pseudonyms[:1]))[pseudonyms[0]]
+    allowed = frozenset(
+        purpose
+        for purpose in source.consent.known_purposes()
+        if decide((purpose,), NO_SIGNALS, source.jurisdiction, stored=stored).action != "drop"
+    )
+    today = datetime.now(UTC).date()
+    subject = Subject(
+        targeting_key=pseudonyms[0],
+        allowed=allowed,
+        suppressed=is_suppressed(stored),
+        view=None,
+        missing="unknown_subject",
+        today=today,
+    )
+    if not needs_profile or subject.suppressed:
+        return subject
+    try:
+        view = await asyncio.wait_for(
+            _first_view(database, source.source_id, pseudonyms, allowed), budget_seconds
+        )
+    except TimeoutError:
+        return _with(subject, None, "core_unavailable")
+    except Exception as error:  # the core's store is down: the baseline, never an error
+        log.warning("profile_unavailable", error=type(error).__name__)
+        return _with(subject, None, "core_unavailable")
+    return _with(subject, view, None if view is not None else "unknown_subject")
+
+
+async def _first_view(
+    database: Database, source_id: str, pseudonyms: tuple[str, ...], allowed: frozenset[str]
+) -> ProfileView | None:
+    # the newest pseudonym first: a profile built under an older key version is still found
+    for pseudonym in pseudonyms:
+        view = await subject_view(database, source_id, pseudonym, allowed)
+        if view is not None:
+            return view
+    return None
+
+
+def _with(subject: Subject, view: ProfileView | None, missing: Any) -> Subject:
+    return Subject(
+        targeting_key=subject.targeting_key,
+        allowed=subject.allowed,
+        suppressed=subject.suppressed,
+        view=view,
+        missing=missing,
+        today=subject.today,
+    )

@@ -1,0 +1,35 @@
+"""What apps read back: feature flags and remote config (OpenFeature OFREP), with the baseline
+whenever consent, suppression or the core says so. Reads `profiles`; never imports `gateway`."""
+
+from personalization._bucket import split_hash, split_variant
+from personalization._evaluate import Fallback, Resolution, Subject, evaluate_flag
+from personalization._file import load_flags_file, read_flags_file
+from personalization._flags import (
+    MAX_FLAGS,
+    CompiledFlag,
+    Flag,
+    FlagDefinition,
+    FlagError,
+    FlagStore,
+    parse_definition,
+)
+from personalization._tables import metadata
+
+__all__ = [
+    "MAX_FLAGS",
+    "CompiledFlag",
+    "Fallback",
+    "Flag",
+    "FlagDefinition",
+    "FlagError",
+    "FlagStore",
+    "Resolution",
+    "Subject",
+    "evaluate_flag",
+    "load_flags_file",
+    "metadata",
+    "parse_definition",
+    "read_flags_file",
+    "split_hash",
+    "split_variant",
+]

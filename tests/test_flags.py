@@ -1,0 +1,167 @@
+"""Flags: definitions refused with the path at fault, deterministic splits (flagd's fractional,
+uniform and stable), and evaluation with its fallbacks, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from personalization import (
+    CompiledFlag,
+    Flag,
+    FlagError,
+    Subject,
+    evaluate_flag,
+    parse_definition,
+    split_hash,
+    split_variant,
+)
+from profiles import ProfileView
+
+TODAY = date(2026, 11, 29)
+
+
+def test_murmur3_reference_vectors() -> None:
+    """MurmurHash3 x86_32, seed 0, as published (and as flagd's fractional uses it)."""
+    assert split_hash("", "") == 0
+    assert split_hash("hel", "lo") == 0x248BFA47
+    assert split_hash("The quick brown fox ", "jumps over the lazy dog") == 0x2E4FF723
+
+
+def test_split_follows_flagds_bucket_arithmetic() -> None:
+    """bucket = hash * total >> 32, the variant whose cumulative weight first exceeds it."""
+    weights = [("a", 1), ("b", 2), ("c", 1)]
+    for key in ("p1_x", "p1_y", "p1_z", "p1_0"):
+        bucket = (split_hash("flag", key) * 4) >> 32
+        expected = "a" if bucket < 1 else "b" if bucket < 3 else "c"
+        assert split_variant("flag", key, weights) == expected
+
+
+@pytest.mark.parametrize(
+    ("weights", "critical"),
+    [
+        ([("on", 20), ("off", 80)], 10.83),  # chi-square, 1 degree of freedom, p = 0.001
+        ([("a", 25), ("b", 25), ("c", 25), ("d", 25)], 16.27),  # 3 degrees of freedom
+    ],
+)
+def test_splits_are_uniform_over_100k_pseudonyms(
+    weights: list[tuple[str, int]], critical: float
+) -> None:
+    """Observed counts over 100,000 pseudonyms match the weights (chi-square, p = 0.001)."""
+    total = sum(weight for _, weight in weights)
+    counts = dict.fromkeys((name for name, _ in weights), 0)
+    subjects = 100_000
+    for index in range(subjects):
+        counts[split_variant("onboarding-tour", f"p1_{index:07d}q", weights)] += 1
+    statistic = sum(
+        (counts[name] - subjects * weight / total) ** 2 / (subjects * weight / total)
+        for name, weight in weights
+    )
+    assert statistic < critical, counts
+
+
+DEFINITION: dict[str, Any] = {
+    "type": "boolean",
+    "variants": {"on": True, "off": False},
+    "default_variant": "off",
+    "rules": [
+        {"when": {"segment": "beta"}, "variant": "on"},
+        {"when": {"trait": "plan", "op": "eq", "value": "pro"}, "split": {"on": 50, "off": 50}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"type": "colour"}, "$.type"),
+        ({"variants": {"on": "yes", "off": False}}, "$.variants.on"),
+        ({"default_variant": "maybe"}, "$.default_variant"),
+        (
+            {"rules": [{"when": {"trait": "x", "op": "like"}, "variant": "on"}]},
+            "$.rules[0].when.op",
+        ),
+        ({"rules": [{"when": {"segment": "beta"}}]}, "$.rules[0]"),
+        ({"rules": [{"when": {"segment": "beta"}, "split": {"on": 0}}]}, "$.rules[0].split"),
+        ({"rules": [{"when": {"segment": "beta"}, "split": {"x": 1}}]}, "$.rules[0].split.x"),
+        ({"rules": [{"when": {"segment": "ghost"}, "variant": "on"}]}, "$.rules[0].when"),
+        ({"requires_consent": "everything"}, "$.requires_consent"),
+        ({"colour": "red"}, "$"),
+    ],
+)
+def test_invalid_definitions_name_the_path(change: dict[str, Any], where: str) -> None:
+    with pytest.raises(FlagError) as refused:
+        parse_definition({**DEFINITION, **change}, known_segments={"beta"})
+    assert str(refused.value).endswith(f"at {where}"), str(refused.value)
+
+
+def _compiled(raw: dict[str, Any]) -> CompiledFlag:
+    definition = parse_definition(raw, known_segments={"beta"})
+    return CompiledFlag(
+        Flag(
+            key="tour", version=3, updated_at=datetime.now(UTC), origin="api", definition=definition
+        )
+    )
+
+
+def _subject(view: ProfileView | None = None, **fields: Any) -> Subject:
+    values: dict[str, Any] = {
+        "targeting_key": "p1_someone",
+        "allowed": frozenset({"analytics", "personalization"}),
+        "suppressed": False,
+        "view": view,
+        "missing": None if view is not None else "unknown_subject",
+        "today": TODAY,
+    }
+    return Subject(**{**values, **fields})
+
+
+def _view(**fields: Any) -> ProfileView:
+    return ProfileView(today=TODAY, **fields)
+
+
+def test_rules_match_in_order_and_splits_bucket_the_subject() -> None:
+    flag = _compiled(DEFINITION)
+    beta = evaluate_flag(flag, _subject(_view(segments=frozenset({"beta"}))))
+    assert (beta.variant, beta.value, beta.reason, beta.metadata) == (
+        "on",
+        True,
+        "TARGETING_MATCH",
+        {"version": 3, "rule": 0},
+    )
+    pro = evaluate_flag(flag, _subject(_view(traits={"plan": "pro"})))
+    assert pro.reason == "SPLIT"
+    assert pro.variant == split_variant("tour", "p1_someone", [("on", 50), ("off", 50)])
+    other = evaluate_flag(flag, _subject(_view(traits={"plan": "free"})))
+    assert (other.variant, other.reason) == ("off", "DEFAULT")
+
+
+@pytest.mark.parametrize(
+    ("subject", "fallback"),
+    [
+        (_subject(_view(segments=frozenset({"beta"})), allowed=frozenset()), "consent_missing"),
+        (_subject(_view(segments=frozenset({"beta"})), suppressed=True), "suppressed"),
+        (_subject(None), "unknown_subject"),
+        (_subject(None, missing="core_unavailable"), "core_unavailable"),
+    ],
+)
+def test_the_baseline_is_served_with_its_reason(subject: Subject, fallback: str) -> None:
+    resolution = evaluate_flag(_compiled(DEFINITION), subject)
+    assert (resolution.variant, resolution.value, resolution.reason) == ("off", False, "DEFAULT")
+    assert resolution.metadata["fallback"] == fallback
+
+
+def test_unpersonalized_and_disabled_flags() -> None:
+    """`requires_consent: null` evaluates without the profile, for everyone (consent or not);
+    a disabled flag serves its default with reason DISABLED; no rules is STATIC."""
+    everyone = _compiled({**DEFINITION, "requires_consent": None})
+    nobody_known = evaluate_flag(everyone, _subject(None, allowed=frozenset()))
+    assert (nobody_known.variant, nobody_known.reason) == ("off", "DEFAULT")
+    assert "fallback" not in nobody_known.metadata
+    assert evaluate_flag(_compiled({**DEFINITION, "enabled": False}), _subject()).reason == (
+        "DISABLED"
+    )
+    static = evaluate_flag(_compiled({**DEFINITION, "rules": []}), _subject(_view()))
+    assert (static.variant, static.reason) == ("off", "STATIC")
