@@ -31,6 +31,7 @@ from gateway.routes_ofrep import OFREP_HANDLERS, OfrepFailure, ofrep_failure_res
 from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import READ_HANDLERS
 from gateway.routes_segments import SEGMENT_HANDLERS
+from gateway.routes_streams import STREAM_HANDLERS
 from gateway.routes_tokens import TOKEN_HANDLERS
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
@@ -167,6 +168,7 @@ def create_app(
             *SEGMENT_HANDLERS,
             *FLAG_HANDLERS,
             *OFREP_HANDLERS,
+            *STREAM_HANDLERS,
             *TOKEN_HANDLERS,
             *HEALTH_HANDLERS,
         ],

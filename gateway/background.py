@@ -51,12 +51,19 @@ async def _maintain_segments(runtime: Runtime) -> None:
             more = True
             while more:  # a page per transaction, requests served in between
                 more = await maintenance.backfill_step()
+                _tell_streams(runtime)
             changed = await maintenance.sweep_windows()
+            _tell_streams(runtime)
             if changed:  # None: swept already today
                 log.info("segment_windows_swept", changes=changed)
         except Exception as exc:  # the next round retries
             log.warning("segment_maintenance_failed", error=type(exc).__name__)
         await asyncio.sleep(runtime.settings.segment_maintenance_seconds)
+
+
+def _tell_streams(runtime: Runtime) -> None:
+    for source_id, subject in runtime.consumer.segments.take_changes():
+        runtime.evaluation_events.changed(source_id, [subject])
 
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:

@@ -221,15 +221,19 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_for(args, host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
     keks = load_keks(settings)
+    if settings.flags_file:
+        from personalization import read_flags_file
+
+        read_flags_file(settings.flags_file)  # an invalid file stops here, naming the flag
     upgrade_to_head(settings.database_url)
     asyncio.run(_create_default_source(settings))
 
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.server import uvicorn_config_options
+    from gateway.server import StoppingServer, uvicorn_config_options
 
-    server = uvicorn.Server(
+    server = StoppingServer(
         uvicorn.Config(
             create_app(settings, keks),
             host=settings.host,

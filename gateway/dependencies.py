@@ -19,6 +19,7 @@ from consent import ConsentStore
 from gateway.audit import AuditTrail
 from gateway.callers import Caller
 from gateway.edge import RateLimiter
+from gateway.evaluation_events import EvaluationEvents, StreamTickets
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner
 from gateway.runtime import ProfileReader
@@ -52,6 +53,8 @@ ProfileReaderDep = NamedDependency[SkipValidation[ProfileReader]]
 SegmentStoreDep = NamedDependency[SkipValidation[SegmentStore]]
 FlagStoreDep = NamedDependency[SkipValidation[FlagStore]]
 OfrepLimiterDep = NamedDependency[SkipValidation[RateLimiter]]
+EvaluationEventsDep = NamedDependency[SkipValidation[EvaluationEvents]]
+StreamTicketsDep = NamedDependency[SkipValidation[StreamTickets]]
 
 
 def _service(name: str) -> Provide:
@@ -88,4 +91,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "segments": _service("segments"),
     "flags": _service("flags"),
     "ofrep_limiter": _service("ofrep_limiter"),
+    "evaluation_events": _service("evaluation_events"),
+    "stream_tickets": _service("stream_tickets"),
 }

@@ -11,7 +11,7 @@ from litestar import delete, get, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.callers import ADMIN, AUDITOR, Staff, access
-from gateway.dependencies import AuditTrailDep, FlagStoreDep
+from gateway.dependencies import AuditTrailDep, EvaluationEventsDep, FlagStoreDep
 from gateway.errors import BadRequest, NotFound
 from personalization import Flag, FlagError
 
@@ -37,12 +37,14 @@ async def put_flag(
     caller: Staff,
     flags: FlagStoreDep,
     trail: AuditTrailDep,
+    evaluation_events: EvaluationEventsDep,
 ) -> Flag:
     """Create or replace a flag (DESIGN's shape); its version goes up by one."""
     try:
         flag = await flags.put(key, data)
     except FlagError as exc:
         raise BadRequest(str(exc), code="invalid_flag") from None
+    evaluation_events.everything_changed()
     await trail.log.append(
         "flag.saved",
         f"admin:{caller.role}",
@@ -91,11 +93,16 @@ async def list_flags(
     **access(ADMIN),
 )
 async def delete_flag(
-    key: FromPath[str], caller: Staff, flags: FlagStoreDep, trail: AuditTrailDep
+    key: FromPath[str],
+    caller: Staff,
+    flags: FlagStoreDep,
+    trail: AuditTrailDep,
+    evaluation_events: EvaluationEventsDep,
 ) -> None:
     """Remove a flag: evaluations answer FLAG_NOT_FOUND (the app's default) from then on."""
     if not await flags.delete(key):
         raise NotFound("no such flag", code="flag_not_found")
+    evaluation_events.everything_changed()
     await trail.log.append("flag.deleted", f"admin:{caller.role}", {"key": key})
 
 

@@ -44,6 +44,7 @@ from gateway.dependencies import (
     FlagStoreDep,
     OfrepLimiterDep,
     SettingsDep,
+    StreamTicketsDep,
 )
 from gateway.edge import EdgeConfig, RateLimiter
 from gateway.errors import ErrorBody
@@ -323,6 +324,7 @@ async def evaluate_all(
     database: DatabaseDep,
     settings: SettingsDep,
     ofrep_limiter: OfrepLimiterDep,
+    stream_tickets: StreamTicketsDep,
 ) -> Response[BulkEvaluation]:
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
@@ -338,7 +340,12 @@ async def evaluate_all(
             results.append(_missing_key(flag.flag.key))
         else:
             results.append(evaluate_flag(flag, subject or _anyone()))
-    body = BulkEvaluation(flags=[BulkItem.of(result) for result in results])
+    streams = []
+    if subject is not None:
+        ticket = stream_tickets.mint(caller.source.source_id, subject.targeting_key)
+        url = str(request.base_url).rstrip("/") + f"/ofrep/v1/events?ticket={ticket}"
+        streams.append(EventStream(url=url))
+    body = BulkEvaluation(flags=[BulkItem.of(result) for result in results], eventStreams=streams)
     etag = '"' + hashlib.sha256(_encoder.encode(body.flags)).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in _etags(request.headers.get("if-none-match")):

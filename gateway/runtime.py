@@ -25,13 +25,14 @@ from bus import (
     create_bus,
     erase_dead_letters,
 )
-from consent import ConsentStore
+from consent import ConsentRecord, ConsentStore
 from gateway._validate import Limits
 from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
 from gateway.consent_events import consent_change_publisher
 from gateway.database import open_database
 from gateway.edge import RateLimiter
+from gateway.evaluation_events import EvaluationEvents, StreamTickets
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner, receipt_signer_for
 from gateway.request_stages import build_pipeline
@@ -81,6 +82,8 @@ class Runtime:
     segments: SegmentStore
     segment_maintenance: SegmentMaintenance
     flags: FlagStore
+    evaluation_events: EvaluationEvents
+    stream_tickets: StreamTickets
     ofrep_limiter: RateLimiter  # OFREP evaluations per caller
 
 
@@ -108,6 +111,12 @@ async def open_runtime(
     sources = SourceRegistry(database, keyring)
     consent = ConsentStore(database)
     consent.on_change(consent_change_publisher(bus))
+    evaluation_events = EvaluationEvents()
+
+    async def consent_changed(records: Sequence[ConsentRecord]) -> None:
+        evaluation_events.changed(records[0].source_id, [records[0].subject])
+
+    consent.on_change(consent_changed)
     pipeline = build_pipeline(
         authenticate=WriteKeyAuthenticator(sources),
         consent=consent,
@@ -161,12 +170,14 @@ async def open_runtime(
         segments=segments,
         segment_maintenance=SegmentMaintenance(database, consumer),
         flags=flags,
+        evaluation_events=evaluation_events,
+        stream_tickets=StreamTickets(keks),
         ofrep_limiter=RateLimiter(
             settings.ofrep_rate_limit_per_second, settings.ofrep_rate_limit_burst
         ),
         metrics=metrics,
     )
-    await bus.start(_route(database, consumer, decision_log, tracer, metrics))
+    await bus.start(_route(database, consumer, decision_log, tracer, metrics, evaluation_events))
     try:
         yield runtime
     finally:
@@ -239,6 +250,7 @@ def _route(
     decision_log: DecisionLog,
     tracer: Tracer,
     metrics: Metrics,
+    evaluation_events: EvaluationEvents,
 ) -> MessageHandler:
     """One bus handler: decisions to the decision log, everything else to the core, both in
     one transaction (one commit for both, not two).
@@ -270,7 +282,10 @@ def _route(
         ]
         try:
             await database.transaction(lambda conn: [unit(conn) for unit in units])
+            for source_id, subject in consumer.segments.take_changes():
+                evaluation_events.changed(source_id, [subject])
         except Exception as exc:
+            consumer.segments.take_changes()  # rolled back: nothing changed
             metrics.core_failures.add(len(rest))
             for span in spans:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

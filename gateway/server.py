@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import httptools
 import msgspec
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Settings
@@ -185,6 +187,19 @@ def _too_large(limits: ServerLimits) -> _Refused:
     )
 
 
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM/SIGINT first ends the app's open event streams: it
+    waits for open connections before it stops, and a stream never ends on its own."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        events = getattr(runtime, "evaluation_events", None)
+        if events is not None:
+            events.close()
+        super().handle_exit(sig, frame)
+
+
 def uvicorn_config_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn `Config` options that bound what one client can cost."""
     return {
@@ -192,6 +207,8 @@ def uvicorn_config_options(settings: Settings) -> dict[str, Any]:
             BoundedHttpToolsProtocol, limits=ServerLimits.from_settings(settings)
         ),
         "limit_concurrency": settings.max_connections,
+        # what is still running this long after SIGTERM is cancelled
+        "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": settings.keep_alive_seconds,
         "h11_max_incomplete_event_size": settings.max_header_bytes,
     }

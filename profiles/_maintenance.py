@@ -69,6 +69,7 @@ class SegmentMaintenance:
             }
             causes = dict.fromkeys(current, cause)
             changes += write_changes(conn, source_id, current, wanted, causes, only=only)
+            self._consumer.segments.note_changes(source_id, current, wanted)
             moved = []  # the rows whose kept memberships change
             for state in states:
                 before, after = current[state.subject], wanted[state.subject]

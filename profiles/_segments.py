@@ -267,6 +267,27 @@ class SegmentEvaluator:
     def __init__(self) -> None:
         self._rules = RuleSet([])
         self._read_at = float("-inf")
+        # (source, subject) whose memberships changed, until `take_changes`: what readers of
+        # the profile (flag evaluations, their event streams) may need to hear
+        self._changed: list[tuple[str, str]] = []
+
+    def note_changes(
+        self,
+        source_id: str,
+        current: Mapping[str, Set[str]],
+        wanted: Mapping[str, Set[str]],
+    ) -> None:
+        self._changed.extend(
+            (source_id, subject)
+            for subject, before in current.items()
+            if before != wanted.get(subject, set())
+        )
+
+    def take_changes(self) -> list[tuple[str, str]]:
+        """The subjects whose memberships changed since the last call (committed or not:
+        call it after the transaction that changed them)."""
+        changed, self._changed = self._changed, []
+        return changed
 
     def definitions(self, conn: Connection, *, fresh: bool = False) -> RuleSet:
         """The rules in evaluation order, read again when older than DEFINITIONS_SECONDS (or
@@ -311,6 +332,7 @@ class SegmentEvaluator:
             for state in states
         }
         write_changes(conn, source_id, current, wanted, causes)
+        self.note_changes(source_id, current, wanted)
         for state in states:
             state.segments = sorted(wanted[state.subject])
 

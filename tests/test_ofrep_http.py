@@ -252,3 +252,35 @@ def test_splits_are_stable_across_restarts_and_key_rotations(
             await database.dispose()
 
     assert variants(asyncio.run(rotate())) == before
+
+
+def test_flags_file_is_loaded_at_start_without_bumping_unchanged_versions(
+    migrated: Settings, keks: KekSet, tmp_path: Any, auditor: dict[str, str]
+) -> None:
+    """CONSENTGATE_FLAGS_FILE (TOML) defines flags at start; a restart with the same file keeps
+    their versions, an edited flag gets the next one; an invalid file names the flag and path."""
+    from personalization import FlagError, read_flags_file
+
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text(
+        '[banner]\ntype = "string"\ndefault_variant = "off"\n'
+        '[banner.variants]\noff = ""\nsale = "20% off"\n'
+    )
+    settings = msgspec.structs.replace(migrated, flags_file=str(flags_file))
+
+    def version() -> int:
+        with TestClient(create_app(settings, keks)) as started:
+            answer = started.get("/v1/flags/banner", headers=auditor)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["origin"] == "file"
+            return int(answer.json()["version"])
+
+    assert version() == 1
+    assert version() == 1  # unchanged: no new version
+    flags_file.write_text(flags_file.read_text().replace("20% off", "30% off"))
+    assert version() == 2
+    flags_file.write_text(
+        flags_file.read_text().replace('default_variant = "off"', 'default_variant = "x"')
+    )
+    with pytest.raises(FlagError, match=r"flag 'banner': .* at \$\.default_variant"):
+        read_flags_file(str(flags_file))

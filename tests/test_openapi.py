@@ -10,7 +10,9 @@ from litestar.testing import TestClient
 
 Client = TestClient
 _TEXT_ANSWERS = {("get", "/metrics")}  # Prometheus text: a string schema
-_OPEN = {"/healthz", "/readyz", "/metrics", "/v1/receipts/keys"}
+# open, or taking their own credential: the event stream's signed ticket (EventSource sends no
+# Authorization header)
+_OPEN = {"/healthz", "/readyz", "/metrics", "/v1/receipts/keys", "/ofrep/v1/events"}
 
 
 @pytest.fixture

@@ -107,3 +107,84 @@ def test_openfeature_sdk_evaluates_every_flag_type(gateway: Gateway) -> None:
     )
     assert baseline.error_code is None  # the baseline is never an error the app must handle
     assert errors == []
+
+
+def test_the_event_stream_says_refetch_when_an_evaluation_may_change(gateway: Gateway) -> None:
+    """The bulk answer's eventStreams URL streams refetchEvaluation after a flag edit, a
+    segment change and a consent change of its subject, and refuses a forged ticket."""
+    import contextlib
+    import queue
+    import threading
+
+    source = gateway.cli("sources", "create", "sse-app", "--jurisdiction", "none")
+    admin = {
+        "Authorization": f"Bearer {gateway.cli('tokens', 'create', '--role', 'admin')['token']}"
+    }
+    gateway.start()
+    flag = FLAGS["new-onboarding"]
+    assert httpx.put(f"{gateway.url}/v1/flags/new-onboarding", headers=admin, json=flag).is_success
+    server = {"Authorization": f"Bearer {source['server_key']}"}
+    bulk = httpx.post(
+        f"{gateway.url}/ofrep/v1/evaluate/flags",
+        headers=server,
+        json={"context": {"targetingKey": "sse-user"}},
+    ).json()
+    (stream,) = bulk["eventStreams"]
+    assert stream["type"] == "sse"
+    forged = stream["url"][:-3] + "abc"
+    assert httpx.get(forged).status_code == 401
+
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump(answer: httpx.Response) -> None:
+        with contextlib.suppress(httpx.HTTPError):  # ends when the test closes the stream
+            for line in answer.iter_lines():
+                lines.put(line)
+
+    def next_refetch() -> None:
+        while True:
+            line = lines.get(timeout=10)
+            if line.startswith("data:"):
+                assert line == 'data: {"type":"refetchEvaluation"}'
+                return
+
+    errors: list[Any] = []
+    with httpx.stream("GET", stream["url"], timeout=30) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        threading.Thread(target=pump, args=(answer,), daemon=True).start()
+        assert lines.get(timeout=10) == ": connected"
+        assert httpx.put(
+            f"{gateway.url}/v1/flags/new-onboarding", headers=admin, json=flag
+        ).is_success
+        next_refetch()  # a flag edit
+        segment = {"name": "Signed up", "rule": {"event": "Signed Up"}}
+        assert httpx.put(
+            f"{gateway.url}/v1/segments/signed", headers=admin, json=segment
+        ).is_success
+        gateway.segment_sdk(source["write_key"], errors).track("sse-user", "Signed Up")
+        next_refetch()  # the subject joined a segment
+        withdrawal = {"purposes": {"personalization": False}, "policy_version": "v1"}
+        assert httpx.put(
+            f"{gateway.url}/v1/consent/sse-user", headers=server, json=withdrawal
+        ).is_success
+        next_refetch()  # a consent change
+    assert errors == []
+
+
+def test_open_event_streams_do_not_hold_up_a_stop(gateway: Gateway) -> None:
+    """SIGTERM ends the open streams first (they never end on their own): the gateway stops
+    in seconds, not at the end of a grace period."""
+    import time
+
+    source = gateway.cli("sources", "create", "stop-app", "--jurisdiction", "none")
+    gateway.start()
+    bulk = httpx.post(
+        f"{gateway.url}/ofrep/v1/evaluate/flags",
+        headers={"Authorization": f"Bearer {source['server_key']}"},
+        json={"context": {"targetingKey": "held"}},
+    ).json()
+    with httpx.stream("GET", bulk["eventStreams"][0]["url"], timeout=30) as answer:
+        assert next(answer.iter_lines()) == ": connected"
+        started = time.monotonic()
+        gateway.stop()
+        assert time.monotonic() - started < 5
