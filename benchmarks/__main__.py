@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import compute, core, e2e, report, servers
+from benchmarks import compute, core, e2e, ofrep, report, servers
 from benchmarks.http import load_client, run_load
 from benchmarks.payloads import batch_body, track_body
 from observability import configure_logging
@@ -48,6 +48,8 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     with servers.bare() as bare:
         _measure(figures, "bare_track", bare.url + "/v1/track", track_body(), seconds, None)
         _measure(figures, "bare_batch", bare.url + "/v1/batch", batch_body(BATCH), seconds, None)
+        bare_ofrep = bare.url + "/ofrep/v1/evaluate/flags/flag-0"
+        _measure(figures, "bare_ofrep", bare_ofrep, ofrep.SINGLE_BODY, seconds, None)
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -71,6 +73,12 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
         with server:
             print("end-to-end (event -> segment membership visible) …", flush=True)
             figures.update(e2e.measure(server.url, workdir, source, e2e_rate, seconds))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server, source, admin = ofrep.gateway(Path(tmp))
+        with server:
+            print("OFREP (one flag, 50 flags, half rate, flag flips under load) …", flush=True)
+            figures.update(ofrep.measure(server.url, source, admin, seconds))
 
     ratio_values = report.ratios(figures)
     targets = report.verdicts(figures, ratio_values)

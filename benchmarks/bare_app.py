@@ -18,7 +18,19 @@ async def decode_only(request: Request) -> Response[bytes]:  # type: ignore[type
     return Response(SUCCESS, media_type="application/json")
 
 
-app = Litestar(route_handlers=[decode_only], openapi_config=None, logging_config=None)
+EVALUATION = b'{"key":"flag-0","value":true,"variant":"on","reason":"TARGETING_MATCH"}'
+
+
+@post("/ofrep/v1/evaluate/flags/{key:str}", status_code=200)
+async def evaluate_constant(key: str, request: Request) -> Response[bytes]:  # type: ignore[type-arg]
+    """The bare baseline of an OFREP evaluation: decode the body, answer a fixed success."""
+    _decoder.decode(await request.body())
+    return Response(EVALUATION, media_type="application/json")
+
+
+app = Litestar(
+    route_handlers=[decode_only, evaluate_constant], openapi_config=None, logging_config=None
+)
 
 
 def main() -> None:

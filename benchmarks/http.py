@@ -20,22 +20,30 @@ def load_client() -> str:
     return "wrk" if shutil.which("wrk") else "asyncio"
 
 
-def run_load(url: str, body: bytes, seconds: float, write_key: str | None = None) -> dict[str, Any]:
-    """POST `body` to `url` for `seconds` from another process; req/s, p50, p99, errors."""
+def run_load(
+    url: str,
+    body: bytes,
+    seconds: float,
+    write_key: str | None = None,
+    authorization: str | None = None,
+) -> dict[str, Any]:
+    """POST `body` to `url` for `seconds` from another process; req/s, p50, p99, errors.
+    `write_key` authenticates as Segment's SDKs do (Basic); `authorization` is a whole header."""
+    if write_key:
+        authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     with tempfile.NamedTemporaryFile(suffix=".json") as handle:
         handle.write(body)
         handle.flush()
         if load_client() == "wrk":
-            result = _wrk(url, handle.name, seconds, write_key)
+            result = _wrk(url, handle.name, seconds, authorization)
         else:
-            result = _asyncio(url, handle.name, seconds, write_key)
+            result = _asyncio(url, handle.name, seconds, authorization)
     result["req_per_s"] = result["requests"] / result["seconds"]
     return result
 
 
-def _wrk(url: str, body_file: str, seconds: float, write_key: str | None) -> dict[str, Any]:
-    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode() if write_key else ""
-    env = {**os.environ, "BENCH_BODY_FILE": body_file, "BENCH_AUTH_HEADER": auth}
+def _wrk(url: str, body_file: str, seconds: float, authorization: str | None) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_BODY_FILE": body_file, "BENCH_AUTH_HEADER": authorization or ""}
     done = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "-s", str(LUA), url],
         env=env,
@@ -48,7 +56,7 @@ def _wrk(url: str, body_file: str, seconds: float, write_key: str | None) -> dic
     return result
 
 
-def _asyncio(url: str, body_file: str, seconds: float, write_key: str | None) -> dict[str, Any]:
+def _asyncio(url: str, body_file: str, seconds: float, authorization: str | None) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -58,8 +66,8 @@ def _asyncio(url: str, body_file: str, seconds: float, write_key: str | None) ->
         f"--seconds={seconds}",
         f"--connections={CONNECTIONS}",
     ]
-    if write_key:
-        command.append(f"--auth={write_key}:")
+    if authorization:
+        command.append(f"--authorization={authorization}")
     done = subprocess.run(command, capture_output=True, check=True, timeout=seconds + 60)
     result: dict[str, Any] = json.loads(done.stdout)
     statuses = result.pop("statuses")

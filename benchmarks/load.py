@@ -1,6 +1,6 @@
 """A bounded HTTP/1.1 load client for loopback, run in its own process.
 
-`python -m benchmarks.load URL BODY_FILE --seconds S --connections C [--auth user:]` prints
+`python -m benchmarks.load URL BODY_FILE --seconds S --connections C [--authorization H]` prints
 one JSON object: requests, status counts, req/s, p50/p99 in ms. It speaks just enough
 HTTP/1.1 (keep-alive, Content-Length responses) to stay out of the way of the server it
 measures; the harness uses wrk instead when wrk is installed. Targets must be loopback.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import ipaddress
 import json
 import socket
@@ -54,10 +53,17 @@ async def _worker(
     deadline: float,
     latencies: list[float],
     statuses: Counter[int],
+    interval: float = 0.0,
 ) -> None:
+    """Requests back to back on one connection; with `interval`, one every `interval` seconds
+    (a steady rate: a late answer delays the next send, and its latency shows it)."""
     reader, writer = await asyncio.open_connection(host, port)
+    next_send = time.perf_counter()
     try:
         while time.perf_counter() < deadline:
+            if interval:
+                next_send += interval
+                await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -75,8 +81,15 @@ async def _worker(
 
 
 async def run(
-    url: str, body: bytes, seconds: float, connections: int, headers: dict[str, str]
+    url: str,
+    body: bytes,
+    seconds: float,
+    connections: int,
+    headers: dict[str, str],
+    rate: float = 0.0,
 ) -> dict[str, object]:
+    """Closed-loop load on `connections` connections, or with `rate` requests a second spread
+    over them."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     _loopback_only(host)
@@ -85,8 +98,12 @@ async def run(
     statuses: Counter[int] = Counter()
     started = time.perf_counter()
     deadline = started + min(seconds, MAX_SECONDS)
+    interval = connections / rate if rate else 0.0
     await asyncio.gather(
-        *(_worker(host, port, request, deadline, latencies, statuses) for _ in range(connections))
+        *(
+            _worker(host, port, request, deadline, latencies, statuses, interval)
+            for _ in range(connections)
+        )
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -113,14 +130,15 @@ def main() -> None:
     parser.add_argument("body_file")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--auth", help="user:password for HTTP Basic")
+    parser.add_argument("--authorization", help="the Authorization header's value")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests a second (0: flat out)")
     args = parser.parse_args()
     headers = {}
-    if args.auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(args.auth.encode()).decode()
+    if args.authorization:
+        headers["Authorization"] = args.authorization
     with open(args.body_file, "rb") as handle:
         body = handle.read()
-    work = run(args.url, body, args.seconds, args.connections, headers)
+    work = run(args.url, body, args.seconds, args.connections, headers, args.rate)
     result = uvloop.run(work) if uvloop is not None else asyncio.run(work)
     json.dump(result, sys.stdout)
 

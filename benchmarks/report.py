@@ -22,6 +22,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "anonymize_vs_floor": ("<", 2.0),
     "observability_cost": ("<", 0.25),
     "core_segments_vs_none": (">=", 0.7),
+    "ofrep_vs_bare": (">=", 0.7),
+    "ofrep_half_rate_p99_ms": ("<", 5.0),
+    "flag_flip_p99_ms": ("<", 100.0),
 }
 
 
@@ -48,6 +51,7 @@ def _ratios(figures: dict[str, float]) -> dict[str, float]:
             "core_50_segments_events_per_s",
             "core_no_segments_events_per_s",
         ),
+        "ofrep_vs_bare": ("ofrep_single_req_per_s", "bare_ofrep_req_per_s"),
     }
     return {
         name: figures[top] / figures[bottom]

@@ -97,21 +97,25 @@ def gateway_env(workdir: Path, port: int) -> dict[str, str]:
     }
 
 
-def create_source(env: dict[str, str]) -> dict[str, Any]:
+def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """A `consentgate` command's JSON answer."""
     done = subprocess.run(
-        [str(BIN / "consentgate"), "sources", "create", "bench", "--jurisdiction", "gdpr"],
-        env=env,
-        capture_output=True,
-        check=True,
+        [str(BIN / "consentgate"), *args], env=env, capture_output=True, check=True
     )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
-def gateway(workdir: Path) -> tuple[Server, dict[str, Any]]:
+def create_source(env: dict[str, str], jurisdiction: str = "gdpr") -> dict[str, Any]:
+    return cli(env, "sources", "create", "bench", "--jurisdiction", jurisdiction)
+
+
+def gateway(
+    workdir: Path, jurisdiction: str = "gdpr", **extra_env: str
+) -> tuple[Server, dict[str, Any]]:
     port = free_port()
-    env = gateway_env(workdir, port)
-    source = create_source(env)
+    env = {**gateway_env(workdir, port), **extra_env}
+    source = create_source(env, jurisdiction)
     return Server([str(BIN / "consentgate"), "serve"], env, port, _readyz), source
 
 
