@@ -63,6 +63,7 @@ async def _maintain_segments(runtime: Runtime) -> None:
 
 def _tell_streams(runtime: Runtime) -> None:
     for source_id, subject in runtime.consumer.segments.take_changes():
+        runtime.views.forget(source_id, subject)
         runtime.evaluation_events.changed(source_id, [subject])
 
 

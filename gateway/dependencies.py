@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
-from personalization import FlagStore
+from personalization import FlagStore, ViewCache
 from privacy import PrivacyRequests, Suppressions
 from profiles import SegmentStore
 
@@ -55,6 +55,7 @@ FlagStoreDep = NamedDependency[SkipValidation[FlagStore]]
 OfrepLimiterDep = NamedDependency[SkipValidation[RateLimiter]]
 EvaluationEventsDep = NamedDependency[SkipValidation[EvaluationEvents]]
 StreamTicketsDep = NamedDependency[SkipValidation[StreamTickets]]
+ViewCacheDep = NamedDependency[SkipValidation[ViewCache]]
 
 
 def _service(name: str) -> Provide:
@@ -93,4 +94,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "ofrep_limiter": _service("ofrep_limiter"),
     "evaluation_events": _service("evaluation_events"),
     "stream_tickets": _service("stream_tickets"),
+    "views": _service("views"),
 }

@@ -6,6 +6,7 @@ it is suppressed, and its profile, read within the core's time budget."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from bus import Database
 from consent import NO_SIGNALS, ConsentStore, decide, is_suppressed
 from gateway.callers import ServerKeyCaller, SubjectCaller
 from gateway.sources import Source
-from personalization import Subject
+from personalization import NOT_CACHED, Subject, ViewCache
 from profiles import ProfileView, subject_view
 
 log = structlog.get_logger("consentgate.personalization")
@@ -46,6 +47,7 @@ async def evaluation_subject(
     database: Database,
     budget_seconds: float,
     needs_profile: bool,
+    views: ViewCache | None = None,
 ) -> Subject | None:
     """The subject of an evaluation; None when a server key named none (only flags that read
     nothing of a subject can then be evaluated)."""
@@ -73,8 +75,13 @@ async def evaluation_subject(
     )
     if not needs_profile or subject.suppressed:
         return subject
+    cached = views.get(source.source_id, pseudonyms[0], today) if views else NOT_CACHED
+    if cached is None:
+        return _with(subject, None, "unknown_subject")
+    if isinstance(cached, ProfileView):
+        return _with(subject, replace(cached, consent=allowed), None)
     try:
-        view = await asyncio.wait_for(
+        found = await asyncio.wait_for(
             _first_view(database, source.source_id, pseudonyms, allowed), budget_seconds
         )
     except TimeoutError:
@@ -82,17 +89,20 @@ async def evaluation_subject(
     except Exception as error:  # the core's store is down: the baseline, never an error
         log.warning("profile_unavailable", error=type(error).__name__)
         return _with(subject, None, "core_unavailable")
+    root, view = found if found is not None else (None, None)
+    if views is not None:
+        views.put(source.source_id, pseudonyms[0], today, root, view)
     return _with(subject, view, None if view is not None else "unknown_subject")
 
 
 async def _first_view(
     database: Database, source_id: str, pseudonyms: tuple[str, ...], allowed: frozenset[str]
-) -> ProfileView | None:
+) -> tuple[str, ProfileView] | None:
     # the newest pseudonym first: a profile built under an older key version is still found
     for pseudonym in pseudonyms:
-        view = await subject_view(database, source_id, pseudonym, allowed)
-        if view is not None:
-            return view
+        found = await subject_view(database, source_id, pseudonym, allowed)
+        if found is not None:
+            return found
     return None
 
 

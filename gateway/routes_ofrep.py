@@ -45,6 +45,7 @@ from gateway.dependencies import (
     OfrepLimiterDep,
     SettingsDep,
     StreamTicketsDep,
+    ViewCacheDep,
 )
 from gateway.edge import EdgeConfig, RateLimiter
 from gateway.errors import ErrorBody
@@ -220,9 +221,9 @@ async def _subject(
     context: dict[str, Any],
     key: str,
     flags: list[CompiledFlag],
-    services: tuple[ConsentStoreDep, DatabaseDep, SettingsDep],
+    services: tuple[ConsentStoreDep, DatabaseDep, SettingsDep, ViewCacheDep],
 ) -> Subject | None:
-    consent, database, settings = services
+    consent, database, settings, views = services
     try:
         raw = targeting_key(caller, context)
     except ValueError as error:
@@ -240,6 +241,7 @@ async def _subject(
         database=database,
         budget_seconds=settings.core_time_budget_ms / 1000,
         needs_profile=_needs_profile(flags),
+        views=views,
     )
 
 
@@ -275,6 +277,7 @@ async def evaluate_one(
     database: DatabaseDep,
     settings: SettingsDep,
     ofrep_limiter: OfrepLimiterDep,
+    views: ViewCacheDep,
 ) -> Resolution:
     """One flag for the caller's subject: its value, variant and reason; the baseline (reason
     DEFAULT, metadata.fallback) when consent, suppression or the core says so."""
@@ -285,7 +288,7 @@ async def evaluate_one(
     compiled = (await flags.compiled()).get(key)
     if compiled is None:
         raise OfrepFailure(404, FlagNotFound(key=key))
-    subject = await _subject(caller, context, key, [compiled], (consent, database, settings))
+    subject = await _subject(caller, context, key, [compiled], (consent, database, settings, views))
     if subject is None:
         if _needs_subject(compiled):
             raise OfrepFailure(400, _missing_key(key))
@@ -325,6 +328,7 @@ async def evaluate_all(
     settings: SettingsDep,
     ofrep_limiter: OfrepLimiterDep,
     stream_tickets: StreamTicketsDep,
+    views: ViewCacheDep,
 ) -> Response[BulkEvaluation]:
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
@@ -333,7 +337,7 @@ async def evaluate_all(
     _admit(ofrep_limiter, caller)
     context = _context(await request.body(), "")
     compiled = sorted((await flags.compiled()).values(), key=lambda c: c.flag.key)
-    subject = await _subject(caller, context, "", compiled, (consent, database, settings))
+    subject = await _subject(caller, context, "", compiled, (consent, database, settings, views))
     results: list[Resolution | EvaluationFailure] = []
     for flag in compiled:
         if subject is None and _needs_subject(flag):

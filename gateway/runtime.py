@@ -46,7 +46,7 @@ from observability import (
     Metrics,
     create_tracer_provider,
 )
-from personalization import FlagStore, load_flags_file
+from personalization import FlagStore, ViewCache, load_flags_file
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
 from profiles import (
     ProfileConsumer,
@@ -83,6 +83,7 @@ class Runtime:
     segment_maintenance: SegmentMaintenance
     flags: FlagStore
     evaluation_events: EvaluationEvents
+    views: ViewCache  # profile views for flag evaluations, forgotten as the core changes them
     stream_tickets: StreamTickets
     ofrep_limiter: RateLimiter  # OFREP evaluations per caller
 
@@ -112,6 +113,7 @@ async def open_runtime(
     consent = ConsentStore(database)
     consent.on_change(consent_change_publisher(bus))
     evaluation_events = EvaluationEvents()
+    views = ViewCache()
 
     async def consent_changed(records: Sequence[ConsentRecord]) -> None:
         evaluation_events.changed(records[0].source_id, [records[0].subject])
@@ -171,13 +173,16 @@ async def open_runtime(
         segment_maintenance=SegmentMaintenance(database, consumer),
         flags=flags,
         evaluation_events=evaluation_events,
+        views=views,
         stream_tickets=StreamTickets(keks),
         ofrep_limiter=RateLimiter(
             settings.ofrep_rate_limit_per_second, settings.ofrep_rate_limit_burst
         ),
         metrics=metrics,
     )
-    await bus.start(_route(database, consumer, decision_log, tracer, metrics, evaluation_events))
+    await bus.start(
+        _route(database, consumer, decision_log, tracer, metrics, (evaluation_events, views))
+    )
     try:
         yield runtime
     finally:
@@ -250,7 +255,7 @@ def _route(
     decision_log: DecisionLog,
     tracer: Tracer,
     metrics: Metrics,
-    evaluation_events: EvaluationEvents,
+    readers: tuple[EvaluationEvents, ViewCache],
 ) -> MessageHandler:
     """One bus handler: decisions to the decision log, everything else to the core, both in
     one transaction (one commit for both, not two).
@@ -259,6 +264,7 @@ def _route(
     (the W3C traceparent rides in the message headers).
     """
     propagator = TraceContextTextMapPropagator()
+    evaluation_events, views = readers
 
     async def handle(messages: Sequence[BusMessage]) -> None:
         decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
@@ -282,10 +288,13 @@ def _route(
         ]
         try:
             await database.transaction(lambda conn: [unit(conn) for unit in units])
+            for source_id, pseudonym in consumer.take_touched():
+                views.forget(source_id, pseudonym)
             for source_id, subject in consumer.segments.take_changes():
                 evaluation_events.changed(source_id, [subject])
         except Exception as exc:
-            consumer.segments.take_changes()  # rolled back: nothing changed
+            consumer.take_touched()  # rolled back: nothing changed
+            consumer.segments.take_changes()
             metrics.core_failures.add(len(rest))
             for span in spans:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

@@ -14,9 +14,11 @@ from personalization._flags import (
     parse_definition,
 )
 from personalization._tables import metadata
+from personalization._views import NOT_CACHED, ViewCache
 
 __all__ = [
     "MAX_FLAGS",
+    "NOT_CACHED",
     "CompiledFlag",
     "Fallback",
     "Flag",
@@ -25,6 +27,7 @@ __all__ = [
     "FlagStore",
     "Resolution",
     "Subject",
+    "ViewCache",
     "evaluate_flag",
     "load_flags_file",
     "metadata",

@@ -64,6 +64,9 @@ class ProfileConsumer:
         self._options = ApplyOptions(max_keys=max_keys, session_gap_seconds=session_gap_seconds)
         self._on_capped = on_capped
         self.rows = ProfileRows(postgres=database.dialect_name == "postgresql")
+        # (source, pseudonym) whose profile a transaction changed (until `take_touched`): what
+        # caches of profiles must forget once it committed
+        self._touched: list[tuple[str, str]] = []
         self._erasures_exist: bool | None = None  # learnt once, then kept by _run
 
     def options(self, conn: Connection, source_id: str) -> ApplyOptions:
@@ -98,7 +101,8 @@ class ProfileConsumer:
                 pending = []
             match step:  # the whole control-message union, in one place
                 case Erase():
-                    erase_subject(conn, step)
+                    erased = erase_subject(conn, step)
+                    self._touched.extend((step.source_id, subject) for subject in erased)
                     self._erasures_exist = True
                 case ConsentChanged():
                     self._consent(conn, step.source_id, step.subjects, step.granted, step.refused,
@@ -108,6 +112,11 @@ class ProfileConsumer:
                                   step.at, f"opt_out:{step.request_id}")  # fmt: skip
         if pending:
             self._apply_new(conn, pending)
+
+    def take_touched(self) -> list[tuple[str, str]]:
+        """The pseudonyms whose profiles changed since the last call."""
+        touched, self._touched = self._touched, []
+        return touched
 
     def _report_capped(self, state: ProfileState) -> None:
         if self._on_capped is None:
@@ -149,6 +158,7 @@ class ProfileConsumer:
             key = graph.resolve(cast(str, subject_key(envelope)))
             states[key] = apply_event(states.get(key), envelope, key, options)
             touched[key] = f"event:{envelope.message_id}"
+        self._touched.extend((source_id, p) for p in {*touched, *merged_away, *mentioned})
         kept = [states[subject] for subject in touched if subject not in merged_away]
         for state in kept:
             self._report_capped(state)
@@ -252,6 +262,7 @@ class ProfileConsumer:
         if not states:
             return
         stamp = _stamp(at, cause)
+        self._touched.extend((source_id, p) for p in {*states, *subjects})
         for state in states.values():
             if stamp > state.consent_clock:
                 state.consent = sorted((set(state.consent) | set(granted)) - set(refused))

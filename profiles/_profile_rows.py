@@ -117,7 +117,7 @@ class ProfileRows:
         write_changes(conn, source_id, current, {}, causes)
 
 
-def erase_subject(conn: Connection, erase: Erase) -> None:
+def erase_subject(conn: Connection, erase: Erase) -> list[str]:
     """Delete the subject's profiles, links, memberships and their history; leave a receipt
     (the tombstone) per pseudonym, its linked identities included."""
     source_id = erase.source_id
@@ -152,3 +152,4 @@ def erase_subject(conn: Connection, erase: Erase) -> None:
     log.info(
         "subject_erased", privacy_request_id=erase.request_id, pseudonyms=len(subjects), links=links
     )
+    return subjects

@@ -118,11 +118,14 @@ async def erasure_receipts(
 
 async def subject_view(
     database: Database, source_id: str, subject: str, consent: frozenset[str]
-) -> ProfileView | None:
+) -> tuple[str, ProfileView] | None:
     """What rules see of `subject` now (its merged profile, if stitched), with `consent` the
-    purposes it allows now; None for a subject the core has no profile of."""
+    purposes it allows now, and the subject of that profile (itself, or the one it was merged
+    into); None for a subject the core has no profile of."""
+    root = subject
 
     def read(conn: Connection) -> tuple[Any, list[str] | None, tuple[TraitDefinition, ...]]:
+        nonlocal root
         root = resolve_one(conn, source_id, subject)
         row = conn.execute(
             select(_profiles).where(_profiles.c.source_id == source_id, _profiles.c.subject == root)
@@ -139,7 +142,7 @@ async def subject_view(
     if state is None:
         return None
     today = datetime.now(UTC).date()
-    return ProfileView(
+    return root, ProfileView(
         traits=state.traits,
         computed=ComputedView(
             state, today, lambda: custom_values(state.accumulated.custom, definitions)

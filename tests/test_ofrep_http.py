@@ -284,3 +284,46 @@ def test_flags_file_is_loaded_at_start_without_bumping_unchanged_versions(
     )
     with pytest.raises(FlagError, match=r"flag 'banner': .* at \$\.default_variant"):
         read_flags_file(str(flags_file))
+
+
+def test_an_evaluation_sees_the_profile_as_soon_as_the_core_has_applied_an_event(
+    client: Client, source: CreatedSource, admin: dict[str, str]
+) -> None:
+    """Views are cached between evaluations, and forgotten when the core changes the profile
+    (the subject's own, or one merged into it): no evaluation serves a stale one."""
+    _define(client, admin)
+    write, server = basic(source.write_key), bearer(source.server_key)
+    client.post(
+        "/v1/track",
+        headers=write,
+        json={"anonymousId": "device-c", "event": "Opened", "context": CONSENTED},
+    )
+    identify = {"userId": "cache-user", "anonymousId": "device-c", "traits": {"plan": "free"}}
+    client.post("/v1/identify", headers=write, json={**identify, "context": CONSENTED})
+    profile_when(client, source, "cache-user", 2)
+    before = _evaluate(client, server, "tour", targetingKey="cache-user").json()
+    assert before["value"] is False  # now cached
+    upgrade = {"userId": "cache-user", "traits": {"plan": "pro"}, "context": CONSENTED}
+    client.post("/v1/identify", headers=write, json=upgrade)
+    profile_when(client, source, "cache-user", 3)
+    assert _evaluate(client, server, "tour", targetingKey="cache-user").json()["value"] is True
+
+
+def test_the_view_cache_forgets_pseudonyms_merged_into_a_changed_profile() -> None:
+    from datetime import date
+
+    from personalization import NOT_CACHED, ViewCache
+    from profiles import ProfileView
+
+    cache = ViewCache()
+    today = date(2026, 11, 29)
+    view = ProfileView(today=today)
+    cache.put("src", "p1_anon", today, "p1_user", view)
+    cache.put("src", "p1_user", today, "p1_user", view)
+    cache.put("src", "p1_other", today, "p1_other", view)
+    assert cache.get("src", "p1_anon", today) is view
+    cache.forget("src", "p1_user")
+    assert cache.get("src", "p1_anon", today) is NOT_CACHED
+    assert cache.get("src", "p1_user", today) is NOT_CACHED
+    assert cache.get("src", "p1_other", today) is view
+    assert cache.get("src", "p1_other", date(2026, 11, 30)) is NOT_CACHED  # a new day
