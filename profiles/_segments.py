@@ -420,6 +420,9 @@ def members_of(
     changed; the others keep their membership."""
     every = before is None or EVERYTHING in state.touched
     members: set[str] = set() if every or before is None else set(before)
+    pending = [] if every else rules.reading(state.touched)
+    if not every and not pending:
+        return members  # nothing any rule reads has changed
     view = ProfileView(
         traits=state.traits,
         computed=ComputedView(state, today, custom or _nothing),
@@ -434,7 +437,6 @@ def members_of(
             if rule.holds(view):
                 members.add(rule.key)
         return members
-    pending = rules.reading(state.touched)
     heapq.heapify(pending)
     done = -1
     while pending:
