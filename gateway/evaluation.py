@@ -80,6 +80,7 @@ async def evaluation_subject(
         return _with(subject, None, "unknown_subject")
     if isinstance(cached, ProfileView):
         return _with(subject, replace(cached, consent=allowed), None)
+    started = views.clock() if views is not None else 0.0
     try:
         found = await asyncio.wait_for(
             _first_view(database, source.source_id, pseudonyms, allowed), budget_seconds
@@ -91,7 +92,7 @@ async def evaluation_subject(
         return _with(subject, None, "core_unavailable")
     root, view = found if found is not None else (None, None)
     if views is not None:
-        views.put(source.source_id, pseudonyms[0], today, root, view)
+        views.put(source.source_id, pseudonyms[0], today, root, view, started)
     return _with(subject, view, None if view is not None else "unknown_subject")
 
 

@@ -318,12 +318,16 @@ def test_the_view_cache_forgets_pseudonyms_merged_into_a_changed_profile() -> No
     cache = ViewCache()
     today = date(2026, 11, 29)
     view = ProfileView(today=today)
-    cache.put("src", "p1_anon", today, "p1_user", view)
-    cache.put("src", "p1_user", today, "p1_user", view)
-    cache.put("src", "p1_other", today, "p1_other", view)
+    cache.put("src", "p1_anon", today, "p1_user", view, cache.clock())
+    cache.put("src", "p1_user", today, "p1_user", view, cache.clock())
+    cache.put("src", "p1_other", today, "p1_other", view, cache.clock())
     assert cache.get("src", "p1_anon", today) is view
     cache.forget("src", "p1_user")
     assert cache.get("src", "p1_anon", today) is NOT_CACHED
     assert cache.get("src", "p1_user", today) is NOT_CACHED
     assert cache.get("src", "p1_other", today) is view
     assert cache.get("src", "p1_other", date(2026, 11, 30)) is NOT_CACHED  # a new day
+    started = cache.clock()  # a read begins; the profile changes before its answer is kept
+    cache.forget("src", "p1_user")
+    cache.put("src", "p1_anon", today, "p1_user", view, started)
+    assert cache.get("src", "p1_anon", today) is NOT_CACHED
