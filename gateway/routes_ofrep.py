@@ -193,6 +193,16 @@ def _errors(failure: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
     return specs
 
 
+async def _begin(
+    caller: Any, limiter: RateLimiter, request: Request[Any, Any, Any], key: str
+) -> tuple[ServerKeyCaller | SubjectCaller, dict[str, Any]]:
+    """The caller (within its rate) and the request's context."""
+    if not isinstance(caller, ServerKeyCaller | SubjectCaller):  # the guard admits no other
+        raise TypeError("OFREP takes a server key or a subject token")
+    _admit(limiter, caller)
+    return caller, _context(await request.body(), key)
+
+
 def _admit(limiter: RateLimiter, caller: ServerKeyCaller | SubjectCaller) -> None:
     if isinstance(caller, SubjectCaller):
         key, who = f"st:{caller.source.source_id}:{caller.subject}", "a subject"
@@ -281,10 +291,7 @@ async def evaluate_one(
 ) -> Resolution:
     """One flag for the caller's subject: its value, variant and reason; the baseline (reason
     DEFAULT, metadata.fallback) when consent, suppression or the core says so."""
-    if not isinstance(caller, ServerKeyCaller | SubjectCaller):  # the guard admits no other
-        raise TypeError("OFREP takes a server key or a subject token")
-    _admit(ofrep_limiter, caller)
-    context = _context(await request.body(), key or " ")
+    caller, context = await _begin(caller, ofrep_limiter, request, key or " ")
     compiled = (await flags.compiled()).get(key)
     if compiled is None:
         raise OfrepFailure(404, FlagNotFound(key=key))
@@ -332,10 +339,7 @@ async def evaluate_all(
 ) -> Response[BulkEvaluation]:
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
-    if not isinstance(caller, ServerKeyCaller | SubjectCaller):  # the guard admits no other
-        raise TypeError("OFREP takes a server key or a subject token")
-    _admit(ofrep_limiter, caller)
-    context = _context(await request.body(), "")
+    caller, context = await _begin(caller, ofrep_limiter, request, "")
     compiled = sorted((await flags.compiled()).values(), key=lambda c: c.flag.key)
     subject = await _subject(caller, context, "", compiled, (consent, database, settings, views))
     results: list[Resolution | EvaluationFailure] = []

@@ -22,7 +22,14 @@ from profiles._rules import (
     segment_references,
     validate_rule,
 )
-from profiles._segments import MAX_SEGMENTS, Backfill, Change, Member, Segment, SegmentStore
+from profiles._segment_store import (
+    MAX_SEGMENTS,
+    Backfill,
+    Change,
+    Member,
+    Segment,
+    SegmentStore,
+)
 from profiles._state import DEFAULT_MAX_KEYS, OTHER_EVENTS, PERSONALIZATION, ProfileState
 from profiles._tables import metadata
 from profiles._traits import put_source_traits

@@ -15,7 +15,7 @@ from profiles._custom import TraitDefinition, custom_values
 from profiles._identity import resolve_one
 from profiles._profile_rows import state_of
 from profiles._rules import ProfileView
-from profiles._segments import segments_of
+from profiles._segment_store import segments_of
 from profiles._tables import ErasureRow, IdentityLinkRow, ProfileRow
 from profiles._traits import read_source_traits
 
