@@ -25,6 +25,7 @@ from gateway.route_helpers import MAX_BODY
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_consent import CONSENT_HANDLERS
 from gateway.routes_flags import FLAG_HANDLERS
+from gateway.routes_flows import FLOW_HANDLERS
 from gateway.routes_health import HEALTH_HANDLERS
 from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_ofrep import OFREP_HANDLERS, OfrepFailure, ofrep_failure_response
@@ -167,6 +168,7 @@ def create_app(
             *READ_HANDLERS,
             *SEGMENT_HANDLERS,
             *FLAG_HANDLERS,
+            *FLOW_HANDLERS,
             *OFREP_HANDLERS,
             *STREAM_HANDLERS,
             *TOKEN_HANDLERS,

@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
-from personalization import FlagStore, ViewCache
+from personalization import FlagStore, FlowStore, ViewCache
 from privacy import PrivacyRequests, Suppressions
 from profiles import SegmentStore
 
@@ -56,6 +56,7 @@ OfrepLimiterDep = NamedDependency[SkipValidation[RateLimiter]]
 EvaluationEventsDep = NamedDependency[SkipValidation[EvaluationEvents]]
 StreamTicketsDep = NamedDependency[SkipValidation[StreamTickets]]
 ViewCacheDep = NamedDependency[SkipValidation[ViewCache]]
+FlowStoreDep = NamedDependency[SkipValidation[FlowStore]]
 
 
 def _service(name: str) -> Provide:
@@ -95,4 +96,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "evaluation_events": _service("evaluation_events"),
     "stream_tickets": _service("stream_tickets"),
     "views": _service("views"),
+    "flows": _service("flows"),
 }

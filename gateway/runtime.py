@@ -46,7 +46,7 @@ from observability import (
     Metrics,
     create_tracer_provider,
 )
-from personalization import FlagStore, ViewCache, load_flags_file
+from personalization import FlagStore, FlowStore, ViewCache, load_flags_file
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
 from profiles import (
     ProfileConsumer,
@@ -82,6 +82,7 @@ class Runtime:
     segments: SegmentStore
     segment_maintenance: SegmentMaintenance
     flags: FlagStore
+    flows: FlowStore
     evaluation_events: EvaluationEvents
     views: ViewCache  # profile views for flag evaluations, forgotten as the core changes them
     stream_tickets: StreamTickets
@@ -135,6 +136,7 @@ async def open_runtime(
     )
     segments = SegmentStore(database)
     flags = FlagStore(database, segments.keys)
+    flows = FlowStore(database, segments.keys)
     if settings.flags_file:
         await load_flags_file(flags, settings.flags_file)
     signer = ReceiptSigner(receipt_seed) if receipt_seed else receipt_signer_for(settings)
@@ -166,12 +168,14 @@ async def open_runtime(
             sign=signer.sign,
             find_source=sources.by_id,
             observe_open=functools.partial(_observe_privacy_requests, metrics),
+            personal_stores=[("exposures", flows.erase)],
         ),
         suppressions=Suppressions(consent, trail),
         profile_reader=functools.partial(_decrypted_profile, database, keyring),
         segments=segments,
         segment_maintenance=SegmentMaintenance(database, consumer),
         flags=flags,
+        flows=flows,
         evaluation_events=evaluation_events,
         views=views,
         stream_tickets=StreamTickets(keks),

@@ -13,26 +13,52 @@ from personalization._flags import (
     FlagStore,
     parse_definition,
 )
+from personalization._flows import (
+    BASELINE,
+    Assignment,
+    CompiledFlow,
+    Flow,
+    FlowDefinition,
+    FlowStore,
+    parse_flow,
+)
+from personalization._results import (
+    FlowResults,
+    VariantResult,
+    flow_results,
+    two_proportion_p_value,
+)
 from personalization._tables import metadata
 from personalization._views import NOT_CACHED, ViewCache
 
 __all__ = [
+    "BASELINE",
     "MAX_FLAGS",
     "NOT_CACHED",
+    "Assignment",
     "CompiledFlag",
+    "CompiledFlow",
     "Fallback",
     "Flag",
     "FlagDefinition",
     "FlagError",
     "FlagStore",
+    "Flow",
+    "FlowDefinition",
+    "FlowResults",
+    "FlowStore",
     "Resolution",
     "Subject",
+    "VariantResult",
     "ViewCache",
     "evaluate_flag",
+    "flow_results",
     "load_flags_file",
     "metadata",
     "parse_definition",
+    "parse_flow",
     "read_flags_file",
     "split_hash",
     "split_variant",
+    "two_proportion_p_value",
 ]

@@ -28,3 +28,27 @@ class FlagRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     origin: Mapped[str] = mapped_column(String(16))  # "api" or "file"
+
+
+class FlowRow(Base):
+    """An onboarding flow with its baseline and experiment variants, as DESIGN shapes it."""
+
+    __tablename__ = "personalization_flows"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExposureRow(Base):
+    """A subject's first exposure to a flow: its (sticky) variant, pseudonymously."""
+
+    __tablename__ = "personalization_exposures"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow_key: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    variant: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(16))
+    exposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -99,9 +99,12 @@ class PrivacyRequests:
         sign: Callable[[dict[str, Any]], dict[str, Any]],
         find_source: Callable[[str], Awaitable[SourceView | None]],
         observe_open: Callable[[list[PrivacyRequest]], None] = lambda _: None,
+        personal_stores: Sequence[tuple[str, Callable[[str, list[str]], Awaitable[int]]]] = (),
     ) -> None:
         """`core_erasure(source_id, request_id)` is how many profiles the core deleted for the
-        request, or None until it has; `observe_open` hears the open requests each round."""
+        request, or None until it has; `observe_open` hears the open requests each round;
+        `personal_stores` (name, erase(source_id, subjects)) hold personalization state an
+        erasure deletes, and an opt-out of `personalization` too."""
         self.store = store
         self._consent = consent
         self._keys = keys
@@ -121,7 +124,9 @@ class PrivacyRequests:
             ("keys", self._shred),
             ("decisions", self._erase_decisions),
             ("dead_letters", self._erase_dead_letter_events),
+            *((name, self._personal_step(erase)) for name, erase in personal_stores),
         )
+        self._personal_stores = tuple(personal_stores)
 
     async def submit(
         self,
@@ -231,11 +236,23 @@ class PrivacyRequests:
                 )
                 await self._bus.publish([encode_control(opt_out, f"{request.request_id}:opt_out")])
                 await self.record_step(request, "profiles", "notified", len(request.subjects))
+            if "personalization" in request.purposes:
+                for name, eraser in self._personal_stores:
+                    if name not in done:
+                        count = await eraser(source.source_id, list(request.subjects))
+                        await self.record_step(request, name, "deleted", count)
             await self._complete(request)
         else:  # access: the export is assembled when it is fetched, from the stores as they are
             if "export" not in done:
                 await self.record_step(request, "export", "ready", len(request.subjects))
             await self._complete(request)
+
+    @staticmethod
+    def _personal_step(erase: Callable[[str, list[str]], Awaitable[int]]) -> Step:
+        async def step(source: SourceView, request: PrivacyRequest) -> tuple[str, int]:
+            return "deleted", await erase(source.source_id, list(request.subjects))
+
+        return step
 
     async def _suppress(self, source: SourceView, request: PrivacyRequest) -> tuple[str, int]:
         return "suppressed", await self._withdraw(source, request, [SUPPRESSION])

@@ -11,6 +11,7 @@ from profiles._read import (
     ErasureReceipt,
     Profile,
     erasure_receipts,
+    last_event_times,
     read_profile,
     subject_view,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "erasure_receipts",
     "evaluate",
     "evaluation_order",
+    "last_event_times",
     "load_trait_config",
     "merge_states",
     "metadata",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
@@ -16,6 +16,7 @@ from profiles._identity import resolve_one
 from profiles._profile_rows import state_of
 from profiles._rules import ProfileView
 from profiles._segment_store import segments_of
+from profiles._state import decode_accumulated
 from profiles._tables import ErasureRow, IdentityLinkRow, ProfileRow
 from profiles._traits import read_source_traits
 
@@ -153,3 +154,34 @@ async def subject_view(
         consent=consent,
         today=today,
     )
+
+
+async def last_event_times(
+    database: Database, keys: list[tuple[str, str]], event: str
+) -> dict[tuple[str, str], datetime]:
+    """For each (source, pseudonym), the time of the latest `event` in its profile (the one it
+    was merged into, if stitched); absent when it has none."""
+
+    def read(conn: Connection) -> dict[tuple[str, str], datetime]:
+        found: dict[tuple[str, str], datetime] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            roots = {key: (key[0], resolve_one(conn, key[0], key[1])) for key in chunk}
+            rows = conn.execute(
+                select(_profiles.c.source_id, _profiles.c.subject, _profiles.c.accumulated).where(
+                    tuple_(_profiles.c.source_id, _profiles.c.subject).in_(set(roots.values()))
+                )
+            ).all()
+            latest = {
+                (row.source_id, row.subject): decode_accumulated(row.accumulated).event_last.get(
+                    event
+                )
+                for row in rows
+            }
+            for key, root in roots.items():
+                iso = latest.get(root)
+                if iso:
+                    found[key] = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        return found
+
+    return await database.read(read)

@@ -30,7 +30,7 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, interval: flo
 
 
 # the stores an erasure reports on, one receipt each
-ERASURE_STORES = {"consent", "keys", "decisions", "dead_letters", "profiles"}
+ERASURE_STORES = {"consent", "keys", "decisions", "dead_letters", "exposures", "profiles"}
 
 
 def completed_request(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -39,6 +39,8 @@ EXPECTED_TABLES = {
     "profiles_source_traits",
     "profiles_marks",
     "personalization_flags",
+    "personalization_flows",
+    "personalization_exposures",
 }
 
 

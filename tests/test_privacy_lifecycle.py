@@ -77,6 +77,7 @@ def test_a_request_recorded_before_a_crash_is_resumed(
         "consent",
         "dead_letters",
         "decisions",
+        "exposures",
         "keys",
         "profiles",
     ]
@@ -151,5 +152,6 @@ def test_a_step_failing_at_submission_leaves_an_accepted_request_that_completes(
         "keys",
         "decisions",
         "dead_letters",
+        "exposures",
         "profiles",
     ]

@@ -1,0 +1,230 @@
+"""Onboarding flows and experiments (DESIGN, "The personalization core"):
+
+PUT/GET/DELETE /v1/flows/{key}      admins define them (auditors read), versioned, audited
+GET /v1/flows/{key}/results         per variant: exposures, conversions, rate, p-value
+GET /v1/personalize?flow=…          what the subject's app shows: variant, steps, flags,
+                                    progress, and why; the baseline when consent,
+                                    suppression or the core says so; ETag/304
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, cast
+
+import msgspec
+from litestar import Request, Response, delete, get, put
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from gateway.callers import (
+    ADMIN,
+    AUDITOR,
+    SERVER_KEY,
+    SUBJECT_TOKEN,
+    AnyCaller,
+    ServerKeyCaller,
+    Staff,
+    SubjectCaller,
+    access,
+)
+from gateway.dependencies import (
+    AuditTrailDep,
+    ConsentStoreDep,
+    DatabaseDep,
+    FlowStoreDep,
+    SettingsDep,
+    ViewCacheDep,
+)
+from gateway.errors import BadRequest, NotFound
+from gateway.evaluation import evaluation_subject
+from personalization import FlagError, Flow, FlowResults, flow_results
+from profiles import ProfileView
+
+_READERS = access(AUDITOR, ADMIN)
+_encoder = msgspec.json.Encoder()
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    done: list[str]  # the steps of the served flow the subject has done, in the flow's order
+    next: str | None  # the first step not done yet (None: all done)
+
+
+class Recommendation(msgspec.Struct, frozen=True, kw_only=True):
+    item: str
+    score: float
+
+
+class Personalization(msgspec.Struct, frozen=True, kw_only=True):
+    flow: str
+    variant: str
+    # targeted, split, no_match; or the baseline's reason: consent_missing, suppressed,
+    # unknown_subject, core_unavailable
+    reason: str
+    steps: list[str]
+    flags: dict[str, Any]
+    recommendations: list[Recommendation] = []
+    progress: Progress
+
+
+@put(
+    "/v1/flows/{key:str}", operation_id="put_flow", tags=["flows"], status_code=200, **access(ADMIN)
+)
+async def put_flow(
+    key: FromPath[str],
+    data: JSONBody[dict[str, Any]],
+    caller: Staff,
+    flows: FlowStoreDep,
+    trail: AuditTrailDep,
+) -> Flow:
+    """Create or replace a flow (DESIGN's shape); its version goes up by one."""
+    try:
+        flow = await flows.put(key, data)
+    except FlagError as exc:
+        raise BadRequest(str(exc), code="invalid_flow") from None
+    await trail.log.append(
+        "flow.saved",
+        f"admin:{caller.role}",
+        {"key": key, "version": flow.version, "definition": msgspec.to_builtins(flow.definition)},
+    )
+    return flow
+
+
+@get(
+    "/v1/flows/{key:str}",
+    operation_id="get_flow",
+    tags=["flows"],
+    **_READERS,
+    opt={"audit_endpoint": "flow"},
+)
+async def get_flow(key: FromPath[str], flows: FlowStoreDep) -> Flow:
+    """The flow's definition and version."""
+    flow = await flows.get(key)
+    if flow is None:
+        raise NotFound("no such flow", code="flow_not_found")
+    return flow
+
+
+@delete(
+    "/v1/flows/{key:str}",
+    operation_id="delete_flow",
+    tags=["flows"],
+    status_code=204,
+    **access(ADMIN),
+)
+async def delete_flow(
+    key: FromPath[str], caller: Staff, flows: FlowStoreDep, trail: AuditTrailDep
+) -> None:
+    """Remove a flow and its exposures."""
+    if not await flows.delete(key):
+        raise NotFound("no such flow", code="flow_not_found")
+    await trail.log.append("flow.deleted", f"admin:{caller.role}", {"key": key})
+
+
+@get(
+    "/v1/flows/{key:str}/results",
+    operation_id="get_flow_results",
+    tags=["flows"],
+    **_READERS,
+    opt={"audit_endpoint": "flow.results"},
+)
+async def get_flow_results(
+    key: FromPath[str], flows: FlowStoreDep, database: DatabaseDep
+) -> FlowResults:
+    """Per variant: exposures, conversions (the goal event after exposure), the rate, and the
+    two-sided p-value of a two-proportion z-test against the baseline."""
+    flow = await flows.get(key)
+    if flow is None:
+        raise NotFound("no such flow", code="flow_not_found")
+    return await flow_results(flows, database, flow)
+
+
+@get(
+    "/v1/personalize",
+    operation_id="personalize",
+    tags=["flows"],
+    **access(SERVER_KEY, SUBJECT_TOKEN),
+)
+async def personalize(
+    request: Request[Any, Any, Any],
+    caller: AnyCaller,
+    flows: FlowStoreDep,
+    consent: ConsentStoreDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    views: ViewCacheDep,
+    flow: Annotated[str, QueryParameter(min_length=1, max_length=100)],
+    user_id: Annotated[
+        str | None, QueryParameter(name="userId", min_length=1, max_length=1024)
+    ] = None,
+    anonymous_id: Annotated[
+        str | None, QueryParameter(name="anonymousId", min_length=1, max_length=1024)
+    ] = None,
+) -> Response[Personalization]:
+    """The flow variant the subject's app shows, its steps, flags and progress, and why."""
+    if not isinstance(caller, ServerKeyCaller | SubjectCaller):  # the guard admits no other
+        raise TypeError("personalize takes a server key or a subject token")
+    if isinstance(caller, ServerKeyCaller) and (user_id is None) == (anonymous_id is None):
+        raise BadRequest("give exactly one of userId and anonymousId", code="invalid_query")
+    compiled = await flows.compiled(flow)
+    if compiled is None:
+        raise NotFound("no such flow", code="flow_not_found")
+    definition = compiled.flow.definition
+    subject = await evaluation_subject(
+        caller,
+        user_id or anonymous_id,
+        consent=consent,
+        database=database,
+        budget_seconds=settings.core_time_budget_ms / 1000,
+        needs_profile=True,
+        views=views,
+    )
+    if subject is None:  # unreachable: a server key named one, a token is one
+        raise BadRequest("no subject", code="invalid_query")
+    purpose = definition.requires_consent
+    fallback = None
+    if purpose is not None:
+        if subject.suppressed:
+            fallback = "suppressed"
+        elif purpose not in subject.allowed:
+            fallback = "consent_missing"
+        elif subject.view is None:
+            fallback = subject.missing or "unknown_subject"
+    source_id = caller.source.source_id
+    if fallback is not None:
+        assignment = compiled.baseline(fallback)
+    else:
+        earlier = await flows.exposure(source_id, subject.targeting_key, flow)
+        sticky = compiled.variant(earlier[0], cast(Any, earlier[1])) if earlier else None
+        if sticky is None:
+            # a flow that is not personalized sees nothing of the profile
+            view = (subject.view if purpose is not None else None) or ProfileView(
+                today=subject.today
+            )
+            sticky = compiled.assign(view, subject.targeting_key)
+            await flows.expose(source_id, subject.targeting_key, flow, sticky)
+        assignment = sticky
+    body = Personalization(
+        flow=flow,
+        variant=assignment.variant,
+        reason=assignment.reason,
+        steps=assignment.steps,
+        flags=assignment.flags,
+        progress=_progress(subject.view if fallback is None else None, flow, assignment.steps),
+    )
+    etag = '"' + hashlib.sha256(_encoder.encode(body)).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in {tag.strip() for tag in (request.headers.get("if-none-match") or "").split(",")}:
+        return Response(content=None, status_code=304, headers=headers)  # type: ignore[arg-type]
+    return Response(content=body, headers=headers)
+
+
+def _progress(view: ProfileView | None, flow: str, steps: list[str]) -> Progress:
+    done_steps: set[str] = set()
+    if view is not None:
+        flows = view.computed.get("flows") or {}
+        done_steps = set((flows.get(flow) or {}).get("done", ()))
+    done = [step for step in steps if step in done_steps]
+    return Progress(done=done, next=next((step for step in steps if step not in done_steps), None))
+
+
+FLOW_HANDLERS = [put_flow, get_flow, delete_flow, get_flow_results, personalize]
