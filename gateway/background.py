@@ -15,6 +15,8 @@ from datetime import timedelta
 import structlog
 
 from gateway.runtime import Runtime
+from personalization import build_model
+from profiles import interaction_key, interaction_sets
 
 log = structlog.get_logger("consentgate.background")
 
@@ -31,6 +33,7 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(_observe_bus(runtime), name="bus-lag"),
         asyncio.create_task(_advance_privacy_requests(runtime), name="privacy-requests"),
         asyncio.create_task(_maintain_segments(runtime), name="segment-maintenance"),
+        asyncio.create_task(_refresh_recommendations(runtime), name="recommendations"),
     ]
     try:
         yield
@@ -59,6 +62,27 @@ async def _maintain_segments(runtime: Runtime) -> None:
         except Exception as exc:  # the next round retries
             log.warning("segment_maintenance_failed", error=type(exc).__name__)
         await asyncio.sleep(runtime.settings.segment_maintenance_seconds)
+
+
+async def refresh_recommendations(runtime: Runtime) -> None:
+    """Rebuild every recommendation model from the profiles' consented interactions."""
+    kinds = await runtime.flows.recommend_kinds()
+    runtime.recommenders.kinds = kinds
+    if not kinds:
+        runtime.recommenders.replace({})
+        return
+    sets = await interaction_sets(runtime.database, {interaction_key(*kind) for kind in kinds})
+    models = await asyncio.to_thread(lambda: {key: build_model(s) for key, s in sets.items()})
+    runtime.recommenders.replace(models)
+
+
+async def _refresh_recommendations(runtime: Runtime) -> None:
+    while True:
+        try:
+            await refresh_recommendations(runtime)
+        except Exception as exc:  # the next round retries; personalize serves none meanwhile
+            log.warning("recommendations_failed", error=type(exc).__name__)
+        await asyncio.sleep(runtime.settings.recommend_refresh_seconds)
 
 
 def _tell_streams(runtime: Runtime) -> None:

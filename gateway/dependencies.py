@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from observability import AuditLog, DecisionLog, Metrics
-from personalization import FlagStore, FlowStore, ViewCache
+from personalization import FlagStore, FlowStore, Recommenders, ViewCache
 from privacy import PrivacyRequests, Suppressions
 from profiles import SegmentStore
 
@@ -57,6 +57,7 @@ EvaluationEventsDep = NamedDependency[SkipValidation[EvaluationEvents]]
 StreamTicketsDep = NamedDependency[SkipValidation[StreamTickets]]
 ViewCacheDep = NamedDependency[SkipValidation[ViewCache]]
 FlowStoreDep = NamedDependency[SkipValidation[FlowStore]]
+RecommendersDep = NamedDependency[SkipValidation[Recommenders]]
 
 
 def _service(name: str) -> Provide:
@@ -97,4 +98,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "stream_tickets": _service("stream_tickets"),
     "views": _service("views"),
     "flows": _service("flows"),
+    "recommenders": _service("recommenders"),
 }

@@ -32,13 +32,21 @@ from gateway.dependencies import (
     ConsentStoreDep,
     DatabaseDep,
     FlowStoreDep,
+    RecommendersDep,
     SettingsDep,
     ViewCacheDep,
 )
 from gateway.errors import BadRequest, NotFound
 from gateway.evaluation import evaluation_subject
-from personalization import FlagError, Flow, FlowResults, flow_results
-from profiles import ProfileView
+from personalization import (
+    FlagError,
+    Flow,
+    FlowResults,
+    Recommendation,
+    flow_results,
+    recommend,
+)
+from profiles import ProfileView, interaction_key
 
 _READERS = access(AUDITOR, ADMIN)
 _encoder = msgspec.json.Encoder()
@@ -47,11 +55,6 @@ _encoder = msgspec.json.Encoder()
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
     done: list[str]  # the steps of the served flow the subject has done, in the flow's order
     next: str | None  # the first step not done yet (None: all done)
-
-
-class Recommendation(msgspec.Struct, frozen=True, kw_only=True):
-    item: str
-    score: float
 
 
 class Personalization(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,12 +78,14 @@ async def put_flow(
     caller: Staff,
     flows: FlowStoreDep,
     trail: AuditTrailDep,
+    recommenders: RecommendersDep,
 ) -> Flow:
     """Create or replace a flow (DESIGN's shape); its version goes up by one."""
     try:
         flow = await flows.put(key, data)
     except FlagError as exc:
         raise BadRequest(str(exc), code="invalid_flow") from None
+    recommenders.kinds = await flows.recommend_kinds()  # the core records them from now on
     await trail.log.append(
         "flow.saved",
         f"admin:{caller.role}",
@@ -152,6 +157,7 @@ async def personalize(
     database: DatabaseDep,
     settings: SettingsDep,
     views: ViewCacheDep,
+    recommenders: RecommendersDep,
     flow: Annotated[str, QueryParameter(min_length=1, max_length=100)],
     user_id: Annotated[
         str | None, QueryParameter(name="userId", min_length=1, max_length=1024)
@@ -203,12 +209,16 @@ async def personalize(
             sticky = compiled.assign(view, subject.targeting_key)
             await flows.expose(source_id, subject.targeting_key, flow, sticky)
         assignment = sticky
+    recommendations = (
+        _recommendations(recommenders, source_id, definition, subject) if fallback is None else []
+    )
     body = Personalization(
         flow=flow,
         variant=assignment.variant,
         reason=assignment.reason,
         steps=assignment.steps,
         flags=assignment.flags,
+        recommendations=recommendations,
         progress=_progress(subject.view if fallback is None else None, flow, assignment.steps),
     )
     etag = '"' + hashlib.sha256(_encoder.encode(body)).hexdigest()[:32] + '"'
@@ -216,6 +226,20 @@ async def personalize(
     if etag in {tag.strip() for tag in (request.headers.get("if-none-match") or "").split(",")}:
         return Response(content=None, status_code=304, headers=headers)  # type: ignore[arg-type]
     return Response(content=body, headers=headers)
+
+
+def _recommendations(
+    recommenders: RecommendersDep, source_id: str, definition: Any, subject: Any
+) -> list[Recommendation]:
+    """The flow's recommendations for the subject (a flow that is not personalized reads no
+    history: the popular items)."""
+    if definition.recommend is None:
+        return []
+    key = interaction_key(definition.recommend.event, definition.recommend.item_property)
+    history: Any = ()
+    if definition.requires_consent is not None and subject.view is not None:
+        history = (subject.view.computed.get("items") or {}).get(key, {}).keys()
+    return recommend(recommenders.model(source_id, key), history, definition.recommend.count)
 
 
 def _progress(view: ProfileView | None, flow: str, steps: list[str]) -> Progress:

@@ -46,7 +46,7 @@ from observability import (
     Metrics,
     create_tracer_provider,
 )
-from personalization import FlagStore, FlowStore, ViewCache, load_flags_file
+from personalization import FlagStore, FlowStore, Recommenders, ViewCache, load_flags_file
 from privacy import REQUEST_KINDS, PrivacyRequest, PrivacyRequests, RequestStore, Suppressions
 from profiles import (
     ProfileConsumer,
@@ -83,6 +83,7 @@ class Runtime:
     segment_maintenance: SegmentMaintenance
     flags: FlagStore
     flows: FlowStore
+    recommenders: Recommenders
     evaluation_events: EvaluationEvents
     views: ViewCache  # profile views for flag evaluations, forgotten as the core changes them
     stream_tickets: StreamTickets
@@ -101,8 +102,10 @@ async def open_runtime(
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     metrics = Metrics(VERSION)
+    recommenders = Recommenders()
     consumer = ProfileConsumer(
         database,
+        interactions=lambda: recommenders.kinds,
         max_keys=settings.profile_max_keys,
         session_gap_seconds=settings.session_gap_minutes * 60,
         on_capped=lambda kind, count: metrics.profile_capped.add(count, {"map": kind}),
@@ -176,6 +179,7 @@ async def open_runtime(
         segment_maintenance=SegmentMaintenance(database, consumer),
         flags=flags,
         flows=flows,
+        recommenders=recommenders,
         evaluation_events=evaluation_events,
         views=views,
         stream_tickets=StreamTickets(keks),

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ofrep_rate_limit_burst: Annotated[int, msgspec.Meta(ge=1)] = 200
     # how long an evaluation waits for the profile before serving the baseline
     core_time_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 50.0
+    # how often recommendation models are rebuilt from the profiles (and erased subjects leave)
+    recommend_refresh_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     # how often the core looks for segments to backfill and windows to slide
     segment_maintenance_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     session_gap_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 30

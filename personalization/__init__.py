@@ -22,6 +22,13 @@ from personalization._flows import (
     FlowStore,
     parse_flow,
 )
+from personalization._recommend import (
+    Model,
+    Recommendation,
+    Recommenders,
+    build_model,
+    recommend,
+)
 from personalization._results import (
     FlowResults,
     VariantResult,
@@ -47,10 +54,14 @@ __all__ = [
     "FlowDefinition",
     "FlowResults",
     "FlowStore",
+    "Model",
+    "Recommendation",
+    "Recommenders",
     "Resolution",
     "Subject",
     "VariantResult",
     "ViewCache",
+    "build_model",
     "evaluate_flag",
     "flow_results",
     "load_flags_file",
@@ -58,6 +69,7 @@ __all__ = [
     "parse_definition",
     "parse_flow",
     "read_flags_file",
+    "recommend",
     "split_hash",
     "split_variant",
     "two_proportion_p_value",

@@ -222,6 +222,16 @@ class FlowStore:
             cached = self._compiled[(key, flow.version)] = CompiledFlow(flow)
         return cached
 
+    async def recommend_kinds(self) -> frozenset[tuple[str, str]]:
+        """The (event, item property) pairs the flows recommend from."""
+        rows = await self._db.read(lambda conn: conn.execute(select(_flows.c.definition)).all())
+        kinds = set()
+        for row in rows:
+            recommend = (row.definition or {}).get("recommend")
+            if recommend:
+                kinds.add((recommend["event"], recommend["item_property"]))
+        return frozenset(kinds)
+
     async def delete(self, key: str) -> bool:
         def work(conn: Connection) -> bool:
             conn.execute(delete(_exposures).where(_exposures.c.flow_key == key))

@@ -1,6 +1,13 @@
 """The profile/personalization core. Talks to the gateway only through `bus`."""
 
-from profiles._apply import ApplyOptions, apply_event, count_key, merge_states, subject_key
+from profiles._apply import (
+    ApplyOptions,
+    apply_event,
+    count_key,
+    interaction_key,
+    merge_states,
+    subject_key,
+)
 from profiles._compiled import Predicate, compile_rule
 from profiles._computed import ComputedView
 from profiles._consumer import ProfileConsumer
@@ -11,6 +18,7 @@ from profiles._read import (
     ErasureReceipt,
     Profile,
     erasure_receipts,
+    interaction_sets,
     last_event_times,
     read_profile,
     subject_view,
@@ -64,6 +72,8 @@ __all__ = [
     "erasure_receipts",
     "evaluate",
     "evaluation_order",
+    "interaction_key",
+    "interaction_sets",
     "last_event_times",
     "load_trait_config",
     "merge_states",

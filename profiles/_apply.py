@@ -29,6 +29,7 @@ from profiles._state import (
     DEFAULT_MAX_KEYS,
     DEFAULT_SESSION_GAP_SECONDS,
     EVERYTHING,
+    MAX_ITEMS,
     OTHER_EVENTS,
     PERSONALIZATION,
     ProfileState,
@@ -43,6 +44,8 @@ class ApplyOptions:
     max_keys: int = DEFAULT_MAX_KEYS
     session_gap_seconds: float = DEFAULT_SESSION_GAP_SECONDS
     definitions: tuple[TraitDefinition, ...] = ()  # the source's declared computed traits
+    # (event, property) pairs whose values are interactions (what flows recommend from)
+    interactions: frozenset[tuple[str, str]] = frozenset()
 
 
 DEFAULTS = ApplyOptions()
@@ -171,10 +174,33 @@ def _personalize(
     if envelope.type == "track":
         if record_flow_step(acc, envelope.properties, stamp):
             state.touch("computed:flows")
+        if options.interactions:
+            _interact(acc, envelope, options.interactions)
         if options.definitions and accumulate(
             acc.custom, options.definitions, envelope.event, envelope.properties, stamp
         ):
             state.touch("computed:custom")
+
+
+def interaction_key(event: str, item_property: str) -> str:
+    return f"{event}\x00{item_property}"
+
+
+def _interact(acc: Any, envelope: EventEnvelope, kinds: frozenset[tuple[str, str]]) -> None:
+    """Count the items this track event interacted with, for each kind it is."""
+    for event, item_property in kinds:
+        if envelope.event != event:
+            continue
+        item = envelope.properties.get(item_property)
+        if isinstance(item, str) and 0 < len(item) <= 200:
+            _add_items(acc.items, interaction_key(event, item_property), {item: 1})
+
+
+def _add_items(items: dict[str, dict[str, int]], key: str, more: dict[str, int]) -> None:
+    counts = items.setdefault(key, {})
+    for item, n in more.items():
+        if item in counts or len(counts) < MAX_ITEMS:
+            counts[item] = counts.get(item, 0) + n
 
 
 def _later_value(
@@ -215,6 +241,8 @@ def merge_states(
     merge_flows(acc, theirs)
     acc.platform = later(acc.platform, theirs.platform)
     acc.device = later(acc.device, theirs.device)
+    for key, items in theirs.items.items():
+        _add_items(acc.items, key, items)
     declared = {definition.name: definition for definition in options.definitions}
     for name, accumulator in theirs.custom.items():
         if name in declared:

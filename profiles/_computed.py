@@ -180,7 +180,7 @@ class ComputedView(Mapping[str, Any]):
     __slots__ = ("_declared", "_done", "_state", "_today")
     FIELDS = (
         "first_seen", "last_seen", "event_counts", "event_last", "sessions",
-        "last_session_start", "flows", "platform", "device", "windows", "custom",
+        "last_session_start", "flows", "platform", "device", "windows", "custom", "items",
     )  # fmt: skip
 
     def __init__(
@@ -258,6 +258,10 @@ class ComputedView(Mapping[str, Any]):
 
     def _windows(self) -> dict[str, Any]:
         return window_counts(self._state.day_counts, self._today)
+
+    def _items(self) -> dict[str, dict[str, int]]:
+        """Interaction kind ("event\x00property") -> item -> count (what recommendations use)."""
+        return self._state.accumulated.items
 
     def _custom(self) -> dict[str, Any]:
         declared = self._declared

@@ -56,6 +56,7 @@ class ProfileConsumer:
         max_keys: int = DEFAULT_MAX_KEYS,
         session_gap_seconds: float = DEFAULT_SESSION_GAP_SECONDS,
         on_capped: Callable[[str, int], None] | None = None,
+        interactions: Callable[[], frozenset[tuple[str, str]]] = frozenset,
     ) -> None:
         """`on_capped(map, n)` hears of keys a full profile map folded or left out."""
         self._db = database
@@ -63,6 +64,8 @@ class ProfileConsumer:
         self.traits = SourceTraits()
         self._options = ApplyOptions(max_keys=max_keys, session_gap_seconds=session_gap_seconds)
         self._on_capped = on_capped
+        # the (event, property) pairs to record items of: what readers recommend from
+        self._interactions = interactions
         self.rows = ProfileRows(postgres=database.dialect_name == "postgresql")
         # (source, pseudonym) whose profile a transaction changed (until `take_touched`): what
         # caches of profiles must forget once it committed
@@ -74,6 +77,7 @@ class ProfileConsumer:
             max_keys=self._options.max_keys,
             session_gap_seconds=self._options.session_gap_seconds,
             definitions=self.traits.definitions(conn, source_id),
+            interactions=self._interactions(),
         )
 
     async def __call__(self, messages: Sequence[BusMessage]) -> None:

@@ -185,3 +185,22 @@ async def last_event_times(
         return found
 
     return await database.read(read)
+
+
+async def interaction_sets(
+    database: Database, keys: set[str]
+) -> dict[tuple[str, str], dict[str, set[str]]]:
+    """(source, interaction key) -> subject -> the items it interacted with, over every profile
+    (what recommendation models are built from; only consented interactions are ever kept)."""
+
+    def read(conn: Connection) -> dict[tuple[str, str], dict[str, set[str]]]:
+        found: dict[tuple[str, str], dict[str, set[str]]] = {}
+        query = select(_profiles.c.source_id, _profiles.c.subject, _profiles.c.accumulated)
+        for row in conn.execute(query):
+            items = (row.accumulated or {}).get("accumulated", {}).get("items") or {}
+            for key in keys & items.keys():
+                if items[key]:
+                    found.setdefault((row.source_id, key), {})[row.subject] = set(items[key])
+        return found
+
+    return await database.read(read)

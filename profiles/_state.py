@@ -20,6 +20,7 @@ DEFAULT_SESSION_GAP_SECONDS = 30 * 60
 MAX_SESSIONS_KEPT = 200  # session intervals kept; older ones are only counted
 MAX_FLOWS = 20
 MAX_FLOW_STEPS = 50
+MAX_ITEMS = 200  # distinct items kept per interaction kind
 PERSONALIZATION = "personalization"
 EVERYTHING = "*"  # a `touched` entry: every rule input may have changed
 
@@ -56,6 +57,8 @@ class Accumulated(msgspec.Struct, kw_only=True):
     device: Stamped | None = None
     # a source-declared computed trait -> its accumulator (see profiles._custom)
     custom: dict[str, dict[str, Any]] = {}
+    # "event\x00property" -> item -> count: the interactions recommendations learn from
+    items: dict[str, dict[str, int]] = {}
 
 
 class ProfileState(msgspec.Struct, kw_only=True):
