@@ -43,6 +43,9 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
     print("segment backfill over 100k profiles …", flush=True)
     gc.collect()
     figures.update(core.backfill_costs())
+    print("recommendation model over 100k interactions …", flush=True)
+    gc.collect()
+    figures.update(core.recommend_costs())
 
     print("bare litestar …", flush=True)
     with servers.bare() as bare:

@@ -153,3 +153,58 @@ def define_segments(path: Any, count: int = 50) -> None:
             await database.dispose()
 
     asyncio.run(define())
+
+
+def recommend_costs(subjects: int = 20_000, per_subject: int = 5) -> dict[str, float]:
+    """Seconds to rebuild a recommendation model from the profiles after 100k interactions
+    (20k subjects x 5 of 200 items, popularity skewed): the scan and the model."""
+    import random
+
+    from sqlalchemy import insert
+
+    from benchmarks.compute import _scratch_database
+    from personalization import build_model
+    from profiles import interaction_key, interaction_sets
+    from profiles._tables import ProfileRow
+
+    key = interaction_key("Feature Used", "feature")
+    chooser = random.Random(7)
+    items = [f"feature-{n}" for n in range(200)]
+    weights = [1 / (n + 1) for n in range(200)]
+
+    async def measure() -> float:
+        async with _scratch_database() as database:
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "source_id": "src_bench",
+                    "subject": f"p1_user{n:06d}",
+                    "traits": {},
+                    "event_counts": {"Feature Used": per_subject},
+                    "first_seen": now,
+                    "last_seen": now,
+                    "updated_at": now,
+                    "day_counts": {},
+                    "consent": list(PERSONAL),
+                    "accumulated": {
+                        "accumulated": {
+                            "items": {
+                                key: dict.fromkeys(
+                                    chooser.choices(items, weights, k=per_subject), 1
+                                )
+                            }
+                        }
+                    },
+                }
+                for n in range(subjects)
+            ]
+            await database.transaction(
+                lambda conn: conn.execute(insert(ProfileRow.__table__), rows)  # type: ignore[arg-type]
+            )
+            started = time.perf_counter()
+            sets = await interaction_sets(database, {key})
+            models = {name: build_model(found) for name, found in sets.items()}
+            assert models
+            return time.perf_counter() - started
+
+    return {"recommend_refresh_100k_interactions_s": asyncio.run(measure())}

@@ -16,7 +16,7 @@ from profiles._identity import resolve_one
 from profiles._profile_rows import state_of
 from profiles._rules import ProfileView
 from profiles._segment_store import segments_of
-from profiles._state import decode_accumulated
+from profiles._state import PERSONALIZATION, decode_accumulated
 from profiles._tables import ErasureRow, IdentityLinkRow, ProfileRow
 from profiles._traits import read_source_traits
 
@@ -191,12 +191,17 @@ async def interaction_sets(
     database: Database, keys: set[str]
 ) -> dict[tuple[str, str], dict[str, set[str]]]:
     """(source, interaction key) -> subject -> the items it interacted with, over every profile
-    (what recommendation models are built from; only consented interactions are ever kept)."""
+    that allows personalization now (what recommendation models are built from: interactions
+    are only kept from events that allowed it, and leave with a withdrawal or an opt-out)."""
 
     def read(conn: Connection) -> dict[tuple[str, str], dict[str, set[str]]]:
         found: dict[tuple[str, str], dict[str, set[str]]] = {}
-        query = select(_profiles.c.source_id, _profiles.c.subject, _profiles.c.accumulated)
+        query = select(
+            _profiles.c.source_id, _profiles.c.subject, _profiles.c.consent, _profiles.c.accumulated
+        )
         for row in conn.execute(query):
+            if PERSONALIZATION not in (row.consent or ()):
+                continue  # withdrawn or opted out: its interactions leave the models
             items = (row.accumulated or {}).get("accumulated", {}).get("items") or {}
             for key in keys & items.keys():
                 if items[key]:

@@ -69,6 +69,10 @@ def _recommended(client: Client, source: CreatedSource, user: str) -> list[dict[
     return items
 
 
+def _scores(client: Client, source: CreatedSource, user: str) -> dict[str, float]:
+    return {r["item"]: r["score"] for r in _recommended(client, source, user)}
+
+
 def test_refused_interactions_never_enter_and_erased_ones_leave(
     quick: Client, source: CreatedSource, admin: dict[str, str]
 ) -> None:
@@ -92,6 +96,14 @@ def test_refused_interactions_never_enter_and_erased_ones_leave(
     ).json()
     completed_privacy_request(quick, server, request["id"])
     wait_for(lambda: for_dee() == ["share"] or None)  # cat's interactions left the model
+    opt_out = quick.post(
+        "/v1/privacy/requests",
+        headers=server,
+        json={"type": "opt_out", "userId": "ben", "purposes": ["personalization"]},
+    ).json()
+    completed_privacy_request(quick, server, opt_out["id"])
+    # ben's interactions left too: export is used by ann and dee, share by ann: 1/sqrt(2)
+    wait_for(lambda: _scores(quick, source, "dee") == {"share": round(1 / math.sqrt(2), 6)} or None)
     newcomer = _recommended(quick, source, "nobody-yet")
     assert newcomer == []  # an unknown subject gets the baseline, nothing personal
     quick.post(
