@@ -45,13 +45,19 @@ def open_database(database_url: str, *, sqlite_synchronous: str = "full") -> Dat
         return SQLiteDatabase(url, synchronous=sqlite_synchronous)
     return PostgresDatabase(
         create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=_json_text
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            json_serializer=_json_text,
+            json_deserializer=msgspec.json.decode,
         )
     )
 
 
 def _json_text(value: Any) -> str:
-    """JSON columns through msgspec: several times faster than the json module."""
+    """JSON columns through msgspec both ways (`json_deserializer=msgspec.json.decode`): several
+    times faster than the json module."""
     return msgspec.json.encode(value).decode()
 
 
@@ -111,6 +117,7 @@ def _sqlite_engine(url: URL, synchronous: str, *, immediate: bool) -> Engine:
         max_overflow=0,
         connect_args={"check_same_thread": False},
         json_serializer=_json_text,
+        json_deserializer=msgspec.json.decode,
     )
     pragma = synchronous.upper()
 
