@@ -54,11 +54,13 @@ async def _worker(
     latencies: list[float],
     statuses: Counter[int],
     interval: float = 0.0,
+    offset: float = 0.0,
 ) -> None:
     """Requests back to back on one connection; with `interval`, one every `interval` seconds
-    (a steady rate: a late answer delays the next send, and its latency shows it)."""
+    from `offset` on (a steady rate: a late answer delays the next send, and its latency
+    shows it)."""
     reader, writer = await asyncio.open_connection(host, port)
-    next_send = time.perf_counter()
+    next_send = time.perf_counter() + offset
     try:
         while time.perf_counter() < deadline:
             if interval:
@@ -99,10 +101,21 @@ async def run(
     started = time.perf_counter()
     deadline = started + min(seconds, MAX_SECONDS)
     interval = connections / rate if rate else 0.0
+    stagger = interval / connections
+    # the connections take turns (an even stagger), or a steady rate would arrive in bursts
     await asyncio.gather(
         *(
-            _worker(host, port, request, deadline, latencies, statuses, interval)
-            for _ in range(connections)
+            _worker(
+                host,
+                port,
+                request,
+                deadline,
+                latencies,
+                statuses,
+                interval,
+                n * stagger,
+            )
+            for n in range(connections)
         )
     )
     elapsed = time.perf_counter() - started

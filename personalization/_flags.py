@@ -12,6 +12,7 @@ personalized: it is evaluated without the profile, for everyone.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -164,6 +165,7 @@ class FlagStore:
         self._segment_keys = segment_keys
         self._compiled: dict[str, CompiledFlag] = {}
         self._read_at = float("-inf")
+        self._refresh = asyncio.Lock()
 
     async def put(self, key: str, raw: Mapping[str, Any], origin: str = "api") -> Flag:
         if not FLAG_KEY.fullmatch(key):
@@ -210,9 +212,15 @@ class FlagStore:
 
     async def compiled(self) -> dict[str, CompiledFlag]:
         """Every flag, compiled, read again at most every DEFINITIONS_SECONDS (at once after a
-        change made through this store)."""
-        now = time.monotonic()
-        if now - self._read_at >= DEFINITIONS_SECONDS:
+        change made through this store). One read serves every evaluation waiting for it:
+        without that, each of a burst of evaluations queued its own read on the database's
+        reader thread once a second, and the burst waited for all of them."""
+        if time.monotonic() - self._read_at < DEFINITIONS_SECONDS:
+            return self._compiled
+        async with self._refresh:
+            started = time.monotonic()
+            if started - self._read_at < DEFINITIONS_SECONDS:
+                return self._compiled  # another evaluation read them meanwhile
             rows = await self._db.read(lambda conn: conn.execute(select(_flags)).all())
             fresh: dict[str, CompiledFlag] = {}
             for row in rows:
@@ -221,5 +229,5 @@ class FlagStore:
                     cached = CompiledFlag(_flag(row))
                 fresh[row.key] = cached
             self._compiled = fresh
-            self._read_at = now
+            self._read_at = started
         return self._compiled
