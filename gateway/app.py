@@ -139,8 +139,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 async def _remember_identifiers(request: Request[Any, Any, Any]) -> None:
     """Raw user ids in the path or the query, for the telemetry guards (bodies: by handlers)."""
+    query = request.query_params
     remember_raw_identifiers(
-        (request.path_params.get("user_id"), request.query_params.get("userId"))
+        (request.path_params.get("user_id"), query.get("userId"), query.get("anonymousId"))
     )
 
 

@@ -16,6 +16,7 @@ from bus import Database
 from consent import NO_SIGNALS, ConsentStore, decide, is_suppressed
 from gateway.callers import ServerKeyCaller, SubjectCaller
 from gateway.sources import Source
+from observability import remember_raw_identifiers
 from personalization import NOT_CACHED, Subject, ViewCache
 from profiles import ProfileView, subject_view
 
@@ -36,6 +37,7 @@ def targeting_key(caller: ServerKeyCaller | SubjectCaller, context: dict[str, An
         return None
     if not isinstance(key, str) or len(key) > MAX_TARGETING_KEY:
         raise ValueError(f"targetingKey: a string of at most {MAX_TARGETING_KEY} characters")
+    remember_raw_identifiers((key,))  # a raw userId: the telemetry guards scrub it
     return key
 
 

@@ -127,6 +127,16 @@ def test_canaries_reach_no_span_metric_label_log_line_or_row(
             "/v1/privacy/requests", json={"type": canary_id, "userId": canary_id}, headers=server
         )
         traced.get("/v1/decisions", params={"userId": canary_id})
+        # the personalization reads: query parameters and an OFREP context
+        traced.get("/v1/profiles", params={"anonymousId": canary_id}, headers=server)
+        traced.get(
+            "/v1/personalize", params={"flow": "x", "anonymousId": canary_mail}, headers=server
+        )
+        traced.post(
+            "/ofrep/v1/evaluate/flags/nope",
+            json={"context": {"targetingKey": canary_id}},
+            headers=server,
+        )
         wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
         metrics = traced.get("/metrics").text
     spans = "".join(s.to_json() for s in exported.get_finished_spans())
