@@ -16,16 +16,16 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import msgspec
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
 from consent import PURPOSES
-from personalization._tables import FlagRow
+from personalization._tables import CapReached, FlagRow, save_version
 from profiles import RuleError, compile_rule, segment_references, validate_rule
 
 FlagType = Literal["boolean", "string", "number", "object"]
@@ -174,18 +174,11 @@ class FlagStore:
         stored = msgspec.to_builtins(definition)
 
         def work(conn: Connection) -> Flag:
-            current = conn.execute(select(_flags.c.version).where(_flags.c.key == key)).scalar()
-            if current is None:
-                count = len(conn.execute(select(_flags.c.key)).all())
-                if count >= MAX_FLAGS:
-                    raise FlagError(f"at most {MAX_FLAGS} flags at $.key")
-            now = datetime.now(UTC)
-            version = (current or 0) + 1
-            values = {"definition": stored, "version": version, "updated_at": now, "origin": origin}
-            if current is None:
-                conn.execute(insert(_flags).values(key=key, **values))
-            else:
-                conn.execute(update(_flags).where(_flags.c.key == key).values(values))
+            values = {"definition": stored, "origin": origin}
+            try:
+                version, now = save_version(conn, _flags, key, values, MAX_FLAGS, "flags")
+            except CapReached as error:
+                raise FlagError(str(error)) from None
             return Flag(
                 key=key, version=version, updated_at=now, origin=origin, definition=definition
             )

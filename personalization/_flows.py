@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 import msgspec
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
 from consent import PURPOSES
 from personalization._bucket import split_variant
 from personalization._flags import FlagError
-from personalization._tables import ExposureRow, FlowRow
+from personalization._tables import CapReached, ExposureRow, FlowRow, save_version
 from profiles import (
     Predicate,
     ProfileView,
@@ -192,18 +192,12 @@ class FlowStore:
         stored = msgspec.to_builtins(definition)
 
         def work(conn: Connection) -> Flow:
-            current = conn.execute(select(_flows.c.version).where(_flows.c.key == key)).scalar()
-            if current is None:
-                count = conn.execute(select(func.count()).select_from(_flows)).scalar_one()
-                if count >= MAX_FLOWS:
-                    raise FlagError(f"at most {MAX_FLOWS} flows at $.key")
-            now = datetime.now(UTC)
-            version = (current or 0) + 1
-            values = {"definition": stored, "version": version, "updated_at": now}
-            if current is None:
-                conn.execute(insert(_flows).values(key=key, **values))
-            else:
-                conn.execute(update(_flows).where(_flows.c.key == key).values(values))
+            try:
+                version, now = save_version(
+                    conn, _flows, key, {"definition": stored}, MAX_FLOWS, "flows"
+                )
+            except CapReached as error:
+                raise FlagError(str(error)) from None
             return Flow(key=key, version=version, updated_at=now, definition=definition)
 
         return await self._db.transaction(work)

@@ -165,3 +165,27 @@ def test_unpersonalized_and_disabled_flags() -> None:
     )
     static = evaluate_flag(_compiled({**DEFINITION, "rules": []}), _subject(_view()))
     assert (static.variant, static.reason) == ("off", "STATIC")
+
+
+async def test_a_new_flag_past_the_cap_is_refused(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replacing a flag bumps its version; a new one past the cap is refused naming $.key."""
+    import personalization._flags as flags_module
+    from gateway.database import open_database
+    from personalization import FlagStore
+
+    monkeypatch.setattr(flags_module, "MAX_FLAGS", 1)
+    database = open_database(migrated.database_url)
+
+    async def no_segments() -> list[str]:
+        return ["beta"]
+
+    try:
+        store = FlagStore(database, no_segments)
+        assert (await store.put("one", DEFINITION)).version == 1
+        assert (await store.put("one", DEFINITION)).version == 2
+        with pytest.raises(FlagError, match=r"at most 1 flags at \$\.key"):
+            await store.put("two", DEFINITION)
+    finally:
+        await database.dispose()
