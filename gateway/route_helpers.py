@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,17 @@ MAX_BODY = 64 * 1024
 # query parameters: a userId may be as long as an event's identifier, anything else is short
 MAX_USER_ID_PARAM = 1024
 MAX_QUERY_PARAM = 256
+
+
+def etag_of(data: bytes) -> str:
+    """A strong ETag for an answer's content."""
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+def not_modified(request: Any, etag: str) -> bool:
+    """Whether the request's If-None-Match names `etag` (weak or strong)."""
+    header = request.headers.get("if-none-match") or ""
+    return etag in {tag.strip().removeprefix("W/") for tag in header.split(",")}
 
 
 async def body_chunks(request: Any) -> AsyncIterator[bytes]:

@@ -9,7 +9,6 @@ GET /v1/personalize?flow=…          what the subject's app shows: variant, ste
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -38,11 +37,13 @@ from gateway.dependencies import (
 )
 from gateway.errors import BadRequest, NotFound
 from gateway.evaluation import evaluation_subject
+from gateway.route_helpers import etag_of, not_modified
 from personalization import (
     FlagError,
     Flow,
     FlowResults,
     Recommendation,
+    baseline_reason,
     flow_results,
     recommend,
 )
@@ -181,20 +182,15 @@ async def personalize(
         consent=consent,
         database=database,
         budget_seconds=settings.core_time_budget_ms / 1000,
-        needs_profile=True,
+        needs_profile=definition.requires_consent is not None,
         views=views,
     )
     if subject is None:  # unreachable: a server key named one, a token is one
         raise BadRequest("no subject", code="invalid_query")
     purpose = definition.requires_consent
-    fallback = None
-    if purpose is not None:
-        if subject.suppressed:
-            fallback = "suppressed"
-        elif purpose not in subject.allowed:
-            fallback = "consent_missing"
-        elif subject.view is None:
-            fallback = subject.missing or "unknown_subject"
+    fallback = baseline_reason(subject, purpose)
+    # a flow that is not personalized reads nothing of the profile
+    view = subject.view if purpose is not None and fallback is None else None
     source_id = caller.source.source_id
     if fallback is not None:
         assignment = compiled.baseline(fallback)
@@ -202,11 +198,9 @@ async def personalize(
         earlier = await flows.exposure(source_id, subject.targeting_key, flow)
         sticky = compiled.variant(earlier[0], cast(Any, earlier[1])) if earlier else None
         if sticky is None:
-            # a flow that is not personalized sees nothing of the profile
-            view = (subject.view if purpose is not None else None) or ProfileView(
-                today=subject.today
+            sticky = compiled.assign(
+                view or ProfileView(today=subject.today), subject.targeting_key
             )
-            sticky = compiled.assign(view, subject.targeting_key)
             await flows.expose(source_id, subject.targeting_key, flow, sticky)
         assignment = sticky
     recommendations = (
@@ -219,11 +213,11 @@ async def personalize(
         steps=assignment.steps,
         flags=assignment.flags,
         recommendations=recommendations,
-        progress=_progress(subject.view if fallback is None else None, flow, assignment.steps),
+        progress=_progress(view, flow, assignment.steps),
     )
-    etag = '"' + hashlib.sha256(_encoder.encode(body)).hexdigest()[:32] + '"'
+    etag = etag_of(_encoder.encode(body))
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag in {tag.strip() for tag in (request.headers.get("if-none-match") or "").split(",")}:
+    if not_modified(request, etag):
         return Response(content=None, status_code=304, headers=headers)  # type: ignore[arg-type]
     return Response(content=body, headers=headers)
 

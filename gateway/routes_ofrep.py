@@ -11,7 +11,6 @@ bodies and error codes are the protocol's: `{"key", "errorCode", "errorDetails"}
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,6 +49,7 @@ from gateway.dependencies import (
 from gateway.edge import EdgeConfig, RateLimiter
 from gateway.errors import ErrorBody
 from gateway.evaluation import evaluation_subject, targeting_key
+from gateway.route_helpers import etag_of, not_modified
 from personalization import CompiledFlag, Resolution, Subject, evaluate_flag
 
 MAX_BODY = 64 * 1024
@@ -354,17 +354,11 @@ async def evaluate_all(
         url = str(request.base_url).rstrip("/") + f"/ofrep/v1/events?ticket={ticket}"
         streams.append(EventStream(url=url))
     body = BulkEvaluation(flags=[BulkItem.of(result) for result in results], eventStreams=streams)
-    etag = '"' + hashlib.sha256(_encoder.encode(body.flags)).hexdigest()[:32] + '"'
+    etag = etag_of(_encoder.encode(body.flags))  # not the tickets: they change every time
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag in _etags(request.headers.get("if-none-match")):
+    if not_modified(request, etag):
         return Response(content=None, status_code=304, headers=headers)  # type: ignore[arg-type]
     return Response(content=body, headers=headers)
-
-
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
 
 
 OFREP_HANDLERS = [evaluate_one, evaluate_all]

@@ -2,7 +2,13 @@
 whenever consent, suppression or the core says so. Reads `profiles`; never imports `gateway`."""
 
 from personalization._bucket import split_hash, split_variant
-from personalization._evaluate import Fallback, Resolution, Subject, evaluate_flag
+from personalization._evaluate import (
+    Fallback,
+    Resolution,
+    Subject,
+    baseline_reason,
+    evaluate_flag,
+)
 from personalization._file import load_flags_file, read_flags_file
 from personalization._flags import (
     MAX_FLAGS,
@@ -61,6 +67,7 @@ __all__ = [
     "Subject",
     "VariantResult",
     "ViewCache",
+    "baseline_reason",
     "build_model",
     "evaluate_flag",
     "flow_results",

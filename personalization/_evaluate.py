@@ -55,9 +55,9 @@ def evaluate_flag(compiled: CompiledFlag, subject: Subject) -> Resolution:
     if purpose is None:
         view = ProfileView(today=subject.today)  # not personalized: nothing of the profile
     else:
-        fallback = _fallback(subject, purpose)
-        if fallback is not None or subject.view is None:
-            why = fallback or subject.missing or "unknown_subject"
+        why = baseline_reason(subject, purpose)
+        if why is not None or subject.view is None:
+            why = why or "unknown_subject"
             return _default(flag.key, definition, "DEFAULT", {**metadata, "fallback": why})
         view = subject.view
     if not compiled.rules:
@@ -72,11 +72,18 @@ def evaluate_flag(compiled: CompiledFlag, subject: Subject) -> Resolution:
     return _default(flag.key, definition, "DEFAULT", metadata)
 
 
-def _fallback(subject: Subject, purpose: str) -> Fallback | None:
+def baseline_reason(subject: Subject, purpose: str | None) -> Fallback | None:
+    """Why something personalized for `purpose` must serve its baseline, or None: the subject
+    is suppressed, does not allow the purpose now, or has no profile to read (unknown, or the
+    core missed its budget). Nothing needs a profile without a purpose."""
+    if purpose is None:
+        return None
     if subject.suppressed:
         return "suppressed"
     if purpose not in subject.allowed:
         return "consent_missing"
+    if subject.view is None:
+        return subject.missing or "unknown_subject"
     return None
 
 
