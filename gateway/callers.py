@@ -20,7 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import SkipValidation
 
 from gateway.admin import Role, authenticate_admin
-from gateway.auth import authenticate_server_key, bearer_token
+from gateway.auth import authenticate_server_key, basic_username, bearer_token
 from gateway.errors import ErrorBody, Unauthorized
 from gateway.route_helpers import bounded_query
 from gateway.runtime import Runtime
@@ -149,8 +149,16 @@ async def _refuse(
     accepted: tuple[Credential, ...],
     roles: tuple[Role, ...],
 ) -> Caller:
-    """No accepted credential: a route of one kind answers as that kind's authenticator does;
-    a route of several names them all."""
+    """No accepted credential. A credential of another kind is named, with the one the route
+    takes (a write key sent to a server-key route is the commonest mistake); otherwise a
+    route of one kind answers as that kind's authenticator does, and one of several names
+    them all."""
+    sent = _sent_kind(authorization)
+    if sent is not None:
+        takes = " or ".join(dict.fromkeys(_HOW_TO_SEND[credential] for credential in accepted))
+        raise Unauthorized(
+            f"this route takes {takes}; the request sent {sent}", code="wrong_credential"
+        )
     if accepted == (SERVER_KEY,):
         return ServerKeyCaller(await authenticate_server_key(runtime.sources, authorization))
     if accepted == (SUBJECT_TOKEN,):
@@ -163,6 +171,26 @@ async def _refuse(
         return StaffCaller(await authenticate_admin(runtime.database, authorization, roles))
     kinds = " or ".join(credential.value for credential in accepted)
     raise Unauthorized(f"this route takes a {kinds}", code="missing_credentials")
+
+
+_HOW_TO_SEND = {
+    SERVER_KEY: "a server key (Authorization: Bearer sk_…)",
+    SUBJECT_TOKEN: "a subject token (Authorization: Bearer st_…)",
+    AUDITOR: "an auditor or admin token (Authorization: Bearer at_…)",
+    ADMIN: "an admin token (Authorization: Bearer at_…)",
+}
+_SENT = {
+    "wk_": "a write key (write keys send events, and nothing else)",
+    "sk_": "a server key",
+    "st_": "a subject token",
+    "at_": "an admin or auditor token",
+}
+
+
+def _sent_kind(authorization: str | None) -> str | None:
+    """What kind of credential a request sent, by its prefix; None when none is recognized."""
+    token = bearer_token(authorization) or basic_username(authorization) or ""
+    return _SENT.get(token[:3])
 
 
 async def _audit_read(

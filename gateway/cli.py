@@ -1,4 +1,6 @@
-"""`consentgate …`: serve, migrate, sources, tokens, keys, audit, requests, bench."""
+"""consentgate: a privacy-first consent gateway. Commands: serve, migrate, sources, tokens,
+keys, audit, verify, requests, bench. Settings come from CONSENTGATE_* variables over a TOML
+file (--config) over defaults; see the README's Configuration."""
 
 from __future__ import annotations
 
@@ -11,11 +13,22 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from anonymization import KekSet, KeyFileError
-from gateway.cli_common import as_json, audit_cli, settings_for, with_database
+from gateway.admin import ROLES
+from gateway.audit import open_audit
+from gateway.cli_common import (
+    as_json,
+    audit_cli,
+    data_locations,
+    existing_settings,
+    settings_for,
+    with_database,
+)
 from gateway.cli_sources import add_source_commands
+from gateway.cli_verify import add_verify_commands
 from gateway.database import open_database
 from gateway.migrate import upgrade_to_head
-from gateway.settings import Settings, SettingsError
+from gateway.runtime import VERSION
+from gateway.settings import Settings, SettingsError, unknown_variables
 from gateway.sources import count_sources, create_source
 from observability import configure_logging
 
@@ -26,6 +39,8 @@ T = TypeVar("T")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    for name in unknown_variables():
+        print(f"consentgate: warning: {name} is not a setting; it is ignored", file=sys.stderr)
     command: Callable[[argparse.Namespace], int] = args.command
     try:
         return command(args)
@@ -34,17 +49,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += f" (default: {default})"
+        return text
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="consentgate", description=__doc__)
-    parser.add_argument("--config", help="TOML settings file (else $CONSENTGATE_CONFIG)")
+    parser = argparse.ArgumentParser(
+        prog="consentgate", description=__doc__, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file (default: $CONSENTGATE_CONFIG, else none); relative paths "
+        "in it resolve against its folder",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate, then serve the gateway and the core")
-    serve.add_argument("--host", help="listen address (else $CONSENTGATE_HOST, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (else $CONSENTGATE_PORT, 8000)")
+    serve.add_argument("--host", help="listen address (default: $CONSENTGATE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: $CONSENTGATE_PORT, 8000)")
     serve.set_defaults(command=_serve)
 
-    migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
+    migrate = commands.add_parser(
+        "migrate", help="create the database if needed and upgrade its schema to head"
+    )
     migrate.set_defaults(command=_migrate)
 
     bench = commands.add_parser(
@@ -58,16 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="ACTION"
     )
     rotate = keys.add_parser(
-        "rotate", help="rotate the KEK (re-wraps every key), or start a pseudonym epoch"
+        "rotate",
+        help="rotate the KEK (re-wraps every key; refused while any consentgate process holds "
+        "the keys), or start a pseudonym epoch",
     )
     rotate.add_argument(
         "--pseudonym-epoch",
         action="store_true",
-        help="add a pseudonym key version to each source (or --source) instead",
+        help="add a pseudonym key version to every source (or --source) instead",
     )
-    rotate.add_argument("--source", help="with --pseudonym-epoch: only this source id")
     rotate.add_argument(
-        "--force", action="store_true", help="rotate even though a gateway answers on the port"
+        "--source", metavar="SOURCE_ID", help="with --pseudonym-epoch: only this source"
     )
     rotate.set_defaults(command=_keys_rotate)
 
@@ -75,14 +112,27 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="ACTION"
     )
     token_create = tokens.add_parser("create", help="create a token; prints it once as JSON")
-    token_create.add_argument("--role", required=True, choices=["auditor", "admin"])
+    token_create.add_argument(
+        "--role", required=True, choices=ROLES, help="admin manages; auditor reads"
+    )
     token_create.set_defaults(command=_tokens_create)
+    token_list = tokens.add_parser(
+        "list", help="every admin and auditor token (id, role, dates; never the token)"
+    )
+    token_list.set_defaults(command=_tokens_list)
+    token_revoke = tokens.add_parser(
+        "revoke", help="revoke a token by the id `tokens list` shows (again: no change)"
+    )
+    token_revoke.add_argument("token_id", metavar="TOKEN_ID")
+    token_revoke.set_defaults(command=_tokens_revoke)
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(
         required=True, metavar="ACTION"
     )
     audit_verify = audit.add_parser(
-        "verify", help="recompute the log; exit 0 when it verifies, 1 naming the first bad entry"
+        "verify",
+        help="recompute the log; exit 0 when it verifies, 1 naming the first bad entry; "
+        "`uncovered` counts the entries no signed checkpoint covers yet",
     )
     audit_verify.set_defaults(command=_audit_verify)
 
@@ -92,16 +142,38 @@ def _parser() -> argparse.ArgumentParser:
     requests_list = requests.add_parser(
         "list", help="privacy requests as JSON lines, the nearest deadline first"
     )
-    requests_list.add_argument("--status", choices=("received", "in_progress", "completed"))
-    requests_list.add_argument("--source-id")
-    requests_list.add_argument("--limit", type=int, default=100)
+    requests_list.add_argument(
+        "--status", choices=("received", "in_progress", "completed"), help="only these"
+    )
+    requests_list.add_argument("--source-id", help="only this source's")
+    requests_list.add_argument("--limit", type=_positive_int, default=100, help="at most this many")
     requests_list.set_defaults(command=_requests_list)
     requests_show = requests.add_parser("show", help="one privacy request, with its receipts")
     requests_show.add_argument("request_id")
     requests_show.set_defaults(command=_requests_show)
 
     add_source_commands(commands)
+    add_verify_commands(commands)
+    _format_every_help(parser)
     return parser
+
+
+def _format_every_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.formatter_class = _HelpFormatter
+                _format_every_help(child)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
 
 
 def load_keks(settings: Settings) -> KekSet:
@@ -110,12 +182,21 @@ def load_keks(settings: Settings) -> KekSet:
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
+    from gateway.key_lock import holding_keys
     from gateway.keys import rotate_kek, start_pseudonym_epoch
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    if args.source and not args.pseudonym_epoch:
+        raise ValueError(
+            "--source works only with --pseudonym-epoch (the KEK is one for every source)"
+        )
+    settings = existing_settings(args)
     if args.pseudonym_epoch:
-        versions = asyncio.run(start_pseudonym_epoch(settings, load_keks(settings), args.source))
+
+        async def start_epoch() -> dict[str, int]:
+            async with holding_keys(settings.database_url):
+                return await start_pseudonym_epoch(settings, load_keks(settings), args.source)
+
+        versions = asyncio.run(start_epoch())
         audit_cli(settings, "keys.pseudonym_epoch", {"versions": versions})
         print(json.dumps({"pseudonym_epochs": versions}))
         return 0
@@ -124,25 +205,15 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             "CONSENTGATE_KEK: a KEK given in the environment is rotated by whoever provides it; "
             "keys rotate rotates the key file"
         )
-    if not args.force and _gateway_answers(settings):
-        raise ValueError(
-            f"a gateway answers on {settings.host}:{settings.port}: stop it first (a running "
-            "gateway keeps wrapping new keys with the old KEK), or pass --force and restart it"
-        )
-    rotated = asyncio.run(rotate_kek(settings))
+
+    async def rotate() -> dict[str, object]:
+        async with holding_keys(settings.database_url, exclusive=True):
+            return await rotate_kek(settings)
+
+    rotated = asyncio.run(rotate())
     audit_cli(settings, "keys.kek_rotated", rotated)
     print(json.dumps(rotated))
     return 0
-
-
-def _gateway_answers(settings: Settings) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((settings.host, settings.port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
@@ -150,9 +221,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     from gateway.audit import open_audit
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
-
+    settings = existing_settings(args, migrate=False)
     result = with_database(settings, lambda database: open_audit(database, settings).verify())
     print(json.dumps(msgspec.to_builtins(result)))
     return 0 if result.ok else 1
@@ -162,8 +231,7 @@ def _requests_list(args: argparse.Namespace) -> int:
     from gateway.receipts import receipt_signer_for
     from privacy import RequestStore, request_view
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args, migrate=False)
     signer = receipt_signer_for(settings)
     found = with_database(
         settings,
@@ -181,8 +249,7 @@ def _requests_show(args: argparse.Namespace) -> int:
     from gateway.receipts import receipt_signer_for
     from privacy import RequestStore, request_view
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args, migrate=False)
     request = with_database(settings, lambda database: RequestStore(database).get(args.request_id))
     audit_cli(settings, "audit.query", {"endpoint": "requests show", "params": {}})
     if request is None:
@@ -195,12 +262,30 @@ def _requests_show(args: argparse.Namespace) -> int:
 def _tokens_create(args: argparse.Namespace) -> int:
     from gateway.admin import create_admin_token
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
-
+    settings = existing_settings(args)
     token = with_database(settings, lambda database: create_admin_token(database, args.role))
     audit_cli(settings, "admin_token.created", {"role": args.role})
     print(json.dumps({"token": token, "role": args.role}))
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    from gateway.admin import list_admin_tokens
+
+    settings = existing_settings(args, migrate=False)
+    for token in with_database(settings, list_admin_tokens):
+        print(json.dumps(token))
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    from gateway.admin import revoke_admin_token
+
+    settings = existing_settings(args)
+    revoked = with_database(settings, lambda database: revoke_admin_token(database, args.token_id))
+    if revoked:
+        audit_cli(settings, "admin_token.revoked", {"token_id": args.token_id})
+    print(json.dumps({"token_id": args.token_id, "revoked": True, "already": not revoked}))
     return 0
 
 
@@ -213,7 +298,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     upgrade_to_head(settings.database_url)
-    print(json.dumps({"migrated": True}))
+    print(json.dumps({"migrated": True, **data_locations(settings)}))
     return 0
 
 
@@ -246,7 +331,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
     )
     print(
-        json.dumps({"event": "serving", "url": f"http://{settings.host}:{settings.port}"}),
+        json.dumps(
+            {
+                "event": "serving",
+                "url": f"http://{settings.host}:{settings.port}",
+                **data_locations(settings),
+            }
+        ),
         file=sys.stderr,
         flush=True,
     )
@@ -261,6 +352,9 @@ async def _create_default_source(settings: Settings) -> None:
         if await count_sources(database):
             return
         created = await create_source(database, "default", settings.default_jurisdiction)
+        await open_audit(database, settings).append(
+            "source.created", "cli", created.audit_details()
+        )
     finally:
         await database.dispose()
     print(

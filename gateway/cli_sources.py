@@ -7,8 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from gateway.cli_common import audit_cli, read_config_file, settings_for, with_database
-from gateway.migrate import upgrade_to_head
+from gateway.cli_common import audit_cli, existing_settings, read_config_file, with_database
 
 JURISDICTIONS = ("gdpr", "ccpa", "none")
 
@@ -111,8 +110,7 @@ def _edge(args: argparse.Namespace) -> dict[str, Any]:
 def _create(args: argparse.Namespace) -> int:
     from gateway.sources import create_source
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args)
     jurisdiction = args.jurisdiction or settings.default_jurisdiction
     config = read_config_file(args.consent_config, "--consent-config")
     policy = read_config_file(args.field_policy, "--field-policy")
@@ -131,11 +129,7 @@ def _create(args: argparse.Namespace) -> int:
             computed_traits=traits,
         ),
     )
-    audit_cli(
-        settings,
-        "source.created",
-        {"source_id": created.source_id, "name": created.name, "jurisdiction": jurisdiction},
-    )
+    audit_cli(settings, "source.created", created.audit_details())
     print(json.dumps(created.as_json()))
     return 0
 
@@ -143,8 +137,7 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from gateway.source_admin import list_sources
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args, migrate=False)
     for source in with_database(settings, list_sources):
         print(json.dumps(source))
     return 0
@@ -153,8 +146,7 @@ def _list(args: argparse.Namespace) -> int:
 def _update(args: argparse.Namespace) -> int:
     from gateway.source_admin import update_source
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args)
     config = read_config_file(args.consent_config, "--consent-config")
     policy = read_config_file(args.field_policy, "--field-policy")
     traits = read_config_file(args.computed_traits, "--computed-traits")
@@ -178,8 +170,7 @@ def _update(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     from gateway.source_admin import rotate_keys
 
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
+    settings = existing_settings(args)
     overlap = timedelta(hours=args.overlap_hours)
     rotated = with_database(settings, lambda database: rotate_keys(database, args.source, overlap))
     audit_cli(

@@ -61,9 +61,10 @@ async def mint_token(
 async def revoke_token(
     token_id: FromPath[str], caller: ServerKey, tokens: SubjectTokensDep, trail: AuditTrailDep
 ) -> None:
-    """Revoke a subject token of the server key's source before it expires."""
-    await tokens.revoke(caller.source.source_id, token_id)
-    await trail.token_revoked(caller.source, token_id)
+    """Revoke a subject token of the server key's source before it expires. Revoking a
+    revoked token again changes nothing (and writes no second audit entry)."""
+    if await tokens.revoke(caller.source.source_id, token_id):
+        await trail.token_revoked(caller.source, token_id)
 
 
 @get("/v1/receipts/keys", operation_id="receipt_keys", tags=["consent"])

@@ -33,6 +33,7 @@ from gateway.consent_events import consent_change_publisher
 from gateway.database import open_database
 from gateway.edge import RateLimiter
 from gateway.evaluation_events import EvaluationEvents, StreamTickets
+from gateway.key_lock import holding_keys
 from gateway.pipeline import Pipeline
 from gateway.receipts import ReceiptSigner, receipt_signer_for
 from gateway.request_stages import build_pipeline
@@ -98,7 +99,22 @@ async def open_runtime(
     tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Runtime]:
     """Start everything in order and stop it in reverse; the embedded core runs inside.
-    The background loops that drive it are `gateway.background`'s."""
+    The background loops that drive it are `gateway.background`'s. The runtime holds the
+    keys' lock (shared) while it runs, so that `keys rotate` refuses under it."""
+    async with (
+        holding_keys(settings.database_url),
+        _opened_runtime(settings, keks, receipt_seed, tracer_provider) as runtime,
+    ):
+        yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _opened_runtime(
+    settings: Settings,
+    keks: KekSet,
+    receipt_seed: bytes | None,
+    tracer_provider: TracerProvider | None,
+) -> AsyncIterator[Runtime]:
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
     metrics = Metrics(VERSION)

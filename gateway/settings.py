@@ -1,6 +1,9 @@
 """Settings: `CONSENTGATE_*` environment variables over an optional TOML file over defaults.
 
 The defaults are the embedded shape: SQLite under ./var, the in-process bus, 127.0.0.1:8000.
+With a TOML file, the relative paths it gives (and the defaults' `var/…` paths) are relative
+to the file's folder, so a command finds the same data from any working folder; paths in
+environment variables are relative to the working folder, as a shell user expects.
 An invalid value stops start-up with a `SettingsError` that names the setting.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,7 +48,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Dedupe by messageId must outlive any client's retry window: at least 24 hours.
     dedupe_retention_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
     decision_retention_days: PositiveInt = 90
-    audit_checkpoint_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # how soon after an audit entry a signed checkpoint covers it (the unprotected tail)
+    audit_checkpoint_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    # how often the whole audit log is re-verified (the consentgate_audit_verified gauge)
+    audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     # how often open privacy requests are resumed and their deadline gauges refreshed
     privacy_advance_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     # when set, GET /metrics needs `Authorization: Bearer <metrics_token>`
@@ -109,6 +116,7 @@ def load_settings(
     path = config_file or env.get(CONFIG_FILE_VARIABLE)
     if path:
         raw.update(_read_toml(Path(path)))
+        raw.update(_anchored_paths(raw, Path(path).resolve().parent))
     for name in _FIELDS:
         value = env.get(ENV_PREFIX + name.upper())
         if value is not None and value != "":
@@ -117,6 +125,39 @@ def load_settings(
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_name_the_setting(str(exc))) from None
+
+
+_PATH_SETTINGS = ("key_file", "receipt_key_file", "flags_file")
+_DEFAULTS = Settings()
+
+
+def _anchored_paths(raw: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """The file's relative paths, and the defaults', made relative to the file's `folder`."""
+    anchored: dict[str, Any] = {}
+    for name in _PATH_SETTINGS:
+        value = raw.get(name, getattr(_DEFAULTS, name))
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            anchored[name] = str(folder / value)
+    url = raw.get("database_url", _DEFAULTS.database_url)
+    prefix = "sqlite:///"
+    if isinstance(url, str) and url.startswith(prefix):
+        database = url[len(prefix) :]
+        if database and database != ":memory:" and not database.startswith("/"):
+            anchored["database_url"] = prefix + str(folder / database)
+    return anchored
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`CONSENTGATE_*` variables that name no setting (a typo is otherwise silently ignored)."""
+    env = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in _FIELDS} | _OTHER_VARIABLES
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+
+
+# variables read outside Settings: the config file, a KEK given inline, the test switches
+_OTHER_VARIABLES = frozenset(
+    {CONFIG_FILE_VARIABLE, "CONSENTGATE_KEK", "CONSENTGATE_REQUIRE_SERVICES"}
+)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -133,11 +174,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return section
 
 
+def _allowed_values(field: str) -> tuple[str, ...]:
+    """The values a Literal setting takes (for an error that lists them)."""
+    hints = typing.get_type_hints(Settings)
+    hint = hints.get(field)
+    return (
+        tuple(str(v) for v in typing.get_args(hint)) if typing.get_origin(hint) is Literal else ()
+    )
+
+
 def _name_the_setting(message: str) -> str:
     """Turn msgspec's `... - at `$.port`` into `CONSENTGATE_PORT: ...`."""
     if " - at `$." in message:
         text, _, where = message.rpartition(" - at `$.")
         field = where.rstrip("`").split(".")[0].split("[")[0]
+        allowed = _allowed_values(field)
+        if allowed and text.startswith("Invalid enum value"):
+            text += f"; expected one of {', '.join(allowed)}"
         return f"{ENV_PREFIX}{field.upper()}: {text}"
     if message.startswith("Object contains unknown field"):
         field = message.split("`")[1]

@@ -100,6 +100,10 @@ class CreatedSource:
             "jurisdiction": self.jurisdiction,
         }
 
+    def audit_details(self) -> dict[str, str]:
+        """What the audit log says of its creation (never its keys)."""
+        return {"source_id": self.source_id, "name": self.name, "jurisdiction": self.jurisdiction}
+
 
 async def create_source(
     database: Database,

@@ -19,6 +19,7 @@ from typing import cast
 
 import msgspec
 from sqlalchemy import Table, insert, select, update
+from sqlalchemy.engine import Connection
 
 from anonymization import KekSet
 from bus import Database
@@ -91,15 +92,23 @@ class SubjectTokens:
             raise Unauthorized("the subject token is revoked", code="token_revoked")
         return SubjectClaims(token_id=claims.tid, source_id=claims.src, subject=claims.sub)
 
-    async def revoke(self, source_id: str, token_id: str) -> None:
-        statement = (
-            update(_tokens)
-            .where(_tokens.c.token_id == token_id, _tokens.c.source_id == source_id)
-            .values(revoked_at=datetime.now(UTC))
-        )
-        changed = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
-        if not changed:
+    async def revoke(self, source_id: str, token_id: str) -> bool:
+        """Revoke a token; True when this call revoked it, False when it already was (a
+        repeated revocation changes nothing). 404 for a token the source never minted."""
+        mine = (_tokens.c.token_id == token_id, _tokens.c.source_id == source_id)
+        statement = update(_tokens).where(*mine, _tokens.c.revoked_at.is_(None))
+        statement = statement.values(revoked_at=datetime.now(UTC))
+        exists = select(_tokens.c.token_id).where(*mine)
+
+        def revoke(conn: Connection) -> bool | None:
+            if conn.execute(statement).rowcount:
+                return True
+            return None if conn.execute(exists).first() is None else False
+
+        revoked = await self._db.transaction(revoke)
+        if revoked is None:
             raise NotFound("no such token for this source", code="token_not_found")
+        return revoked
 
     def _mac(self, payload: str) -> bytes:
         return hmac.digest(self._key, payload.encode(), hashlib.sha256)

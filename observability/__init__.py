@@ -14,6 +14,7 @@ from observability._decision_log import (
 )
 from observability._decisions import DecisionRecord
 from observability._logging import configure_logging
+from observability._merkle import leaf_hash, verify_inclusion
 from observability._metrics import METRIC_NAMES, Metrics, render_prometheus
 from observability._request import (
     IDENTIFIER_PLACEHOLDER,
@@ -48,10 +49,12 @@ __all__ = [
     "decisions_message",
     "decode_cursor",
     "encode_cursor",
+    "leaf_hash",
     "metadata",
     "remember_raw_identifiers",
     "render_prometheus",
     "request_id_from",
     "request_scope",
     "scrub_attributes",
+    "verify_inclusion",
 ]

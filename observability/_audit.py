@@ -11,6 +11,7 @@ erasure shreds it without changing a byte of the log.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
-from observability._merkle import MerkleTree, leaf_hash, merkle_root, prefix_roots
+from observability._merkle import CompactRange, MerkleTree, leaf_hash, prefix_roots
 from observability._tables import AuditCheckpointRow, AuditEntryRow
 
 _entries = cast(Table, AuditEntryRow.__table__)
@@ -37,6 +38,11 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def b64url(data: bytes) -> str:
+    """Signatures are base64url without padding, as receipts' and keys' are."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def checkpoint_message(tree_size: int, root: bytes, signed_at: datetime) -> bytes:
     """What a checkpoint signature covers."""
     at = signed_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -47,6 +53,8 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     size: int
     checkpoints: int
+    # entries after the latest checkpoint: deleting them would not show (README, Audit log)
+    uncovered: int = 0
     first_bad: int | None = None
     problem: str | None = None
 
@@ -58,6 +66,8 @@ class AuditLog:
         self._verify_signature = verify_signature
         # the tree of the latest checkpoint asked for: pages of proofs share one build
         self._tree: MerkleTree | None = None
+        # the log's root as of the last checkpoint this process signed, grown from there
+        self._head = CompactRange()
 
     async def append(self, kind: str, actor: str, details: dict[str, Any]) -> int:
         """Add an entry; returns its sequence number (from 1)."""
@@ -123,11 +133,19 @@ class AuditLog:
         return tree
 
     def _checkpoint(self, conn: Connection) -> int | None:
-        size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
+        size = int(conn.execute(select(func.coalesce(func.max(_entries.c.seq), 0))).scalar_one())
         last = conn.execute(select(func.max(_checkpoints.c.tree_size))).scalar()
         if size == 0 or (last is not None and last >= size):
             return None
-        root = merkle_root(_leaves(conn, size))
+        head = self._head
+        if head.size > size:  # the log shrank under us: verification will say so
+            head = self._head = CompactRange()
+        query = select(_entries.c.leaf_hash).where(_entries.c.seq > head.size)
+        head.extend([bytes(row.leaf_hash) for row in conn.execute(query.order_by(_entries.c.seq))])
+        if head.size != size:  # a sequence gap: sign nothing, verification names it
+            self._head = CompactRange()
+            return None
+        root = head.root()
         signed_at = datetime.now(UTC)
         key_id, signature = self._sign(checkpoint_message(size, root, signed_at))
         conn.execute(
@@ -180,7 +198,10 @@ class AuditLog:
                 )
             if roots.get(point.tree_size) != point.root:
                 return bad(point.tree_size, f"the root of checkpoint {point.tree_size} differs")
-        return Verification(ok=True, size=len(rows), checkpoints=len(checkpoints))
+        covered = max((point.tree_size for point in checkpoints), default=0)
+        return Verification(
+            ok=True, size=len(rows), checkpoints=len(checkpoints), uncovered=len(rows) - covered
+        )
 
 
 def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], now: datetime) -> int:
@@ -220,5 +241,5 @@ def _checkpoint_body(row: Any) -> dict[str, Any]:
         "root": row.root.hex(),
         "signed_at": as_utc(row.signed_at).isoformat().replace("+00:00", "Z"),
         "key_id": row.key_id,
-        "signature": row.signature.hex(),
+        "signature": b64url(row.signature),
     }

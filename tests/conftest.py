@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from gateway.migrate import upgrade_to_head
 from gateway.settings import Settings, load_settings
 from gateway.sources import CreatedSource, create_source
 from observability import create_tracer_provider
-from tests.helpers import MakeSource, bearer, embedded_environ
+from tests.helpers import MakeSource, bearer, embedded_environ, last_json_line
 from tests.services import POSTGRES_ADMIN_URL, require_service
 
 
@@ -142,8 +141,3 @@ def admin(auditor: dict[str, str], capsys: pytest.CaptureFixture[str]) -> dict[s
     capsys.readouterr()  # what a running app logged before
     assert main(["tokens", "create", "--role", "admin"]) == 0
     return bearer(last_json_line(capsys.readouterr().out)["token"])
-
-
-def last_json_line(printed: str) -> Any:
-    """The JSON object a CLI command printed (log lines of a running app may surround it)."""
-    return json.loads([line for line in printed.splitlines() if line.startswith("{")][-1])

@@ -4,6 +4,7 @@ row. Fixtures are in conftest.py; everything a test imports is here."""
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -71,6 +72,8 @@ def embedded_environ(tmp_path: Path) -> dict[str, str]:
         "CONSENTGATE_KEY_FILE": str(tmp_path / "keys" / "master.key"),
         "CONSENTGATE_RECEIPT_KEY_FILE": str(tmp_path / "keys" / "receipts.key"),
         "CONSENTGATE_LOG_LEVEL": "warning",
+        # tests sign audit checkpoints themselves (test_audit checks the server's cadence)
+        "CONSENTGATE_AUDIT_CHECKPOINT_SECONDS": "3600",
     }
 
 
@@ -113,3 +116,8 @@ def completed_privacy_request(
     return completed_request(
         lambda: client.get(f"/v1/privacy/requests/{request_id}", headers=headers).json()
     )
+
+
+def last_json_line(printed: str) -> Any:
+    """The JSON object a CLI command printed (log lines of a running app may surround it)."""
+    return json.loads([line for line in printed.splitlines() if line.startswith("{")][-1])

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from anonymization import KekSet
+from gateway.app import create_app
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability._merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.helpers import bearer
+from tests.helpers import bearer, last_json_line
 
 Client = TestClient
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "1"}
@@ -246,3 +252,115 @@ def test_oversized_query_parameters_are_refused(
     )
     assert long_user.status_code == 400
     assert long_user.json()["error"] == "invalid_query"
+
+
+def test_a_new_entry_is_covered_by_a_checkpoint_within_the_configured_delay(
+    settings: Settings, migrated: Settings, source: CreatedSource
+) -> None:
+    """The unprotected tail is short: the server signs a checkpoint over a new entry within
+    `audit_checkpoint_seconds` (0.2 s here), not on a fixed minute."""
+    quick = msgspec.structs.replace(migrated, audit_checkpoint_seconds=0.2)
+    with TestClient(create_app(quick, KekSet.load(quick.key_file))) as client:
+        client.put("/v1/consent/user-1", json=CHANGE, headers=bearer(source.server_key))
+        runtime = client.app.state.runtime
+        with client.portal() as portal:
+            size = portal.call(runtime.audit.verify).size
+            deadline = time.monotonic() + 5
+            latest = None
+            while time.monotonic() < deadline:
+                latest = portal.call(runtime.audit.latest_checkpoint)
+                if latest and latest["tree_size"] >= size:
+                    break
+                portal.call(asyncio.sleep, 0.05)
+    assert latest is not None
+    assert latest["tree_size"] >= size
+
+
+def test_verify_counts_the_entries_no_checkpoint_covers(
+    client: Client,
+    source: CreatedSource,
+    capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
+) -> None:
+    """`audit verify` says how much of the log a deletion could still hide; CLI entries are
+    signed at once (no server need run to cover them)."""
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert last_json_line(capsys.readouterr().out)["uncovered"] == 0  # the token's entry
+    _fill(client, source, 3)
+    assert main(["audit", "verify"]) == 0
+    assert last_json_line(capsys.readouterr().out)["uncovered"] == 3
+    _checkpoint(client)
+    assert main(["audit", "verify"]) == 0
+    assert last_json_line(capsys.readouterr().out)["uncovered"] == 0
+
+
+def test_the_default_source_serve_creates_is_audited(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every source creation is an audit entry, the one `serve` makes on first start too."""
+    from gateway.cli import _create_default_source
+
+    asyncio.run(_create_default_source(migrated))
+    created = last_json_line(capsys.readouterr().out)
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        rows = conn.execute("SELECT entry FROM observability_audit_log").fetchall()
+    entries = [json.loads(row[0]) for row in rows]
+    assert [e["kind"] for e in entries] == ["source.created"]
+    assert entries[0]["details"] == {
+        "source_id": created["source_id"],
+        "name": "default",
+        "jurisdiction": "gdpr",
+    }
+    assert created["write_key"] not in json.dumps(entries)
+
+
+def test_receipts_and_checkpoints_verify_offline_and_tampering_fails(
+    client: Client,
+    source: CreatedSource,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    auditor: dict[str, str],
+) -> None:
+    """`consentgate verify receipt|checkpoint` check what the API gave against the published
+    keys, with no database: 0 when intact, 1 naming the problem when anything changed."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(client.get("/v1/receipts/keys").text)
+    signed = client.put("/v1/consent/user-9", json=CHANGE, headers=bearer(source.server_key))
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(signed.text)
+    _fill(client, source, 3)
+    _checkpoint(client)
+    export = client.get("/v1/audit", params={"format": "jsonl"}, headers=auditor).text
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text(export.splitlines()[0])
+    entries = tmp_path / "entries.jsonl"
+    entries.write_text(export)
+
+    def verify(*argv: str | Path) -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        code = main(["verify", *map(str, argv), "--keys", str(keys)])
+        return code, last_json_line(capsys.readouterr().out)
+
+    assert verify("receipt", receipt)[0] == 0
+    code, shown = verify("checkpoint", checkpoint, "--entries", entries)
+    assert code == 0
+    assert shown["entries_proved"] >= 4  # the token's, three consent changes, …
+    assert shown["entries_proved"] + shown["entries_after_checkpoint"] == len(
+        export.splitlines()[1:]
+    )
+
+    forged = json.loads(signed.text)
+    forged["receipt"]["records"][0]["granted"] = not forged["receipt"]["records"][0]["granted"]
+    receipt.write_text(json.dumps(forged))
+    code, shown = verify("receipt", receipt)
+    assert code == 1
+    assert "does not verify" in shown["problem"]
+
+    lines = export.splitlines()
+    changed = json.loads(lines[2])
+    changed["entry"]["actor"] = "nobody"
+    entries.write_text("\n".join([*lines[:2], json.dumps(changed), *lines[3:]]))
+    code, shown = verify("checkpoint", checkpoint, "--entries", entries)
+    assert code == 1
+    assert shown["problem"].startswith(f"entry {changed['seq']} ")

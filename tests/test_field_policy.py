@@ -231,7 +231,9 @@ def test_encrypted_trait_round_trip_and_crypto_shredding(
     # next KEK rotation destroys the only KEK that unwraps it.
     monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
     monkeypatch.setenv("CONSENTGATE_KEY_FILE", migrated.key_file)
-    assert main(["keys", "rotate", "--force"]) == 0
+    assert main(["keys", "rotate"]) == 2  # refused while this gateway holds the keys
+    client.__exit__(None, None, None)  # stop it (the fixture's exit is then a no-op)
+    assert main(["keys", "rotate"]) == 0
     with sqlite3.connect(backup) as copy:
         traits = copy.execute(
             "SELECT traits FROM profiles WHERE subject = ?", (subject,)

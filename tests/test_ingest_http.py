@@ -430,15 +430,15 @@ def test_health_readiness_and_schema(client: Client) -> None:
     assert "/v1/profiles/{user_id}" in schema["paths"]
 
 
-async def test_readiness_names_what_is_down(settings: Settings, keks: KekSet) -> None:
+async def test_readiness_names_what_is_down(migrated: Settings, keks: KekSet) -> None:
     """/readyz reports an unreachable database and a stopped bus by name."""
-    import msgspec
-
+    from gateway.database import open_database
     from gateway.runtime import check_ready, open_runtime
 
-    broken = msgspec.structs.replace(settings, database_url="postgresql://127.0.0.1:1/none")
-    async with open_runtime(broken, keks) as runtime:
+    async with open_runtime(migrated, keks) as runtime:
         await runtime.bus.close()
-        checks = await check_ready(runtime.database, runtime.bus)
+        unreachable = open_database("postgresql://127.0.0.1:1/none")
+        checks = await check_ready(unreachable, runtime.bus)
+        await unreachable.dispose()
     assert checks["database"].startswith("unreachable")
     assert checks["bus"].startswith("unavailable")

@@ -24,6 +24,8 @@ from anonymization._tables import SourceKeyRow
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.database import open_database
+from gateway.key_lock import KeysInUse, holding_keys
+from gateway.runtime import open_runtime
 from gateway.settings import Settings
 from tests.helpers import MakeSource, basic, bearer, profile_when
 
@@ -90,17 +92,49 @@ def test_interrupted_rotation_stays_readable_and_finishes(
     assert asyncio.run(_keys(migrated, source.source_id)) == before
 
 
-def test_rotation_refuses_while_a_gateway_listens(
-    migrated: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_rotation_refuses_while_any_process_holds_the_keys(
+    migrated: Settings,
+    keks: KekSet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`keys rotate` will not race a running gateway unless forced."""
+    """A running gateway holds the keys' lock whatever port it listens on (the CLI's settings
+    name another one here): `keys rotate` refuses, and works once the gateway stopped."""
     _use_settings(monkeypatch, migrated)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        monkeypatch.setenv("CONSENTGATE_PORT", str(listener.getsockname()[1]))
+    old_kek = Path(migrated.key_file).read_bytes()
+    with TestClient(create_app(migrated, keks)):
         assert main(["keys", "rotate"]) == 2
-    assert "stop it first" in capsys.readouterr().err
+        assert "the keys are in use" in capsys.readouterr().err
+        assert Path(migrated.key_file).read_bytes() == old_kek
+        assert main(["keys", "rotate", "--pseudonym-epoch"]) == 0  # needs the lock shared only
+    assert main(["keys", "rotate"]) == 0
+    assert Path(migrated.key_file).read_bytes() != old_kek
+
+
+def test_a_gateway_does_not_start_during_a_rotation(migrated: Settings, keks: KekSet) -> None:
+    """The other way round: while a rotation holds the lock, a gateway refuses to start."""
+
+    async def start_during_rotation() -> None:
+        async with holding_keys(migrated.database_url, exclusive=True):
+            with pytest.raises(KeysInUse, match="rotation is under way"):
+                async with open_runtime(migrated, keks):
+                    pass
+
+    asyncio.run(start_during_rotation())
+
+
+def test_source_without_pseudonym_epoch_is_refused(
+    migrated: Settings,
+    keks: KekSet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`keys rotate --source` alone would rotate the KEK of every source: refused."""
+    _use_settings(monkeypatch, migrated)
+    old_kek = Path(migrated.key_file).read_bytes()
+    assert main(["keys", "rotate", "--source", "src_x"]) == 2
+    assert "--source works only with --pseudonym-epoch" in capsys.readouterr().err
+    assert Path(migrated.key_file).read_bytes() == old_kek
 
 
 def test_a_wrapped_key_moved_to_another_row_does_not_unwrap(

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from observability._merkle import (
     EMPTY_ROOT,
+    CompactRange,
     MerkleTree,
     consistency_proof,
     inclusion_proof,
@@ -67,3 +68,16 @@ def test_the_kept_tree_gives_the_recursive_definitions_answers(size: int) -> Non
         assert tree.consistency_proof(old) == consistency_proof(old, leaves)
     sizes = list(range(1, size + 1))
     assert prefix_roots(leaves, sizes) == {n: merkle_root(leaves[:n]) for n in sizes}
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=6))
+def test_a_compact_range_grown_in_any_steps_gives_the_root(steps: list[int]) -> None:
+    """The checkpointer's O(log n) running root equals the recursive MTH at every size."""
+    head = CompactRange()
+    leaves: list[bytes] = []
+    for step in steps:
+        more = [leaf_hash(str(len(leaves) + i).encode()) for i in range(step)]
+        head.extend(more)
+        leaves += more
+        assert head.size == len(leaves)
+        assert head.root() == merkle_root(leaves)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import SettingsError, load_settings
 
 
 def test_defaults_are_the_embedded_shape() -> None:
@@ -23,7 +23,7 @@ def test_environment_overrides_toml(tmp_path: Path) -> None:
     config = tmp_path / "consentgate.toml"
     config.write_text('[consentgate]\nport = 9000\nhost = "0.0.0.0"\n')
     settings = load_settings(environ={"CONSENTGATE_PORT": "9100"}, config_file=config)
-    assert settings == Settings(port=9100, host="0.0.0.0")
+    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,70 @@ def test_a_bus_the_gateway_cannot_open_is_refused_at_start() -> None:
     """Only the outbox bus exists today: nats:// is refused by name instead of failing later."""
     with pytest.raises(SettingsError, match="CONSENTGATE_BUS_URL"):
         load_settings(environ={"CONSENTGATE_BUS_URL": "nats://127.0.0.1:4222"})
+
+
+def test_a_config_file_anchors_relative_paths_at_its_folder(tmp_path: Path) -> None:
+    """Relative paths in a config file (and the defaults' var/ paths) are the file's folder's,
+    so a command run from any folder finds the same data; variables stay the shell's."""
+    (tmp_path / "conf").mkdir()
+    config = tmp_path / "conf" / "consentgate.toml"
+    config.write_text('[consentgate]\nkey_file = "secrets/kek"\n')
+    settings = load_settings(environ={}, config_file=config)
+    folder = config.parent.resolve()
+    assert settings.key_file == str(folder / "secrets" / "kek")
+    assert settings.database_url == f"sqlite:///{folder}/var/consentgate.db"
+    assert settings.receipt_key_file == str(folder / "var" / "keys" / "receipts.key")
+    from_env = load_settings(
+        environ={"CONSENTGATE_DATABASE_URL": "sqlite:///here.db"}, config_file=config
+    )
+    assert from_env.database_url == "sqlite:///here.db"
+
+
+def test_enum_settings_list_the_allowed_values() -> None:
+    with pytest.raises(SettingsError, match="expected one of gdpr, ccpa, none"):
+        load_settings(environ={"CONSENTGATE_DEFAULT_JURISDICTION": "eu"})
+
+
+def test_unknown_variables_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONSENTGATE_PROT", "8124")
+    monkeypatch.chdir(tmp_path)
+    main(["audit", "verify"])
+    assert "CONSENTGATE_PROT is not a setting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "verify"],
+        ["tokens", "create", "--role", "admin"],
+        ["tokens", "list"],
+        ["sources", "list"],
+        ["requests", "list"],
+        ["keys", "rotate"],
+    ],
+)
+def test_commands_never_create_a_database_they_should_find(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """Run from the wrong folder, a command names the database it looked for and exits 2;
+    it does not answer from (or mint into) a new empty one."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("CONSENTGATE_DATABASE_URL", "CONSENTGATE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(argv) == 2
+    assert f"no database at {tmp_path.resolve()}/var/consentgate.db" in capsys.readouterr().err
+    assert not (tmp_path / "var" / "consentgate.db").exists()
+
+
+def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["requests", "list", "--help"])
+    assert "(default: 100)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("consentgate ")

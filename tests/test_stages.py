@@ -96,6 +96,9 @@ def test_sources_create_takes_a_consent_config(
 ) -> None:
     """`sources create --consent-config` validates the file and names a bad path."""
     monkeypatch.setenv("CONSENTGATE_DATABASE_URL", f"sqlite:///{tmp_path}/c.db")
+    monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", str(tmp_path / "receipts.key"))
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"category_purposes": {"C0004": ["marketing"]}}))
     bad = tmp_path / "bad.toml"

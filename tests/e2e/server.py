@@ -34,6 +34,7 @@ class Gateway:
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.cli("migrate")  # as a user does before the first command that needs the database
 
     def segment_sdk(self, write_key: str, errors: list[Any]) -> SegmentClient:
         """Segment's Python SDK pointed at this gateway, sending at once, errors collected."""
