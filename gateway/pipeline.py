@@ -102,6 +102,7 @@ class IngestRequest:
 
     call_type: str | None  # None: a batch
     body: bytes
+    path: str = "/v1/batch"  # the route it came in at (its root span's name)
     content_encoding: str | None = None
     authorization: str | None = None
     sec_gpc: str | None = None
@@ -163,7 +164,7 @@ class Pipeline:
         # Exceptions are not recorded on spans: their text may echo request data. The error
         # code alone says what went wrong.
         with self._tracer.start_as_current_span(
-            f"ingest {request.call_type or 'batch'}",
+            f"HTTP POST {request.path}",
             context=PROPAGATOR.extract(carrier),
             kind=SpanKind.SERVER,
             record_exception=False,

@@ -151,6 +151,7 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
         await pipeline.run(
             IngestRequest(
                 call_type=call_type,
+                path=request.scope["path"],  # a fixed path: ingestion routes take no parameter
                 body=await read_limited(body_chunks(request), settings.max_request_bytes),
                 content_encoding=headers.get("content-encoding"),
                 authorization=headers.get("authorization"),

@@ -26,20 +26,58 @@ from observability._decisions import DecisionRecord
 
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
-# The metric names the gateway exports (dashboards and alert rules may use only these).
-METRIC_NAMES = (
-    "consentgate_events_received_total",
-    "consentgate_events_total",
-    "consentgate_decision_reasons_total",
-    "consentgate_stage_duration_seconds",
-    "consentgate_bus_lag_events",
-    "consentgate_http_errors_total",
-    "consentgate_core_apply_failures_total",
-    "consentgate_profile_keys_capped_total",
-    "consentgate_audit_verified",
-    "consentgate_privacy_requests_open",
-    "consentgate_privacy_request_next_deadline_seconds",
-)
+# Every series the gateway exports (dashboards and alert rules may use only these): its type
+# and its HELP text. All are exported from the start, at zero until they count.
+METRICS: dict[str, tuple[str, str]] = {
+    "consentgate_events_received_total": (
+        "counter",
+        "Events received and validated, by source.",
+    ),
+    "consentgate_events_total": (
+        "counter",
+        "Consent decisions on events, by source, action (forward, drop) and the last reason.",
+    ),
+    "consentgate_decision_reasons_total": (
+        "counter",
+        "Every reason code of every decision (an event may have several), without purposes.",
+    ),
+    "consentgate_stage_duration_seconds": (
+        "histogram",
+        "Time spent in each stage of the ingestion pipeline, per request.",
+    ),
+    "consentgate_bus_lag_events": (
+        "gauge",
+        "Events acknowledged (200) but not yet applied by the core.",
+    ),
+    "consentgate_http_errors_total": (
+        "counter",
+        "HTTP answers with an error status, by status and error code.",
+    ),
+    "consentgate_core_apply_failures_total": (
+        "counter",
+        "Bus messages the core failed to apply (they are retried, then dead-lettered).",
+    ),
+    "consentgate_profile_keys_capped_total": (
+        "counter",
+        "Keys a full per-profile map folded into (other) or left out, by map.",
+    ),
+    "consentgate_audit_verified": (
+        "gauge",
+        "1 when the last verification of the whole audit log passed, else 0.",
+    ),
+    "consentgate_privacy_requests_open": (
+        "gauge",
+        "Privacy requests not yet completed, by kind.",
+    ),
+    "consentgate_privacy_request_next_deadline_seconds": (
+        "gauge",
+        "Seconds to the nearest open privacy request's deadline (negative when overdue; "
+        "absent while none is open).",
+    ),
+}
+METRIC_NAMES = tuple(METRICS)
+# series with no value at all until they have one (a deadline with no open request)
+_NO_DEFAULT = frozenset({"consentgate_privacy_request_next_deadline_seconds"})
 
 
 class Metrics:
@@ -112,8 +150,10 @@ class Metrics:
             self.received.add(total, {"source": source_id})
 
     def prometheus(self) -> str:
-        """Everything collected, in the Prometheus text exposition format."""
-        return render_prometheus(self.reader.get_metrics_data()) + self.stage_seconds.render()
+        """Every documented series, in the Prometheus text exposition format."""
+        samples = collected_samples(self.reader.get_metrics_data())
+        samples[StageHistogram.name] = self.stage_seconds.samples()
+        return render_prometheus(samples)
 
 
 class StageHistogram:
@@ -140,10 +180,8 @@ class StageHistogram:
         """Seconds spent in each stage so far."""
         return dict(self._sums)
 
-    def render(self) -> str:
-        if not self._counts:
-            return ""
-        lines = [f"# TYPE {self.name} histogram"]
+    def samples(self) -> list[str]:
+        lines: list[str] = []
         for stage, counts in sorted(self._counts.items()):
             running = 0
             for bound, count in zip(self._buckets, counts, strict=False):
@@ -153,7 +191,7 @@ class StageHistogram:
             lines.append(f'{self.name}_bucket{{le="+Inf",stage="{stage}"}} {total}')
             lines.append(f'{self.name}_sum{{stage="{stage}"}} {self._sums[stage]}')
             lines.append(f'{self.name}_count{{stage="{stage}"}} {total}')
-        return "\n".join(lines) + "\n"
+        return lines
 
 
 def _labels(attributes: Any, extra: dict[str, str] | None = None) -> str:
@@ -177,29 +215,47 @@ def _name(raw: str, unit: str, kind: str) -> str:
     return name
 
 
-def render_prometheus(data: MetricsData | None) -> str:
-    lines: list[str] = []
+def collected_samples(data: MetricsData | None) -> dict[str, list[str]]:
+    """The sample lines of each collected metric, by its exported name."""
+    samples: dict[str, list[str]] = {}
     for resource_metrics in data.resource_metrics if data else []:
         for scope in resource_metrics.scope_metrics:
             for metric in scope.metrics:
-                lines.extend(_render(metric.name, metric.unit or "", metric.data))
+                name, lines = _samples(metric.name, metric.unit or "", metric.data)
+                if name:
+                    samples[name] = lines
+    return samples
+
+
+def render_prometheus(samples: dict[str, list[str]]) -> str:
+    """Every documented series with its HELP and TYPE; one not counted yet shows as zero."""
+    lines: list[str] = []
+    for name, (kind, text) in METRICS.items():
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        found = samples.get(name)
+        if found:
+            lines += found
+        elif name in _NO_DEFAULT:
+            continue
+        elif kind == "histogram":
+            lines += [f'{name}_bucket{{le="+Inf"}} 0', f"{name}_sum 0", f"{name}_count 0"]
+        else:
+            lines.append(f"{name} 0")
     return "\n".join(lines) + "\n"
 
 
-def _render(raw_name: str, unit: str, points: Any) -> list[str]:
+def _samples(raw_name: str, unit: str, points: Any) -> tuple[str, list[str]]:
     if isinstance(points, Sum | Gauge):
         kind = "counter" if isinstance(points, Sum) and points.is_monotonic else "gauge"
         name = _name(raw_name, unit, kind)
-        return [f"# TYPE {name} {kind}"] + [
-            f"{name}{_labels(p.attributes)} {p.value}" for p in points.data_points
-        ]
+        return name, [f"{name}{_labels(p.attributes)} {p.value}" for p in points.data_points]
     if isinstance(points, Histogram):
         name = _name(raw_name, unit, "histogram")
-        lines = [f"# TYPE {name} histogram"]
+        lines: list[str] = []
         for point in points.data_points:
             lines.extend(_histogram_lines(name, point))
-        return lines
-    return []
+        return name, lines
+    return "", []
 
 
 def _histogram_lines(name: str, point: Any) -> list[str]:

@@ -87,6 +87,13 @@ def _guarded(span: ReadableSpan, scrub: Scrub) -> ReadableSpan:
     )
 
 
+def otlp_traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector given as its base (`http://collector:4318`,
+    as OTEL_EXPORTER_OTLP_ENDPOINT is) or as the traces URL itself (`…/v1/traces`)."""
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+
 def create_tracer_provider(
     *,
     service_version: str,
@@ -111,7 +118,7 @@ def create_tracer_provider(
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+        endpoint = otlp_traces_url(otlp_endpoint)
         provider.add_span_processor(
             PiiGuardProcessor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         )

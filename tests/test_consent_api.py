@@ -355,3 +355,22 @@ def test_user_ids_with_a_slash_are_reachable_by_query(
     assert wait_for(profile)["subject"] == state["subject"]
     missing = client.get("/v1/consent", headers=server)
     assert missing.status_code == 400
+
+
+def test_a_credential_of_the_wrong_kind_is_named_with_the_one_the_route_takes(
+    client: Client, source: CreatedSource
+) -> None:
+    """A write key on a server-key route (the commonest mistake), a server key on a subject
+    route: 401 wrong_credential saying what was sent and what the route takes."""
+    write_key = client.get("/v1/consent/u1", headers=bearer(source.write_key))
+    assert write_key.status_code == 401
+    assert write_key.json()["error"] == "wrong_credential"
+    assert "takes a server key (Authorization: Bearer sk_…)" in write_key.json()["detail"]
+    assert "sent a write key" in write_key.json()["detail"]
+    as_basic = client.get("/v1/consent/u1", headers=basic(source.write_key))
+    assert as_basic.json()["error"] == "wrong_credential"
+    server_on_subject = client.get("/v1/me/consent", headers=bearer(source.server_key))
+    assert server_on_subject.status_code == 401
+    assert "takes a subject token" in server_on_subject.json()["detail"]
+    assert "sent a server key" in server_on_subject.json()["detail"]
+    assert source.server_key not in server_on_subject.text

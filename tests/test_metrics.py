@@ -80,3 +80,18 @@ def test_metrics_token_guards_the_endpoint(
 def test_gauges_are_exported(client: Client, name: str) -> None:
     """The bus-lag and audit-verification gauges are always there for alerts."""
     assert name in _samples(client.get("/metrics").text)
+
+
+def test_every_documented_series_is_exported_from_the_start_with_help(
+    client: TestClient,
+) -> None:
+    """Before any event: HELP and TYPE for every series, counters at zero (an alert on
+    `consentgate_core_apply_failures_total` needs the series before its first failure)."""
+    text = client.get("/metrics").text
+    for name in METRIC_NAMES:
+        assert f"# HELP {name} " in text, name
+        assert f"# TYPE {name} " in text, name
+    lines = text.splitlines()
+    assert "consentgate_core_apply_failures_total 0" in lines
+    assert "consentgate_http_errors_total 0" in lines
+    assert "consentgate_stage_duration_seconds_count 0" in lines

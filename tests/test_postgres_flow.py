@@ -184,3 +184,21 @@ def test_the_core_stitches_segments_and_erases_on_postgres(postgres_database: st
             await database.dispose()
 
     asyncio.run(run())
+
+
+def test_the_keys_lock_is_an_advisory_lock_on_postgres(postgres_database: str) -> None:
+    """Gateways on any machine share the lock; a rotation is refused while one holds it, and
+    a gateway does not start while a rotation runs."""
+    from gateway.key_lock import KeysInUse, holding_keys
+
+    async def scenario() -> None:
+        async with holding_keys(postgres_database), holding_keys(postgres_database):
+            with pytest.raises(KeysInUse, match="the keys are in use"):
+                async with holding_keys(postgres_database, exclusive=True):
+                    pass
+        async with holding_keys(postgres_database, exclusive=True):
+            with pytest.raises(KeysInUse, match="rotation is under way"):
+                async with holding_keys(postgres_database):
+                    pass
+
+    asyncio.run(scenario())

@@ -92,7 +92,7 @@ def test_root_spans_carry_the_request_id(
     )
     wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
     by_name = {s.name: s for s in exported.get_finished_spans()}
-    assert by_name["ingest track"].attributes["consentgate.request_id"] == "req-ingest"
+    assert by_name["HTTP POST /v1/track"].attributes["consentgate.request_id"] == "req-ingest"
     consent = by_name["HTTP GET /v1/consent/{user_id:str}"]
     assert consent.attributes["consentgate.request_id"] == "req-consent"
     assert RAW_ID not in "".join(s.to_json() for s in exported.get_finished_spans())

@@ -26,7 +26,7 @@ def test_one_trace_from_request_to_profile_update(
     )
     spans = {s.name: s for s in exported.get_finished_spans()}
     assert {
-        "ingest batch",
+        "HTTP POST /v1/batch",
         "authenticate",
         "validate",
         "consent.lookup",
@@ -38,7 +38,7 @@ def test_one_trace_from_request_to_profile_update(
     } <= set(spans)
     for span in spans.values():
         assert format(span.context.trace_id, "032x") == TRACE_ID
-    root = spans["ingest batch"]
+    root = spans["HTTP POST /v1/batch"]
     assert spans["consent"].parent.span_id == root.context.span_id
     assert spans["core.apply"].parent.span_id == spans["forward"].context.span_id
     assert root.resource.attributes["service.name"] == "consentgate"
