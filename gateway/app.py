@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
+from gateway.api_docs import render_plugins
 from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
 from gateway.dependencies import DEPENDENCIES
@@ -200,6 +201,7 @@ def create_app(
             version="0.1.0",
             description="Privacy-first consent and observability gateway.",
             path="/schema",
+            render_plugins=render_plugins(),
             components=Components(security_schemes=SECURITY_SCHEME_OBJECTS),
         ),
         logging_config=None,

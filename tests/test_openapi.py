@@ -72,3 +72,19 @@ def test_request_bodies_and_query_parameters_are_documented(document: dict[str, 
     decisions = document["paths"]["/v1/decisions"]["get"]["parameters"]
     names = {parameter["name"] for parameter in decisions}
     assert {"userId", "messageId", "source_id", "action", "from", "to", "cursor"} <= names
+
+
+def test_the_api_reference_loads_nothing_from_third_parties(client: TestClient) -> None:
+    """/schema is one server-rendered page: no script, stylesheet, font or image from
+    anywhere (litestar's renderers fetch theirs from CDNs and Google Fonts)."""
+    page = client.get("/schema")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<script" not in html
+    assert "http://" not in html and "https://" not in html
+    assert "<code>/v1/track</code>" in html
+    assert "id='schema-ErrorBody'" in html or "id='schema-" in html
+    for renderer in ("/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc"):
+        assert client.get(renderer).status_code == 404
+    assert client.get("/schema/openapi.json").status_code == 200
