@@ -82,9 +82,10 @@ def test_the_api_reference_loads_nothing_from_third_parties(client: TestClient) 
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
     assert "<script" not in html
-    assert "http://" not in html and "https://" not in html
+    assert "http://" not in html
+    assert "https://" not in html
     assert "<code>/v1/track</code>" in html
-    assert "id='schema-ErrorBody'" in html or "id='schema-" in html
+    assert "id='schema-" in html  # the schemas, linked from the operations
     for renderer in ("/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc"):
         assert client.get(renderer).status_code == 404
     assert client.get("/schema/openapi.json").status_code == 200
