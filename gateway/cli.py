@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     token_revoke = tokens.add_parser(
         "revoke", help="revoke a token by the id `tokens list` shows (again: no change)"
     )
-    token_revoke.add_argument("token_id", metavar="TOKEN_ID")
+    token_revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `tokens list` shows")
     token_revoke.set_defaults(command=_tokens_revoke)
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(
@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     requests_list.add_argument("--limit", type=_positive_int, default=100, help="at most this many")
     requests_list.set_defaults(command=_requests_list)
     requests_show = requests.add_parser("show", help="one privacy request, with its receipts")
-    requests_show.add_argument("request_id")
+    requests_show.add_argument("request_id", help="the request's id (pr_…)")
     requests_show.set_defaults(command=_requests_show)
 
     add_source_commands(commands)

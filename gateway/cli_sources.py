@@ -17,7 +17,7 @@ def add_source_commands(commands: Any) -> None:
         required=True, metavar="ACTION"
     )
     create = sources.add_parser("create", help="create a source; prints its keys as JSON")
-    create.add_argument("name")
+    create.add_argument("name", help="a name for people (1 to 200 characters)")
     create.add_argument(
         "--jurisdiction",
         choices=JURISDICTIONS,
@@ -37,8 +37,10 @@ def add_source_commands(commands: Any) -> None:
     change = sources.add_parser(
         "update", help="change a source's jurisdiction, configurations or limits"
     )
-    change.add_argument("source", metavar="NAME_OR_ID")
-    change.add_argument("--jurisdiction", choices=JURISDICTIONS)
+    change.add_argument("source", metavar="NAME_OR_ID", help="the source's name or id")
+    change.add_argument(
+        "--jurisdiction", choices=JURISDICTIONS, help="its default consent rule (else unchanged)"
+    )
     _configuration_options(change)
     change.set_defaults(command=_update)
 
@@ -47,7 +49,7 @@ def add_source_commands(commands: Any) -> None:
         help="new write and server keys (printed as JSON); the old ones keep working for "
         "--overlap-hours",
     )
-    rotate.add_argument("source", metavar="NAME_OR_ID")
+    rotate.add_argument("source", metavar="NAME_OR_ID", help="the source's name or id")
     rotate.add_argument(
         "--overlap-hours",
         type=float,

@@ -44,3 +44,17 @@ def test_every_cli_command_is_documented() -> None:
 
     for command in commands(_parser(), "consentgate"):
         assert command in documented, command
+
+
+def test_every_cli_option_has_help() -> None:
+    def missing(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += missing(child, f"{prefix} {name}")
+            elif not action.help:
+                found.append(f"{prefix} {action.dest}")
+        return found
+
+    assert missing(_parser(), "consentgate") == []
