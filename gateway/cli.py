@@ -20,6 +20,7 @@ from gateway.cli_common import (
     audit_cli,
     data_locations,
     existing_settings,
+    print_listing,
     settings_for,
     with_database,
 )
@@ -272,10 +273,7 @@ def _tokens_create(args: argparse.Namespace) -> int:
 def _tokens_list(args: argparse.Namespace) -> int:
     from gateway.admin import list_admin_tokens
 
-    settings = existing_settings(args, migrate=False)
-    for token in with_database(settings, list_admin_tokens):
-        print(json.dumps(token))
-    return 0
+    return print_listing(args, list_admin_tokens)
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:

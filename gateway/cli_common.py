@@ -81,6 +81,16 @@ async def _require_schema(url: URL) -> None:
         )
 
 
+def print_listing(
+    args: argparse.Namespace, read: Callable[[Database], Awaitable[list[Any]]]
+) -> int:
+    """A read-only listing command: what `read` finds, as JSON lines."""
+    settings = existing_settings(args, migrate=False)
+    for item in with_database(settings, read):
+        print(json.dumps(item))
+    return 0
+
+
 def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` on a database opened for this command, and close it."""
 

@@ -7,7 +7,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from gateway.cli_common import audit_cli, existing_settings, read_config_file, with_database
+from gateway.cli_common import (
+    audit_cli,
+    existing_settings,
+    print_listing,
+    read_config_file,
+    with_database,
+)
 
 JURISDICTIONS = ("gdpr", "ccpa", "none")
 
@@ -139,10 +145,7 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from gateway.source_admin import list_sources
 
-    settings = existing_settings(args, migrate=False)
-    for source in with_database(settings, list_sources):
-        print(json.dumps(source))
-    return 0
+    return print_listing(args, list_sources)
 
 
 def _update(args: argparse.Namespace) -> int:
