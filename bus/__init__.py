@@ -1,7 +1,8 @@
 """The message contract and its transports. Imports none of the domain packages."""
 
 from bus._database import Database, as_utc
-from bus._dead_letters import erase_dead_letters
+from bus._dead_letters import count_dead_letters, erase_dead_letters
+from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
 from bus._transport import Bus, BusError, BusUnavailable, MessageHandler
@@ -36,10 +37,12 @@ __all__ = [
     "Database",
     "Erase",
     "EventEnvelope",
+    "JetStreamBus",
     "MessageHandler",
     "OptOut",
     "OutboxBus",
     "as_utc",
+    "count_dead_letters",
     "create_bus",
     "decode_payload",
     "encode_control",
@@ -49,11 +52,27 @@ __all__ = [
 ]
 
 
-def create_bus(bus_url: str, database: Database, *, batch_size: int = 500) -> Bus:
-    """The transport for `bus_url`: `memory://` is the outbox in `database`."""
+def create_bus(
+    bus_url: str,
+    database: Database,
+    *,
+    batch_size: int = 500,
+    nats_sync_seconds: float = 120.0,
+    nats_stream: str = "CONSENTGATE",
+) -> Bus:
+    """The transport for `bus_url`: `memory://` is the outbox in `database`, delivered in this
+    process; `nats://host:port` is that outbox relayed to NATS JetStream."""
     if bus_url.startswith("memory://"):
         return OutboxBus(database, batch_size=batch_size)
+    if bus_url.startswith(("nats://", "tls://")):
+        return JetStreamBus(
+            bus_url,
+            database,
+            batch_size=batch_size,
+            sync_seconds=nats_sync_seconds,
+            stream=nats_stream,
+            prefix=nats_stream.lower(),
+        )
     raise ValueError(
-        f"CONSENTGATE_BUS_URL: {bus_url!r} is not available yet; use memory:// "
-        "(NATS JetStream arrives with its own issue)"
+        f"CONSENTGATE_BUS_URL: expected memory:// or nats://host:port, got {bus_url!r}"
     )

@@ -1,15 +1,45 @@
-"""Dead letters of an erased subject: found by the pseudonyms in their envelopes, deleted."""
+"""Dead letters: messages that failed on their own too often, kept for inspection and replay,
+counted for the metrics, and deleted with an erased subject (found by the pseudonyms in their
+envelopes)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
 
 from bus._database import Database
 from bus._tables import dead_letters
 from bus.envelope import EVENTS_SUBJECT, BusMessage, EventEnvelope, decode_payload
+
+
+def insert_dead_letters(
+    conn: Connection, failed: Sequence[tuple[BusMessage, Exception]], attempts: int
+) -> None:
+    now = datetime.now(UTC)
+    conn.execute(
+        insert(dead_letters),
+        [
+            {
+                "subject": message.subject,
+                "message_id": message.message_id,
+                "headers": message.headers,
+                "payload": message.payload,
+                "failed_at": now,
+                "attempts": attempts,
+                "last_error": type(exc).__name__,
+            }
+            for message, exc in failed
+        ],
+    )
+
+
+async def count_dead_letters(database: Database) -> int:
+    query = select(func.count()).select_from(dead_letters)
+    return int(await database.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 async def erase_dead_letters(database: Database, source_id: str, subjects: Collection[str]) -> int:

@@ -7,7 +7,12 @@ units in id order, hands their messages to the handler, and deletes them once th
 returns (in the transaction that reads the next units). After a crash the units are still
 there and are delivered on the next start: at least once, and the core dedupes by message id.
 A message that keeps failing on its own is moved to the dead-letter table after
-`max_attempts`, never dropped.
+`max_attempts`, never dropped. A handler that raises `BusUnavailable` says the transport
+behind it is down (the JetStream relay): the batch waits and is retried, no attempt counted.
+
+With `keep_delivered_seconds`, handled units are marked instead of deleted, and deleted only
+that long after (the JetStream relay keeps a unit until JetStream has surely synced it);
+`redeliver_kept()` hands the kept units to the handler again.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -25,7 +30,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus._database import Database
-from bus._tables import dead_letters, outbox
+from bus._dead_letters import insert_dead_letters
+from bus._tables import outbox
 from bus._transport import BusUnavailable, MessageHandler
 from bus.envelope import BusMessage
 
@@ -49,6 +55,7 @@ class OutboxBus:
         poll_interval: float = 1.0,
         max_attempts: int = 5,
         max_group: int = 1000,
+        keep_delivered_seconds: float = 0.0,
     ) -> None:
         self._db = database
         self._batch_size = batch_size
@@ -62,6 +69,7 @@ class OutboxBus:
         self._skip_locked = database.dialect_name == "postgresql"
         self._closing = False
         self._delivered: list[int] = []  # units handled, deleted with the next read
+        self._keep = timedelta(seconds=keep_delivered_seconds)
 
     async def start(self, handler: MessageHandler | None = None) -> None:
         self._handler = handler
@@ -104,12 +112,21 @@ class OutboxBus:
                     await task
         if self._delivered:
             delivered, self._delivered = self._delivered, []
-            await self._db.transaction(lambda conn: _delete_units(conn, delivered))
+            await self._db.transaction(lambda conn: self._settle(conn, delivered))
 
     async def pending_count(self) -> int:
         """Messages committed but not yet processed (bus lag)."""
         query = select(func.coalesce(func.sum(outbox.c.message_count), 0))
+        query = query.where(outbox.c.relayed_at.is_(None))
         return int(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def redeliver_kept(self) -> int:
+        """Hand every kept unit to the handler again (after the transport behind it may have
+        lost what it acknowledged); how many units."""
+        statement = update(outbox).where(outbox.c.relayed_at.is_not(None)).values(relayed_at=None)
+        count = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
+        self._wakeup.set()
+        return int(count or 0)
 
     async def _commit_loop(self) -> None:
         stopping = False
@@ -180,6 +197,8 @@ class OutboxBus:
         try:
             await handler(messages)
             self._delivered.extend(unit_id for unit_id, _ in units)
+        except BusUnavailable:
+            raise  # the transport behind the handler is down: nothing failed on its own
         except Exception as exc:
             log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
             await self._deliver_one_by_one(handler, units)
@@ -191,9 +210,21 @@ class OutboxBus:
         rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered))
         return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
 
+    def _settle(self, conn: Connection, delivered: list[int]) -> None:
+        """Delete the handled units, or mark them and delete those kept long enough."""
+        if not self._keep:
+            _delete_units(conn, delivered)
+            return
+        now = datetime.now(UTC)
+        if delivered:
+            mark = update(outbox).where(outbox.c.id.in_(delivered))
+            conn.execute(mark.values(relayed_at=now))
+        conn.execute(delete(outbox).where(outbox.c.relayed_at < now - self._keep))
+
     def _next_units(self, conn: Connection, delivered: list[int]) -> list[tuple[int, bytes]]:
-        _delete_units(conn, delivered)
+        self._settle(conn, delivered)
         query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count)
+        query = query.where(outbox.c.relayed_at.is_(None))
         query = query.order_by(outbox.c.id).limit(_UNITS_PER_READ)
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
@@ -254,22 +285,7 @@ def _count_failure(
             .values(attempts=attempts, last_error=type(failed[-1][1]).__name__)
         )
         return False
-    now = datetime.now(UTC)
-    conn.execute(
-        insert(dead_letters),
-        [
-            {
-                "subject": message.subject,
-                "message_id": message.message_id,
-                "headers": message.headers,
-                "payload": message.payload,
-                "failed_at": now,
-                "attempts": attempts,
-                "last_error": type(exc).__name__,
-            }
-            for message, exc in failed
-        ],
-    )
+    insert_dead_letters(conn, failed, attempts)
     conn.execute(delete(outbox).where(outbox.c.id == unit_id))
     return True
 

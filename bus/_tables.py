@@ -28,7 +28,8 @@ metadata = Base.metadata
 
 
 class OutboxRow(Base):
-    """One publish (its messages, encoded together), deleted once they are processed."""
+    """One publish (its messages, encoded together), deleted once they are processed (or,
+    relayed to JetStream, once JetStream has surely synced them)."""
 
     __tablename__ = "bus_outbox"
 
@@ -38,6 +39,9 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # relayed to NATS JetStream at: kept until JetStream has surely synced it to disk, and
+    # relayed again if NATS restarts before then (see bus/_jetstream.py)
+    relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeadLetterRow(Base):

@@ -38,7 +38,7 @@ from gateway.routes_tokens import TOKEN_HANDLERS
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
 from gateway.tracing import traced
-from observability import remember_raw_identifiers
+from observability import configure_logging, remember_raw_identifiers
 
 log = structlog.get_logger("consentgate.http")
 
@@ -144,6 +144,17 @@ async def _remember_identifiers(request: Request[Any, Any, Any]) -> None:
     remember_raw_identifiers(
         (request.path_params.get("user_id"), query.get("userId"), query.get("anonymousId"))
     )
+
+
+def app_from_environment() -> Litestar:
+    """The app of one `serve --workers N` worker: settings from the environment and the config
+    file it names, as the parent process resolved them."""
+    from gateway.cli_common import keks_of
+    from gateway.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, keks_of(settings))
 
 
 def create_app(

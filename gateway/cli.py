@@ -10,9 +10,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
-from anonymization import KekSet, KeyFileError
+from anonymization import KeyFileError
 from gateway.admin import ROLES
 from gateway.audit import open_audit
 from gateway.cli_common import (
@@ -20,6 +21,7 @@ from gateway.cli_common import (
     audit_cli,
     data_locations,
     existing_settings,
+    keks_of,
     print_listing,
     settings_for,
     with_database,
@@ -77,7 +79,25 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="migrate, then serve the gateway and the core")
     serve.add_argument("--host", help="listen address (default: $CONSENTGATE_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: $CONSENTGATE_PORT, 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="gateway processes sharing the port (above 1 needs CONSENTGATE_BUS_URL=nats://…)",
+    )
+    serve.add_argument(
+        "--no-core",
+        action="store_true",
+        help="accept events only; `consentgate core` processes apply them (nats:// bus)",
+    )
     serve.set_defaults(command=_serve)
+
+    core = commands.add_parser(
+        "core",
+        help="run a core process: it takes events off the NATS JetStream bus and applies them; "
+        "run several for throughput",
+    )
+    core.set_defaults(command=_core)
 
     migrate = commands.add_parser(
         "migrate", help="create the database if needed and upgrade its schema to head"
@@ -177,11 +197,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def load_keks(settings: Settings) -> KekSet:
-    """The KEK: `CONSENTGATE_KEK` (base64) when set, else the key file."""
-    return KekSet.load(settings.key_file, os.environ.get("CONSENTGATE_KEK"))
-
-
 def _keys_rotate(args: argparse.Namespace) -> int:
     from gateway.key_lock import holding_keys
     from gateway.keys import rotate_kek, start_pseudonym_epoch
@@ -195,7 +210,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
         async def start_epoch() -> dict[str, int]:
             async with holding_keys(settings.database_url):
-                return await start_pseudonym_epoch(settings, load_keks(settings), args.source)
+                return await start_pseudonym_epoch(settings, keks_of(settings), args.source)
 
         versions = asyncio.run(start_epoch())
         audit_cli(settings, "keys.pseudonym_epoch", {"versions": versions})
@@ -301,9 +316,17 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = settings_for(args, host=args.host, port=args.port)
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    if args.no_core:
+        overrides["core"] = False
+    settings = settings_for(args, **overrides)
+    if (args.workers > 1 or args.no_core) and not settings.shared_bus:
+        raise SettingsError(
+            "--workers above 1 and --no-core need CONSENTGATE_BUS_URL=nats://… (the processes "
+            "share events and consent changes over NATS JetStream)"
+        )
     configure_logging(settings.log_level, settings.log_format)
-    keks = load_keks(settings)
+    keks_of(settings)  # a bad key file stops here, before anything starts
     if settings.flags_file:
         from personalization import read_flags_file
 
@@ -313,34 +336,80 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.server import StoppingServer, uvicorn_config_options
 
-    server = StoppingServer(
-        uvicorn.Config(
-            create_app(settings, keks),
-            host=settings.host,
-            port=settings.port,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            **uvicorn_config_options(settings),
-        )
-    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "lifespan": "on",
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        **uvicorn_config_options(settings),
+    }
     print(
         json.dumps(
             {
                 "event": "serving",
                 "url": f"http://{settings.host}:{settings.port}",
+                "workers": args.workers,
+                "core": settings.core,
                 **data_locations(settings),
             }
         ),
         file=sys.stderr,
         flush=True,
     )
-    server.run()
-    return 0 if server.started else 1
+    if args.workers == 1:
+        from gateway.app import create_app
+
+        server = StoppingServer(uvicorn.Config(create_app(settings, keks_of(settings)), **options))
+        server.run()
+        return 0 if server.started else 1
+    # Each worker builds its app from the environment (settings given on the command line
+    # travel there), on one listening socket bound here.
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ.update(_as_environment(args, overrides))
+    config = uvicorn.Config(
+        "gateway.app:app_from_environment", factory=True, workers=args.workers, **options
+    )
+    socket = config.bind_socket()
+    Multiprocess(config, sockets=[socket]).run()
+    return 0
+
+
+def _as_environment(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, str]:
+    environment = {
+        f"CONSENTGATE_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in overrides.items()
+        if value is not None
+    }
+    if args.config:
+        environment["CONSENTGATE_CONFIG"] = str(Path(args.config).resolve())
+    return environment
+
+
+def _core(args: argparse.Namespace) -> int:
+    """A core process: the runtime without HTTP, until SIGTERM or SIGINT."""
+    settings = settings_for(args, core=True)
+    if not settings.shared_bus:
+        raise SettingsError(
+            "consentgate core needs CONSENTGATE_BUS_URL=nats://… (with the embedded bus, "
+            "`serve` runs the core)"
+        )
+    configure_logging(settings.log_level, settings.log_format)
+    keks = keks_of(settings)
+    upgrade_to_head(settings.database_url)
+    from gateway.core_process import run_core
+
+    print(
+        json.dumps({"event": "core", "bus": settings.bus_url, **data_locations(settings)}),
+        file=sys.stderr,
+        flush=True,
+    )
+    asyncio.run(run_core(settings, keks))
+    return 0
 
 
 async def _create_default_source(settings: Settings) -> None:

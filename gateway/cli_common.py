@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 
+from anonymization import KekSet
 from bus import Database
 from gateway.database import open_database
 from gateway.settings import Settings, SettingsError, load_settings
@@ -31,6 +33,11 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
         return msgspec.convert({**msgspec.to_builtins(settings), **changes}, Settings)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
+
+
+def keks_of(settings: Settings) -> KekSet:
+    """The KEK: `CONSENTGATE_KEK` (base64) when set, else the key file."""
+    return KekSet.load(settings.key_file, os.environ.get("CONSENTGATE_KEK"))
 
 
 def existing_settings(args: argparse.Namespace, *, migrate: bool = True) -> Settings:

@@ -20,9 +20,13 @@ from bus import (
     Bus,
     BusMessage,
     BusUnavailable,
+    ConsentChanged,
     Database,
+    Erase,
     MessageHandler,
+    OptOut,
     create_bus,
+    decode_payload,
     erase_dead_letters,
 )
 from consent import ConsentRecord, ConsentStore
@@ -116,7 +120,13 @@ async def _opened_runtime(
     tracer_provider: TracerProvider | None,
 ) -> AsyncIterator[Runtime]:
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    bus = create_bus(settings.bus_url, database, batch_size=settings.outbox_batch_size)
+    bus = create_bus(
+        settings.bus_url,
+        database,
+        batch_size=settings.outbox_batch_size,
+        nats_sync_seconds=settings.nats_sync_seconds,
+        nats_stream=settings.nats_stream,
+    )
     metrics = Metrics(VERSION)
     recommenders = Recommenders()
     consumer = ProfileConsumer(
@@ -130,7 +140,10 @@ async def _opened_runtime(
     tracer = (tracer_provider or tracer_provider_for(settings)).get_tracer("consentgate")
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
-    consent = ConsentStore(database)
+    # scaled out, another process may change a subject's consent at any time: no cache
+    consent = (
+        ConsentStore(database, cache_limit=0) if settings.shared_bus else ConsentStore(database)
+    )
     consent.on_change(consent_change_publisher(bus))
     evaluation_events = EvaluationEvents()
     views = ViewCache()
@@ -204,14 +217,41 @@ async def _opened_runtime(
         ),
         metrics=metrics,
     )
+    subscribe_control = getattr(bus, "subscribe_control", None)
+    if subscribe_control is not None:
+        subscribe_control(control_listener(evaluation_events, views))
     await bus.start(
         _route(database, consumer, decision_log, tracer, metrics, (evaluation_events, views))
+        if settings.core
+        else None
     )
     try:
         yield runtime
     finally:
         await bus.close()
         await database.dispose()
+
+
+def control_listener(
+    evaluation_events: EvaluationEvents, views: ViewCache
+) -> Callable[[BusMessage], Awaitable[None]]:
+    """What this process forgets when any process publishes a control message (scaled out):
+    cached profile views, and the evaluation streams of the subjects it names refetch."""
+
+    async def heard(message: BusMessage) -> None:
+        payload = decode_payload(message)
+        match payload:
+            case ConsentChanged() | OptOut():
+                subjects: tuple[str, ...] = payload.subjects
+            case Erase():
+                subjects = (payload.subject, *payload.others)
+            case _:
+                return
+        for subject in subjects:
+            views.forget(payload.source_id, subject)
+        evaluation_events.changed(payload.source_id, list(subjects))
+
+    return heard
 
 
 def _observe_privacy_requests(metrics: Metrics, still_open: list[PrivacyRequest]) -> None:

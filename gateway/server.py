@@ -204,12 +204,19 @@ class StoppingServer(uvicorn.Server):
         gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        app = self.config.app
+        app = self.config.app if not isinstance(self.config.app, str) else self._loaded_app()
         runtime = getattr(getattr(app, "state", None), "runtime", None)
         events = getattr(runtime, "evaluation_events", None)
         if events is not None:
             events.close()
         super().handle_exit(sig, frame)
+
+    def _loaded_app(self) -> Any:
+        """A worker's app (given as an import string), under uvicorn's middleware wrappers."""
+        app = getattr(self.config, "loaded_app", None)
+        while app is not None and not hasattr(app, "state") and hasattr(app, "app"):
+            app = app.app
+        return app
 
 
 def uvicorn_config_options(settings: Settings) -> dict[str, Any]:

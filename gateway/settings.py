@@ -59,6 +59,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # FULL survives power loss; NORMAL (WAL) survives any process crash and is faster.
     sqlite_synchronous: Literal["full", "normal"] = "full"
     outbox_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # this process runs the core: it takes events off the bus and applies them (off for a
+    # gateway that only accepts; `consentgate core` processes apply them)
+    core: bool = True
+    # nats:// only: how long a unit relayed to JetStream stays in the outbox, relayed again if
+    # NATS reconnects: NATS's sync_interval (2 min by default); 0 once every write is synced
+    # (`sync_interval: always`) or the stream is replicated (R3)
+    nats_sync_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 120.0
+    # nats:// only: the JetStream stream (its subjects are its lower-cased name + ".>"); one per
+    # deployment sharing a NATS server
+    nats_stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "CONSENTGATE"
     # What one client may cost (README, "Limits and abuse").
     max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 32 * 1024
     max_headers: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 100
@@ -87,16 +97,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     segment_maintenance_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     session_gap_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 30
 
+    @property
+    def shared_bus(self) -> bool:
+        """Several processes share the bus (NATS JetStream): consent changes are read from the
+        database per request, so one made through any process holds for the next event on
+        every other."""
+        return self.bus_url.startswith(("nats://", "tls://"))
+
     def __post_init__(self) -> None:
         if "://" not in self.database_url:
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL: expected a URL such as sqlite:///var/consentgate.db "
                 "or postgresql://host/db"
             )
-        if not self.bus_url.startswith("memory://"):
+        if not self.bus_url.startswith(("memory://", "nats://", "tls://")):
             raise SettingsError(
-                f"{ENV_PREFIX}BUS_URL: expected memory:// (the durable outbox; NATS JetStream "
-                f"arrives with the scale-out shape), got {self.bus_url!r}"
+                f"{ENV_PREFIX}BUS_URL: expected memory:// (the embedded outbox) or "
+                f"nats://host:4222 (NATS JetStream), got {self.bus_url!r}"
             )
 
 
@@ -156,7 +173,13 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
 
 # variables read outside Settings: the config file, a KEK given inline, the test switches
 _OTHER_VARIABLES = frozenset(
-    {CONFIG_FILE_VARIABLE, "CONSENTGATE_KEK", "CONSENTGATE_REQUIRE_SERVICES"}
+    {
+        CONFIG_FILE_VARIABLE,
+        "CONSENTGATE_KEK",
+        "CONSENTGATE_REQUIRE_SERVICES",
+        "CONSENTGATE_TEST_POSTGRES_URL",
+        "CONSENTGATE_TEST_NATS_URL",
+    }
 )
 
 

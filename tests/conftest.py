@@ -141,3 +141,27 @@ def admin(auditor: dict[str, str], capsys: pytest.CaptureFixture[str]) -> dict[s
     capsys.readouterr()  # what a running app logged before
     assert main(["tokens", "create", "--role", "admin"]) == 0
     return bearer(last_json_line(capsys.readouterr().out)["token"])
+
+
+@pytest.fixture
+def nats_stream() -> Iterator[tuple[str, str]]:
+    """(NATS URL, a fresh JetStream stream name), the stream deleted afterwards."""
+    from tests.services import require_nats
+
+    url = require_nats()
+    name = "CGTEST" + secrets.token_hex(4).upper()
+    yield url, name
+
+    async def delete() -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        connection = await nats.connect(url)
+        try:
+            await connection.jetstream().delete_stream(name)
+        except NotFoundError:
+            pass
+        finally:
+            await connection.close()
+
+    asyncio.run(delete())

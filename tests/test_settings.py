@@ -61,10 +61,22 @@ def test_serve_refuses_to_start_on_invalid_settings(
     assert "CONSENTGATE_PORT" in capsys.readouterr().err
 
 
-def test_a_bus_the_gateway_cannot_open_is_refused_at_start() -> None:
-    """Only the outbox bus exists today: nats:// is refused by name instead of failing later."""
-    with pytest.raises(SettingsError, match="CONSENTGATE_BUS_URL"):
-        load_settings(environ={"CONSENTGATE_BUS_URL": "nats://127.0.0.1:4222"})
+def test_the_bus_is_the_embedded_outbox_or_nats() -> None:
+    """memory:// and nats:// (NATS JetStream) exist; anything else is refused by name."""
+    assert load_settings(environ={"CONSENTGATE_BUS_URL": "nats://127.0.0.1:4222"}).shared_bus
+    assert not load_settings(environ={}).shared_bus
+    with pytest.raises(SettingsError, match="CONSENTGATE_BUS_URL: expected memory://"):
+        load_settings(environ={"CONSENTGATE_BUS_URL": "amqp://127.0.0.1"})
+
+
+def test_workers_and_a_core_process_need_the_shared_bus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "need CONSENTGATE_BUS_URL=nats://" in capsys.readouterr().err
+    assert main(["core"]) == 2
+    assert "consentgate core needs CONSENTGATE_BUS_URL=nats://" in capsys.readouterr().err
 
 
 def test_a_config_file_anchors_relative_paths_at_its_folder(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ class Gateway:
     """One gateway process on its own SQLite file and key file under `workdir`."""
 
     def __init__(self, workdir: Path, **extra_env: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,13 +51,16 @@ class Gateway:
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, *serve_options: str, timeout: float = 30.0) -> None:
         with (
             open(self.workdir / "stdout.log", "ab") as stdout,
             open(self.workdir / "stderr.log", "ab") as stderr,
         ):
             self.process = subprocess.Popen(
-                [CONSENTGATE, "serve"], env=self.env, stdout=stdout, stderr=stderr
+                [CONSENTGATE, "serve", *serve_options],
+                env=self.env,
+                stdout=stdout,
+                stderr=stderr,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,294 @@
+"""The scale-out bus: the durable outbox in the database, relayed to NATS JetStream.
+
+Why a relay, not a publish straight to JetStream: JetStream acknowledges a write before it
+reaches the disk unless the server syncs every write (`sync_interval: always`, a server
+setting no client can check) or the stream is replicated; the 2025 Jepsen analysis of NATS
+lost acknowledged writes exactly so. Here a `200` still means what it means in the embedded
+shape: the events are committed in the database (PostgreSQL in production). The relay then
+publishes them to JetStream, `Nats-Msg-Id` = messageId and the `traceparent` in the headers,
+pipelined, and waits for every ack. A relayed unit stays in the outbox for
+`sync_seconds` (NATS's own sync interval, 2 minutes by default) and is relayed again after
+any reconnection to NATS, so a NATS crash that loses unsynced writes loses nothing: the core
+dedupes by messageId for 24 hours in the database. While NATS is down the gateway keeps
+accepting events (they wait in the outbox) and `/readyz` says so.
+
+Consumers (the core, in `serve` or in `consentgate core` processes) share one durable pull
+consumer: explicit acks, redelivery with backoff, and after `max_attempts` deliveries a
+message that fails on its own goes to the dead-letter table (counted in `/metrics`), never
+dropped. Control messages also fan out to every process that asks (`subscribe_control`), each
+with its own ephemeral consumer of new messages: consent changes reach every gateway replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from bus._database import Database
+from bus._dead_letters import insert_dead_letters
+from bus._outbox import OutboxBus
+from bus._transport import BusUnavailable, MessageHandler
+from bus.envelope import CONTROL_SUBJECT, BusMessage
+
+log = structlog.get_logger("consentgate.bus")
+
+MSG_ID = "Nats-Msg-Id"
+STREAM = "CONSENTGATE"
+PREFIX = "consentgate"
+CONSUMER = "core"
+_PUBLISH_TIMEOUT_SECONDS = 5.0
+_FETCH_WAIT_SECONDS = 1.0
+_CLOSE_TIMEOUT_SECONDS = 5.0
+_STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
+_DUPLICATE_WINDOW_SECONDS = 120.0
+
+ControlListener = Callable[[BusMessage], Awaitable[None]]
+
+
+class JetStreamBus:
+    def __init__(
+        self,
+        url: str,
+        database: Database,
+        *,
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        ack_wait_seconds: float = 30.0,
+        sync_seconds: float = 120.0,
+        stream: str = STREAM,
+        prefix: str = PREFIX,
+    ) -> None:
+        self._url = url
+        self._db = database
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._ack_wait = ack_wait_seconds
+        self._stream = stream
+        self._prefix = prefix
+        self._outbox = OutboxBus(
+            database, batch_size=batch_size, keep_delivered_seconds=sync_seconds
+        )
+        self._nc: Any = None
+        self._js: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._listeners: list[ControlListener] = []
+
+    async def start(self, handler: MessageHandler | None = None) -> None:
+        import nats
+
+        try:
+            self._nc = await nats.connect(
+                self._url,
+                name="consentgate",
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                reconnected_cb=self._reconnected,
+                disconnected_cb=self._disconnected,
+                error_cb=self._error,
+            )
+        except Exception as exc:  # nats raises several kinds for an unreachable server
+            raise BusUnavailable(f"cannot reach NATS at {self._url}: {exc}") from exc
+        self._js = self._nc.jetstream()
+        await self._ensure_stream()
+        await self._outbox.redeliver_kept()  # a NATS crash while we were down may have lost them
+        await self._outbox.start(self._relay)
+        if handler is not None:
+            subscription = await self._consumer()
+            self._tasks.append(
+                asyncio.create_task(self._consume(subscription, handler), name="jetstream-core")
+            )
+        if self._listeners:
+            await self._fan_out()
+
+    def subscribe_control(self, listener: ControlListener) -> None:
+        """Hear every control message published from now on, by any process (call before
+        `start`)."""
+        self._listeners.append(listener)
+
+    async def publish(self, messages: Sequence[BusMessage]) -> None:
+        await self._outbox.publish(messages)
+
+    async def ping(self) -> None:
+        await self._outbox.ping()
+        if self._nc is None or not self._nc.is_connected:
+            raise BusUnavailable(f"NATS at {self._url} is unreachable (events wait in the outbox)")
+
+    async def pending_count(self) -> int:
+        """Events not yet applied: waiting in the outbox, and in JetStream for the core."""
+        waiting = await self._outbox.pending_count()
+        with contextlib.suppress(Exception):
+            info = await self._js.consumer_info(self._stream, CONSUMER)
+            waiting += int(info.num_pending) + int(info.num_ack_pending)
+        return waiting
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self._outbox.close()
+        if self._nc is not None:
+            # close, not drain: what was fetched and not acked is redelivered (we ack only
+            # after applying), and a drain waits on the fan-out's ordered consumer forever
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), _CLOSE_TIMEOUT_SECONDS)
+
+    def _subject(self, message: BusMessage) -> str:
+        return f"{self._prefix}.{message.subject}"
+
+    async def _ensure_stream(self) -> None:
+        """Create the stream, or bring an existing one to this configuration (idempotent)."""
+        from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+        from nats.js.errors import NotFoundError
+
+        config = StreamConfig(
+            name=self._stream,
+            subjects=[f"{self._prefix}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=_STREAM_MAX_AGE_SECONDS,
+            duplicate_window=_DUPLICATE_WINDOW_SECONDS,
+        )
+        try:
+            await self._js.stream_info(self._stream)
+            await self._js.update_stream(config)
+        except NotFoundError:
+            await self._js.add_stream(config)
+
+    async def _consumer(self) -> Any:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        return await self._js.pull_subscribe(
+            f"{self._prefix}.>",
+            durable=CONSUMER,
+            stream=self._stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self._ack_wait,
+                max_deliver=-1,  # we dead-letter after max_attempts ourselves: never silently
+                max_ack_pending=self._batch_size * 20,
+            ),
+        )
+
+    async def _relay(self, messages: Sequence[BusMessage]) -> None:
+        """Publish a batch from the outbox, pipelined; return once JetStream acked all."""
+        if self._nc is None or not self._nc.is_connected:
+            raise BusUnavailable("NATS is unreachable")
+        try:
+            await asyncio.gather(
+                *(
+                    self._js.publish(
+                        self._subject(message),
+                        message.payload,
+                        timeout=_PUBLISH_TIMEOUT_SECONDS,
+                        headers={**message.headers, MSG_ID: message.message_id},
+                    )
+                    for message in messages
+                )
+            )
+        except Exception as exc:  # timeouts, no responders, a reconnect: all mean "not acked"
+            raise BusUnavailable(f"JetStream did not ack: {type(exc).__name__}") from exc
+
+    async def _consume(self, subscription: Any, handler: MessageHandler) -> None:
+        failures = 0
+        while not self._closing:
+            try:
+                received = await subscription.fetch(self._batch_size, timeout=_FETCH_WAIT_SECONDS)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS away: wait, it reconnects by itself
+                failures += 1
+                log.warning("jetstream_fetch_failed", error=type(exc).__name__)
+                await asyncio.sleep(min(0.05 * 2**failures, 5.0))
+                continue
+            failures = 0
+            await self._handle(received, handler)
+
+    async def _handle(self, received: list[Any], handler: MessageHandler) -> None:
+        messages = [self._bus_message(raw) for raw in received]
+        try:
+            await handler(messages)
+        except Exception as exc:
+            log.warning("jetstream_batch_failed", error=type(exc).__name__, size=len(messages))
+            await self._handle_one_by_one(received, messages, handler)
+            return
+        await asyncio.gather(*(raw.ack() for raw in received), return_exceptions=True)
+
+    async def _handle_one_by_one(
+        self, received: list[Any], messages: list[BusMessage], handler: MessageHandler
+    ) -> None:
+        for raw, message in zip(received, messages, strict=True):
+            try:
+                await handler([message])
+            except Exception as exc:
+                attempts = int(raw.metadata.num_delivered)
+                if attempts < self._max_attempts:
+                    await raw.nak(delay=min(0.1 * 2**attempts, 30.0))
+                    continue
+                await self._dead_letter(message, exc, attempts)
+                log.error("jetstream_dead_letter", message_id=message.message_id, attempts=attempts)
+            await raw.ack()
+
+    async def _dead_letter(self, message: BusMessage, exc: Exception, attempts: int) -> None:
+        def insert(conn: Connection) -> None:
+            insert_dead_letters(conn, [(message, exc)], attempts)
+
+        await self._db.transaction(insert)
+
+    def _bus_message(self, raw: Any) -> BusMessage:
+        headers = dict(raw.headers or {})
+        message_id = headers.pop(MSG_ID, "")
+        return BusMessage(
+            subject=raw.subject.removeprefix(f"{self._prefix}."),
+            message_id=message_id,
+            payload=raw.data,
+            headers=headers,
+        )
+
+    async def _fan_out(self) -> None:
+        from nats.js.api import DeliverPolicy
+
+        async def deliver(raw: Any) -> None:
+            message = self._bus_message(raw)
+            for listener in self._listeners:
+                try:
+                    await listener(message)
+                except Exception as exc:  # one listener's failure must not stop the others
+                    log.error("control_listener_failed", error=type(exc).__name__)
+
+        await self._js.subscribe(
+            f"{self._prefix}.{CONTROL_SUBJECT}",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            cb=deliver,
+        )
+
+    async def relay_kept_again(self) -> int:
+        """Relay again every unit kept since JetStream acked it (what a reconnection does: a
+        NATS crash may have lost what it acked and had not synced); how many units."""
+        return await self._outbox.redeliver_kept()
+
+    async def _reconnected(self) -> None:
+        count = await self.relay_kept_again()
+        log.warning("nats_reconnected", relaying_again=count)
+
+    async def _disconnected(self) -> None:
+        if not self._closing:
+            log.warning("nats_disconnected")
+
+    async def _error(self, exc: Exception) -> None:
+        if not self._closing:
+            log.warning("nats_error", error=type(exc).__name__)

@@ -1,0 +1,183 @@
+"""The NATS JetStream bus (real NATS): the outbox relayed with Nats-Msg-Id and headers, kept
+until NATS has surely synced it, one durable consumer shared by core processes, dead letters
+after bounded attempts, and control messages fanned out to every process."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+
+from bus import BusMessage, Database, JetStreamBus
+from gateway.database import open_database
+from gateway.settings import Settings
+
+
+def _message(number: int, subject: str = "events") -> BusMessage:
+    return BusMessage(
+        subject=subject,
+        message_id=f"m{number}",
+        payload=b'{"n": %d}' % number,
+        headers={"traceparent": f"00-{number:032x}-{number:016x}-01"},
+    )
+
+
+def _bus(url: str, stream: str, database: Database, **options: float) -> JetStreamBus:
+    return JetStreamBus(
+        url,
+        database,
+        stream=stream,
+        prefix=stream.lower(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def _until(condition: object, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+def test_published_messages_reach_one_of_the_consumers_with_their_ids_and_headers(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """Two core processes share the durable consumer: every message is handled, by one."""
+    url, stream = nats_stream
+    seen: dict[str, list[BusMessage]] = {"a": [], "b": []}
+
+    def handler(name: str) -> Callable[[Sequence[BusMessage]], Awaitable[None]]:
+        async def handle(messages: Sequence[BusMessage]) -> None:
+            seen[name].extend(messages)
+
+        return handle
+
+    async def scenario() -> None:
+        database = open_database(migrated.database_url)
+        gateway = _bus(url, stream, database)
+        core_a, core_b = _bus(url, stream, database), _bus(url, stream, database)
+        await gateway.start()
+        await core_a.start(handler("a"))
+        await core_b.start(handler("b"))
+        try:
+            for first in range(0, 200, 50):
+                await gateway.publish([_message(n) for n in range(first, first + 50)])
+            await _until(lambda: len(seen["a"]) + len(seen["b"]) >= 200)
+        finally:
+            for bus in (gateway, core_a, core_b):
+                await bus.close()
+            await database.dispose()
+
+    asyncio.run(scenario())
+    everything = seen["a"] + seen["b"]
+    assert sorted(m.message_id for m in everything) == sorted(f"m{n}" for n in range(200))
+    first = next(m for m in everything if m.message_id == "m7")
+    assert first.subject == "events"
+    assert first.headers == {"traceparent": f"00-{7:032x}-{7:016x}-01"}
+    assert first.payload == b'{"n": 7}'
+
+
+def _outbox_rows(settings: Settings) -> list[tuple[int, object]]:
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
+        return conn.execute("SELECT message_count, relayed_at FROM bus_outbox").fetchall()
+
+
+def test_relayed_units_stay_until_nats_has_synced_them_and_go_out_again_on_reconnect(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """A unit JetStream acked stays in the outbox for `sync_seconds` (NATS fsyncs every two
+    minutes by default: a crash could lose what it acked); redelivering the kept units (what
+    a reconnection does) relays them again, and the consumer sees each message once (JetStream
+    dedupes by Nats-Msg-Id, the core by messageId)."""
+    url, stream = nats_stream
+    seen: list[str] = []
+
+    async def handle(messages: Sequence[BusMessage]) -> None:
+        seen.extend(m.message_id for m in messages)
+
+    async def scenario() -> tuple[list[tuple[int, object]], int]:
+        database = open_database(migrated.database_url)
+        bus = _bus(url, stream, database, sync_seconds=120)
+        await bus.start(handle)
+        try:
+            await bus.publish([_message(n) for n in range(10)])
+            await _until(lambda: len(seen) >= 10)
+            await _until(lambda: all(relayed for _, relayed in _outbox_rows(migrated)), 5)
+            kept = _outbox_rows(migrated)
+            again = await bus.relay_kept_again()
+            await asyncio.sleep(0.5)
+            return kept, again
+        finally:
+            await bus.close()
+            await database.dispose()
+
+    kept, again = asyncio.run(scenario())
+    assert kept
+    assert all(relayed is not None for _, relayed in kept)
+    assert again == len(kept)
+    assert sorted(seen) == sorted(f"m{n}" for n in range(10))  # no duplicate reached it
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_and_the_rest_flow(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    url, stream = nats_stream
+    applied: list[str] = []
+
+    async def handle(messages: Sequence[BusMessage]) -> None:
+        if any(m.message_id == "m3" for m in messages):
+            raise ValueError("cannot apply m3")
+        applied.extend(m.message_id for m in messages)
+
+    def dead() -> list[tuple[str, int]]:
+        with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+            return conn.execute("SELECT message_id, attempts FROM bus_dead_letters").fetchall()
+
+    async def scenario() -> None:
+        database = open_database(migrated.database_url)
+        bus = _bus(url, stream, database, max_attempts=3)
+        await bus.start(handle)
+        try:
+            await bus.publish([_message(n) for n in range(6)])
+            await _until(lambda: bool(dead()), 15)
+            await _until(lambda: len(applied) >= 5)
+        finally:
+            await bus.close()
+            await database.dispose()
+
+    asyncio.run(scenario())
+    assert dead() == [("m3", 3)]
+    assert sorted(applied) == ["m0", "m1", "m2", "m4", "m5"]
+
+
+def test_control_messages_reach_every_process_that_listens(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """A consent change published by one gateway replica is heard by every other one."""
+    url, stream = nats_stream
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+
+    def listener(name: str) -> Callable[[BusMessage], Awaitable[None]]:
+        async def listen(message: BusMessage) -> None:
+            heard[name].append(message.message_id)
+
+        return listen
+
+    async def scenario() -> None:
+        database = open_database(migrated.database_url)
+        replicas = [_bus(url, stream, database) for _ in range(3)]
+        replicas[0].subscribe_control(listener("a"))
+        replicas[1].subscribe_control(listener("b"))
+        for replica in replicas:
+            await replica.start()
+        try:
+            await replicas[2].publish([_message(1, "control"), _message(2, "events")])
+            await _until(lambda: heard["a"] and heard["b"])
+        finally:
+            for replica in replicas:
+                await replica.close()
+            await database.dispose()
+
+    asyncio.run(scenario())
+    assert heard == {"a": ["m1"], "b": ["m1"]}
