@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import structlog
 
+from bus import count_dead_letters
 from gateway.runtime import Runtime
 from personalization import build_model
 from profiles import interaction_key, interaction_sets
@@ -124,11 +125,14 @@ async def _checkpoint_audit(runtime: Runtime) -> None:
 
 
 async def _observe_bus(runtime: Runtime) -> None:
-    """Events acknowledged but not yet applied by the core, for the bus-lag gauge."""
+    """Events acknowledged but not yet applied by the core (the bus-lag gauge), and the
+    dead letters kept (the dead-letter gauge)."""
     pending = getattr(runtime.bus, "pending_count", None)
-    while pending is not None:
+    while True:
         try:
-            runtime.metrics.bus_lag = await pending()
+            if pending is not None:
+                runtime.metrics.bus_lag = await pending()
+            runtime.metrics.dead_letters = await count_dead_letters(runtime.database)
         except Exception as exc:  # the next round retries
             log.warning("bus_lag_unavailable", error=type(exc).__name__)
         await asyncio.sleep(_BUS_LAG_INTERVAL_SECONDS)

@@ -49,6 +49,10 @@ METRICS: dict[str, tuple[str, str]] = {
         "gauge",
         "Events acknowledged (200) but not yet applied by the core.",
     ),
+    "consentgate_bus_dead_letters": (
+        "gauge",
+        "Messages that failed on their own too often, kept in the dead-letter table.",
+    ),
     "consentgate_http_errors_total": (
         "counter",
         "HTTP answers with an error status, by status and error code.",
@@ -104,6 +108,7 @@ class Metrics:
         # keys a full profile map folded into "(other)" or left out, by map
         self.profile_capped = meter.create_counter("consentgate_profile_keys_capped", unit="1")
         self.bus_lag = 0
+        self.dead_letters = 0
         self.audit_verified = 1
         self.privacy_open: dict[str, int] = {}
         self.privacy_next_deadline_seconds: float | None = None
@@ -116,10 +121,16 @@ class Metrics:
             callbacks=[self._privacy_deadline],
         )
         meter.create_observable_gauge("consentgate_bus_lag_events", callbacks=[self._lag])
+        meter.create_observable_gauge(
+            "consentgate_bus_dead_letters", callbacks=[self._dead_letters]
+        )
         meter.create_observable_gauge("consentgate_audit_verified", callbacks=[self._audit])
 
     def _lag(self, _options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self.bus_lag)
+
+    def _dead_letters(self, _options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.dead_letters)
 
     def _audit(self, _options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self.audit_verified)
