@@ -130,7 +130,17 @@ class Keyring:
     def _ensure_source(self, conn: Connection, source_id: str) -> list[tuple[int, str, bytes]]:
         rows = self._read_source(conn, source_id)
         if not rows:
-            self._add_version(conn, source_id)
+            # The first requests of a new source race to create version 1 (several processes
+            # on PostgreSQL): one wins, the others keep its key.
+            kek, wrapped = self._keks.wrap(os.urandom(KEY_BYTES), _source_label(source_id, 1))
+            row = {
+                "source_id": source_id,
+                "version": 1,
+                "kek_id": kek,
+                "wrapped": wrapped,
+                "created_at": datetime.now(UTC),
+            }
+            conn.execute(_dialect_insert(conn)(_source_keys).on_conflict_do_nothing(), [row])
             rows = self._read_source(conn, source_id)
         return rows
 
@@ -187,12 +197,14 @@ class Keyring:
             )
         if new_rows:
             # Another process may create the same subject's key meanwhile: keep theirs.
-            dialect_insert = (
-                postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            )
-            conn.execute(dialect_insert(_subject_keys).on_conflict_do_nothing(), new_rows)
+            conn.execute(_dialect_insert(conn)(_subject_keys).on_conflict_do_nothing(), new_rows)
             rows = [(row.subject, row.kek_id, row.wrapped) for row in conn.execute(query)]
         return rows
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    """INSERT with ON CONFLICT, in the connection's dialect."""
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def rewrap_all(conn: Connection, old: KekSet, new: KekSet) -> int:

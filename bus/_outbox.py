@@ -122,7 +122,9 @@ class OutboxBus:
 
     async def redeliver_kept(self) -> int:
         """Hand every kept unit to the handler again (after the transport behind it may have
-        lost what it acknowledged); how many units."""
+        lost what it acknowledged); how many units. Units handled but not yet marked kept
+        are handed again too: they went to the transport that may have lost them."""
+        self._delivered.clear()
         statement = update(outbox).where(outbox.c.relayed_at.is_not(None)).values(relayed_at=None)
         count = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
         self._wakeup.set()

@@ -202,3 +202,25 @@ def test_the_keys_lock_is_an_advisory_lock_on_postgres(postgres_database: str) -
                     pass
 
     asyncio.run(scenario())
+
+
+def test_the_first_requests_of_a_new_source_agree_on_its_key(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    """Processes racing to create a new source's first pseudonym key (the first requests
+    after `sources create`, on several gateways) all end with the one key that won."""
+    from anonymization import Keyring
+
+    upgrade_to_head(postgres_database)
+    keks = KekSet.load(tmp_path / "kek")
+
+    async def race() -> set[str]:
+        database = open_database(postgres_database)
+        try:
+            keyrings = [Keyring(database, keks) for _ in range(8)]
+            found = await asyncio.gather(*(k.source_keys("src_new") for k in keyrings))
+            return {keys.current("subject", "alice") for keys in found}
+        finally:
+            await database.dispose()
+
+    assert len(asyncio.run(race())) == 1

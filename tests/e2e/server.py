@@ -90,3 +90,66 @@ class Gateway:
             for name in ("stdout.log", "stderr.log")
             if (self.workdir / name).exists()
         )
+
+
+class CoreProcess:
+    """`consentgate core` beside a gateway, with the gateway's settings."""
+
+    def __init__(self, gateway: Gateway, name: str = "core") -> None:
+        self.gateway = gateway
+        self.log = gateway.workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(
+                [CONSENTGATE, "core"], env=self.gateway.env, stdout=output, stderr=output
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+class NatsServer:
+    """A private NATS server with JetStream on a free loopback port (fault tests restart it;
+    the machine's own server stays untouched)."""
+
+    BINARY = "/usr/sbin/nats-server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.store = workdir / "nats"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.BINARY, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                import socket
+
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the private nats-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_process(self.process)
