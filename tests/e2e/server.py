@@ -20,7 +20,23 @@ from tests.helpers import embedded_environ
 CONSENTGATE = str(Path(sys.executable).parent / "consentgate")
 
 
-class Gateway:
+class _Child:
+    """A process the tests start, kill (-9, as in a crash) and stop (SIGTERM, then SIGKILL)."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, as in a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_process(self.process)
+
+
+class Gateway(_Child):
     """One gateway process on its own SQLite file and key file under `workdir`."""
 
     def __init__(self, workdir: Path, **extra_env: str) -> None:
@@ -34,7 +50,6 @@ class Gateway:
             "CONSENTGATE_PORT": str(self.port),
             **extra_env,
         }
-        self.process: subprocess.Popen[bytes] | None = None
         self.cli("migrate")  # as a user does before the first command that needs the database
 
     def segment_sdk(self, write_key: str, errors: list[Any]) -> SegmentClient:
@@ -74,15 +89,15 @@ class Gateway:
             time.sleep(0.1)
         raise RuntimeError(f"gateway not ready within {timeout}s:\n{self.logs()}")
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, as in a crash."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
+    def event_counts(self, server_key: str, user_id: str) -> dict[str, int]:
+        """The user's profile's event counts, or {} while it has no profile."""
+        response = httpx.get(
+            f"{self.url}/v1/profiles/{user_id}", headers={"Authorization": f"Bearer {server_key}"}
+        )
+        if response.status_code != 200:
+            return {}
+        counts: dict[str, int] = response.json()["computed"]["event_counts"]
+        return counts
 
     def logs(self) -> str:
         return "".join(
@@ -92,13 +107,12 @@ class Gateway:
         )
 
 
-class CoreProcess:
+class CoreProcess(_Child):
     """`consentgate core` beside a gateway, with the gateway's settings."""
 
     def __init__(self, gateway: Gateway, name: str = "core") -> None:
         self.gateway = gateway
         self.log = gateway.workdir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as output:
@@ -106,17 +120,8 @@ class CoreProcess:
                 [CONSENTGATE, "core"], env=self.gateway.env, stdout=output, stderr=output
             )
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-
-
-class NatsServer:
+class NatsServer(_Child):
     """A private NATS server with JetStream on a free loopback port (fault tests restart it;
     the machine's own server stays untouched)."""
 
@@ -126,7 +131,6 @@ class NatsServer:
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.store = workdir / "nats"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -144,12 +148,3 @@ class NatsServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("the private nats-server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            stop_process(self.process)

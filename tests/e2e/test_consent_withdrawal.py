@@ -12,16 +12,6 @@ from tests.helpers import wait_for
 MARKER_CONSENT = {"consent": {"categoryPreferences": {"analytics": True}}}
 
 
-def _counts(gateway: Gateway, server_key: str, user_id: str) -> dict[str, int]:
-    response = httpx.get(
-        f"{gateway.url}/v1/profiles/{user_id}", headers={"Authorization": f"Bearer {server_key}"}
-    )
-    if response.status_code != 200:
-        return {}
-    counts: dict[str, int] = response.json()["computed"]["event_counts"]
-    return counts
-
-
 def _set_analytics(gateway: Gateway, server_key: str, user_id: str, granted: bool) -> Any:
     response = httpx.put(
         f"{gateway.url}/v1/consent/{user_id}",
@@ -42,12 +32,12 @@ def test_withdrawal_through_the_api_stops_the_next_sdk_event(gateway: Gateway) -
 
     _set_analytics(gateway, key, "user-w", True)
     sdk.track("user-w", "Before Withdrawal")
-    wait_for(lambda: True if "Before Withdrawal" in _counts(gateway, key, "user-w") else None)
+    wait_for(lambda: True if "Before Withdrawal" in gateway.event_counts(key, "user-w") else None)
 
     _set_analytics(gateway, key, "user-w", False)
     sdk.track("user-w", "After Withdrawal")
     sdk.track("user-marker", "Marker", context=MARKER_CONSENT)
-    wait_for(lambda: True if "Marker" in _counts(gateway, key, "user-marker") else None)
+    wait_for(lambda: True if "Marker" in gateway.event_counts(key, "user-marker") else None)
 
     assert errors == []
-    assert _counts(gateway, key, "user-w") == {"Before Withdrawal": 1}
+    assert gateway.event_counts(key, "user-w") == {"Before Withdrawal": 1}

@@ -23,15 +23,7 @@ PACE_SECONDS = 0.15  # 50 batches a sender: about 8 s of load
 
 
 def _sum_counts(gateway: Gateway, server_key: str) -> int:
-    total = 0
-    for user in range(USERS):
-        response = httpx.get(
-            f"{gateway.url}/v1/profiles/u{user}",
-            headers={"Authorization": f"Bearer {server_key}"},
-        )
-        if response.status_code == 200:
-            total += response.json()["computed"]["event_counts"].get("Load", 0)
-    return total
+    return sum(gateway.event_counts(server_key, f"u{user}").get("Load", 0) for user in range(USERS))
 
 
 def _send(gateway: Gateway, write_key: str, first: int, last: int, acked: list[int]) -> None:

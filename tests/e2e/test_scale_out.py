@@ -32,16 +32,6 @@ def _replicas(tmp_path: Path, database: str, nats_url: str, stream: str) -> list
     return [first, second]
 
 
-def _counts(gateway: Gateway, server_key: str, user_id: str) -> dict[str, int]:
-    response = httpx.get(
-        f"{gateway.url}/v1/profiles/{user_id}", headers={"Authorization": f"Bearer {server_key}"}
-    )
-    if response.status_code != 200:
-        return {}
-    counts: dict[str, int] = response.json()["computed"]["event_counts"]
-    return counts
-
-
 def _track(gateway: Gateway, write_key: str, user_id: str, event: str, **extra: Any) -> None:
     sent = httpx.post(
         f"{gateway.url}/v1/track",
@@ -80,10 +70,10 @@ def test_a_consent_change_through_one_replica_holds_for_the_next_event_on_anothe
             _track(first, write, user, "Granted Again")
         marker = {"context": {"consent": {"categoryPreferences": {"analytics": True}}}}
         _track(second, write, "marker", "Marker", **marker)
-        wait_for(lambda: True if _counts(first, server, "marker") else None)
-        wait_for(lambda: True if len(_counts(second, server, "user-4")) == 2 else None)
+        wait_for(lambda: True if first.event_counts(server, "marker") else None)
+        wait_for(lambda: True if len(second.event_counts(server, "user-4")) == 2 else None)
         for round_number in range(5):
-            assert _counts(first, server, f"user-{round_number}") == {
+            assert first.event_counts(server, f"user-{round_number}") == {
                 "Granted": 1,
                 "Granted Again": 1,
             }
