@@ -19,7 +19,7 @@ from gateway.api_docs import render_plugins
 from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
 from gateway.dependencies import DEPENDENCIES
-from gateway.errors import GatewayError, TooManyRequests
+from gateway.errors import GatewayError, TooManyRequests, Unavailable
 from gateway.request_class import GatewayRequest
 from gateway.request_ids import with_request_id
 from gateway.route_helpers import MAX_BODY
@@ -93,7 +93,11 @@ def _count(request: Request[Any, Any, Any], status: int, code: str) -> None:
 
 def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, str]]:
     _count(request, exc.status_code, exc.code)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    headers = (
+        {"Retry-After": str(exc.retry_after)}
+        if isinstance(exc, TooManyRequests | Unavailable)
+        else None
+    )
     return _error(exc.status_code, exc.code, exc.detail, headers)
 
 

@@ -63,5 +63,9 @@ class NotFound(GatewayError):
 
 
 class Unavailable(GatewayError):
+    """503: a dependency (the database, the bus) is down; nothing was accepted. SDKs retry a
+    503, after `Retry-After` seconds."""
+
     status_code = 503
     code = "unavailable"
+    retry_after = 2

@@ -442,3 +442,18 @@ async def test_readiness_names_what_is_down(migrated: Settings, keks: KekSet) ->
         await unreachable.dispose()
     assert checks["database"].startswith("unreachable")
     assert checks["bus"].startswith("unavailable")
+
+
+def test_events_the_bus_cannot_take_get_503_with_retry_after(
+    client: TestClient, source: CreatedSource
+) -> None:
+    """When the outbox cannot commit (the database is down), nothing is acknowledged: 503
+    `bus_unavailable` with `Retry-After`, on which SDKs retry."""
+    with client.portal() as portal:
+        portal.call(client.app.state.runtime.bus.close)
+    answer = client.post(
+        "/v1/track", json={"userId": "u", "event": "E"}, headers=basic(source.write_key)
+    )
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "bus_unavailable"
+    assert answer.headers["retry-after"] == "2"
