@@ -25,6 +25,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ofrep_vs_bare": (">=", 0.7),
     "ofrep_half_rate_p99_ms": ("<", 5.0),
     "flag_flip_p99_ms": ("<", 100.0),
+    "scaleout_batch_vs_raw_publish": (">=", 0.7),
 }
 
 
@@ -52,6 +53,16 @@ def _ratios(figures: dict[str, float]) -> dict[str, float]:
             "core_no_segments_events_per_s",
         ),
         "ofrep_vs_bare": ("ofrep_single_req_per_s", "bare_ofrep_req_per_s"),
+        # one gateway worker's events into JetStream against raw pipelined publishes
+        "scaleout_batch_vs_raw_publish": (
+            "scaleout_batch_1w_events_per_s",
+            "raw_publish_msgs_per_s",
+        ),
+        "scaleout_2_workers_vs_1": (
+            "scaleout_batch_2w_events_per_s",
+            "scaleout_batch_1w_events_per_s",
+        ),
+        "scaleout_2_cores_vs_1": ("scaleout_core_2_events_per_s", "scaleout_core_1_events_per_s"),
     }
     return {
         name: figures[top] / figures[bottom]
