@@ -25,6 +25,12 @@ Client = TestClient
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "2026-11"}
 
 
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 

@@ -41,6 +41,12 @@ FLAGS: dict[str, dict[str, Any]] = {
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True, "personalization": True}}}
 
 
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 def _define(client: Client, admin: dict[str, str]) -> None:
     for key, definition in FLAGS.items():
         answer = client.put(f"/v1/flags/{key}", headers=admin, json=definition)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bus import Erase, EventEnvelope, encode_control, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
@@ -17,6 +19,12 @@ from profiles import (
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 PERSONAL = ("analytics", "personalization")
