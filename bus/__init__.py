@@ -1,6 +1,6 @@
 """The message contract and its transports. Imports none of the domain packages."""
 
-from bus._database import Database, as_utc
+from bus._database import Database, DatabaseUnavailable, as_utc
 from bus._dead_letters import count_dead_letters, erase_dead_letters
 from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
@@ -35,6 +35,7 @@ __all__ = [
     "ConsentChanged",
     "ControlMessage",
     "Database",
+    "DatabaseUnavailable",
     "Erase",
     "EventEnvelope",
     "JetStreamBus",

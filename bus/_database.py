@@ -16,12 +16,18 @@ from sqlalchemy.engine import Connection
 T = TypeVar("T")
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached (down, restarting, the connection lost): nothing of the
+    unit of work happened; retry later."""
+
+
 class Database(Protocol):
     @property
     def dialect_name(self) -> str: ...
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction; commit when it returns, roll back if it raises."""
+        """Run `work` in a write transaction; commit when it returns, roll back if it raises.
+        An unreachable database raises `DatabaseUnavailable`."""
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in a read-only transaction (it may run beside writes)."""

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from bus._database import Database
+from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._outbox import OutboxBus
 from bus._transport import BusUnavailable, MessageHandler
@@ -215,12 +215,22 @@ class JetStreamBus:
                 await asyncio.sleep(min(0.05 * 2**failures, 5.0))
                 continue
             failures = 0
-            await self._handle(received, handler)
+            try:
+                await self._handle(received, handler)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away mid-batch: redelivered later
+                log.warning("jetstream_handle_failed", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
 
     async def _handle(self, received: list[Any], handler: MessageHandler) -> None:
         messages = [self._bus_message(raw) for raw in received]
         try:
             await handler(messages)
+        except (DatabaseUnavailable, BusUnavailable):
+            # not these messages' fault: all of them again later, no attempt held against them
+            await asyncio.gather(*(raw.nak(delay=1.0) for raw in received), return_exceptions=True)
+            return
         except Exception as exc:
             log.warning("jetstream_batch_failed", error=type(exc).__name__, size=len(messages))
             await self._handle_one_by_one(received, messages, handler)
@@ -233,6 +243,9 @@ class JetStreamBus:
         for raw, message in zip(received, messages, strict=True):
             try:
                 await handler([message])
+            except (DatabaseUnavailable, BusUnavailable):
+                await raw.nak(delay=1.0)
+                continue
             except Exception as exc:
                 attempts = int(raw.metadata.num_delivered)
                 if attempts < self._max_attempts:

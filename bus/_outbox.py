@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from bus._database import Database
+from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._tables import outbox
 from bus._transport import BusUnavailable, MessageHandler
@@ -199,8 +199,8 @@ class OutboxBus:
         try:
             await handler(messages)
             self._delivered.extend(unit_id for unit_id, _ in units)
-        except BusUnavailable:
-            raise  # the transport behind the handler is down: nothing failed on its own
+        except (BusUnavailable, DatabaseUnavailable):
+            raise  # the transport or the database is down: nothing failed on its own
         except Exception as exc:
             log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
             await self._deliver_one_by_one(handler, units)

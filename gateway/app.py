@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
+from bus import DatabaseUnavailable
 from gateway.api_docs import render_plugins
 from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
@@ -135,6 +136,19 @@ def _where(source: object) -> str:
     return str(getattr(source, "value", None) or "request")
 
 
+def _database_unavailable(
+    request: Request[Any, Any, Any], exc: DatabaseUnavailable
+) -> Response[dict[str, str]]:
+    """The database is down or restarting: nothing happened; retry (SDKs do, on a 503)."""
+    log.warning("database_unavailable", error=type(exc.__cause__).__name__)
+    return _gateway_error(
+        request,
+        Unavailable(
+            "the database is unreachable; nothing changed, retry", code="database_unavailable"
+        ),
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     # Never echo the exception: its text may hold request data.
     log.error("unhandled_error", error=type(exc).__name__)
@@ -209,6 +223,7 @@ def create_app(
             GatewayError: _gateway_error,
             OfrepFailure: ofrep_failure_response,
             HTTPException: _http_error,
+            DatabaseUnavailable: _database_unavailable,
             Exception: _unexpected,
         },
         openapi_config=OpenAPIConfig(

@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bus import Database
+from bus import Database, DatabaseUnavailable
 
 T = TypeVar("T")
 
@@ -59,6 +60,31 @@ def _json_text(value: Any) -> str:
     """JSON columns through msgspec both ways (`json_deserializer=msgspec.json.decode`): several
     times faster than the json module."""
     return msgspec.json.encode(value).decode()
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """A DatabaseUnavailable when `exc` (or what caused it) says the server is unreachable:
+    refused or reset connections, a server shutting down or starting up; None otherwise."""
+    import asyncpg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            break
+        if isinstance(
+            current,
+            OSError
+            | asyncpg.exceptions.PostgresConnectionError
+            | asyncpg.exceptions.InterfaceError
+            | asyncpg.exceptions.OperatorInterventionError,
+        ):
+            break
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    else:
+        return None
+    return DatabaseUnavailable(f"the database is unreachable ({type(exc).__name__})")
 
 
 def prepare_sqlite_file(database_url: str) -> None:
@@ -139,18 +165,33 @@ def _sqlite_engine(url: URL, synchronous: str, *, immediate: bool) -> Engine:
 
 
 class PostgresDatabase:
+    """The async engine; a lost or refused connection is `DatabaseUnavailable` (the pool's
+    pre-ping replaces dead connections once the server is back)."""
+
     dialect_name = "postgresql"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(work)
+        try:
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(work)
+        except Exception as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        async with self._engine.connect() as conn:
-            return await conn.run_sync(work)
+        try:
+            async with self._engine.connect() as conn:
+                return await conn.run_sync(work)
+        except Exception as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     async def dispose(self) -> None:
         await self._engine.dispose()

@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 
-from bus import BusMessage, Database, JetStreamBus
+from bus import BusMessage, Database, DatabaseUnavailable, JetStreamBus
 from gateway.database import open_database
 from gateway.settings import Settings
 
@@ -181,3 +181,35 @@ def test_control_messages_reach_every_process_that_listens(
 
     asyncio.run(scenario())
     assert heard == {"a": ["m1"], "b": ["m1"]}
+
+
+def test_a_database_outage_dead_letters_nothing(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """Messages the core cannot apply because the database is down are not their fault: they
+    come again, however many times, and none is dead-lettered."""
+    url, stream = nats_stream
+    outage = {"left": 6}
+    applied: list[str] = []
+
+    async def handle(messages: Sequence[BusMessage]) -> None:
+        if outage["left"] > 0:
+            outage["left"] -= 1
+            raise DatabaseUnavailable("down")
+        applied.extend(m.message_id for m in messages)
+
+    async def scenario() -> None:
+        database = open_database(migrated.database_url)
+        bus = _bus(url, stream, database, max_attempts=2)
+        await bus.start(handle)
+        try:
+            await bus.publish([_message(n) for n in range(3)])
+            await _until(lambda: len(applied) >= 3, 30)
+        finally:
+            await bus.close()
+            await database.dispose()
+
+    asyncio.run(scenario())
+    assert sorted(applied) == ["m0", "m1", "m2"]
+    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("SELECT count(*) FROM bus_dead_letters").fetchone()[0] == 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -148,3 +151,49 @@ class NatsServer(_Child):
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("the private nats-server did not start")
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster on a free loopback port (a fault test stops it, as a crash
+    would, and starts it again; the machine's own server stays untouched). Run as the
+    `postgres` user when the tests run as root, as PostgreSQL requires."""
+
+    BIN = Path("/usr/lib/postgresql")
+
+    def __init__(self) -> None:
+        versions = sorted(self.BIN.glob("*/bin/pg_ctl")) if self.BIN.exists() else []
+        if not versions:
+            raise FileNotFoundError("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.bin = versions[-1].parent
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # its own folder under /tmp: pytest's are private to root, and the cluster is the
+        # postgres user's
+        self.folder = Path(tempfile.mkdtemp(prefix="consentgate-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self.data = self.folder / "data"
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def _run(self, tool: str, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*prefix, str(self.bin / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-w", "start")
+
+    def crash(self) -> None:
+        """Stop at once, as a crash would (no checkpoint; recovery replays the WAL)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -5,6 +5,7 @@ applied exactly once, and the backlog drains once the core is back."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import CoreProcess, Gateway, NatsServer
+from tests.e2e.server import CoreProcess, Gateway, NatsServer, PostgresServer
 from tests.helpers import wait_for
+from tests.services import services_required
 
 USERS = 50
 BATCHES = 200
@@ -26,7 +28,14 @@ def _sum_counts(gateway: Gateway, server_key: str) -> int:
     return sum(gateway.event_counts(server_key, f"u{user}").get("Load", 0) for user in range(USERS))
 
 
-def _send(gateway: Gateway, write_key: str, first: int, last: int, acked: list[int]) -> None:
+def _send(
+    gateway: Gateway,
+    write_key: str,
+    first: int,
+    last: int,
+    acked: list[int],
+    statuses: list[tuple[int, str | None]] | None = None,
+) -> None:
     with httpx.Client(base_url=gateway.url, auth=(write_key, ""), timeout=30) as client:
         for batch in range(first, last):
             events: list[dict[str, Any]] = [
@@ -38,7 +47,12 @@ def _send(gateway: Gateway, write_key: str, first: int, last: int, acked: list[i
                 }
                 for n in range(PER_BATCH)
             ]
-            answer = client.post("/v1/batch", json={"batch": events})
+            try:
+                answer = client.post("/v1/batch", json={"batch": events})
+            except httpx.TransportError:
+                continue  # not acknowledged: the client would retry
+            if statuses is not None:
+                statuses.append((answer.status_code, answer.headers.get("retry-after")))
             time.sleep(PACE_SECONDS)  # the load spans the faults below
             if answer.status_code == 200:
                 acked.append(PER_BATCH)
@@ -106,3 +120,61 @@ def test_killed_core_and_restarted_nats_lose_and_double_nothing(
         core.stop()
         gateway.stop()
         nats.stop()
+
+
+def test_a_postgresql_crash_during_a_load_gets_503s_never_a_500_and_loses_nothing(
+    tmp_path: Path, nats_stream: tuple[str, str]
+) -> None:
+    """While the database is down, requests get 503 with Retry-After (never a 200, never a
+    500); the gateway recovers by itself, and every acked event is applied exactly once."""
+    try:
+        postgres = PostgresServer()
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        reason = f"cannot run a private PostgreSQL here: {exc}"
+        if services_required():
+            pytest.fail(f"{reason}; CONSENTGATE_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(reason)
+    postgres.start()
+    nats_url, stream = nats_stream
+    gateway = Gateway(
+        tmp_path / "edge",
+        CONSENTGATE_DATABASE_URL=postgres.url,
+        CONSENTGATE_BUS_URL=nats_url,
+        CONSENTGATE_NATS_STREAM=stream,
+        CONSENTGATE_RATE_LIMIT_PER_SECOND="0",
+    )
+    source = gateway.cli("sources", "create", "load", "--jurisdiction", "none")
+    gateway.start()
+    acked: list[int] = []
+    statuses: list[tuple[int, str | None]] = []
+    senders = [
+        threading.Thread(
+            target=_send,
+            args=(gateway, source["write_key"], part * 60 // 4, (part + 1) * 60 // 4, acked),
+            kwargs={"statuses": statuses},
+        )
+        for part in range(4)
+    ]
+    try:
+        for sender in senders:
+            sender.start()
+        time.sleep(1.0)
+        postgres.crash()
+        time.sleep(2.0)
+        postgres.start()
+        for sender in senders:
+            sender.join(timeout=300)
+        refused = [(status, retry) for status, retry in statuses if status != 200]
+        assert refused  # the crash was felt
+        assert all(status == 503 and retry for status, retry in refused), refused
+        assert sum(acked)
+        expected = sum(acked)
+        wait_for(
+            lambda: True if _sum_counts(gateway, source["server_key"]) >= expected else None,
+            timeout=120,
+        )
+        time.sleep(2.0)
+        assert _sum_counts(gateway, source["server_key"]) == expected
+    finally:
+        gateway.stop()
+        postgres.stop()
