@@ -13,6 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bus import Database, DatabaseUnavailable
 
@@ -174,18 +175,18 @@ class PostgresDatabase:
         self._engine = engine
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
-        try:
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(work)
-        except Exception as exc:
-            unavailable = _unavailable(exc)
-            if unavailable is None:
-                raise
-            raise unavailable from exc
+        return await self._run(self._engine.begin, work)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
+        return await self._run(self._engine.connect, work)
+
+    @staticmethod
+    async def _run(
+        open_connection: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+        work: Callable[[Connection], T],
+    ) -> T:
         try:
-            async with self._engine.connect() as conn:
+            async with open_connection() as conn:
                 return await conn.run_sync(work)
         except Exception as exc:
             unavailable = _unavailable(exc)
