@@ -97,6 +97,7 @@ class JetStreamBus:
             raise BusUnavailable(f"cannot reach NATS at {self._url}: {exc}") from exc
         self._js = self._nc.jetstream()
         await self._ensure_stream()
+        await self._ensure_consumer()
         await self._outbox.redeliver_kept()  # a NATS crash while we were down may have lost them
         await self._outbox.start(self._relay)
         if handler is not None:
@@ -165,14 +166,17 @@ class JetStreamBus:
         except NotFoundError:
             await self._js.add_stream(config)
 
-    async def _consumer(self) -> Any:
+    async def _ensure_consumer(self) -> None:
+        """The core's durable consumer, created by every process (idempotent): it holds the
+        events from the moment the first gateway starts, whether or not a core runs yet, and
+        its pending count is the bus lag."""
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        return await self._js.pull_subscribe(
-            f"{self._prefix}.>",
-            durable=CONSUMER,
-            stream=self._stream,
+        await self._js.add_consumer(
+            self._stream,
             config=ConsumerConfig(
+                durable_name=CONSUMER,
+                filter_subject=f"{self._prefix}.>",
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._ack_wait,
@@ -180,6 +184,9 @@ class JetStreamBus:
                 max_ack_pending=self._batch_size * 20,
             ),
         )
+
+    async def _consumer(self) -> Any:
+        return await self._js.pull_subscribe_bind(durable=CONSUMER, stream=self._stream)
 
     async def _relay(self, messages: Sequence[BusMessage]) -> None:
         """Publish a batch from the outbox, pipelined; return once JetStream acked all."""

@@ -178,3 +178,41 @@ def test_a_postgresql_crash_during_a_load_gets_503s_never_a_500_and_loses_nothin
     finally:
         gateway.stop()
         postgres.stop()
+
+
+def test_with_every_core_stopped_events_are_accepted_the_lag_shows_and_then_drains(
+    tmp_path: Path, postgres_database: str, nats_stream: tuple[str, str]
+) -> None:
+    nats_url, stream = nats_stream
+    gateway = Gateway(
+        tmp_path / "edge",
+        CONSENTGATE_DATABASE_URL=postgres_database,
+        CONSENTGATE_BUS_URL=nats_url,
+        CONSENTGATE_NATS_STREAM=stream,
+    )
+    source = gateway.cli("sources", "create", "load", "--jurisdiction", "none")
+    gateway.start("--no-core")
+    core = CoreProcess(gateway)
+    try:
+        acked: list[int] = []
+        _send(gateway, source["write_key"], 0, 5, acked)  # 500 events, no core running
+        assert sum(acked) == 5 * PER_BATCH
+
+        def lag() -> float:
+            metrics = httpx.get(f"{gateway.url}/metrics").text
+            line = next(
+                row for row in metrics.splitlines() if row.startswith("consentgate_bus_lag_events")
+            )
+            return float(line.split()[-1])
+
+        wait_for(lambda: True if lag() >= 5 * PER_BATCH else None, timeout=30)
+        assert _sum_counts(gateway, source["server_key"]) == 0
+        core.start()
+        wait_for(
+            lambda: True if _sum_counts(gateway, source["server_key"]) == 5 * PER_BATCH else None,
+            timeout=60,
+        )
+        wait_for(lambda: True if lag() == 0 else None, timeout=30)
+    finally:
+        core.stop()
+        gateway.stop()
