@@ -103,7 +103,7 @@ def auditor(
     """Bearer headers of an auditor token from `consentgate tokens create`; the CLI now points
     at this test's database and receipt key (for `audit verify` too)."""
     from gateway.cli import main
-    from tests.helpers import dump_sqlite
+    from tests.helpers import dump_database
 
     monkeypatch.setenv("CONSENTGATE_DATABASE_URL", migrated.database_url)
     monkeypatch.setenv("CONSENTGATE_RECEIPT_KEY_FILE", migrated.receipt_key_file)
@@ -113,8 +113,7 @@ def auditor(
     assert printed["role"] == "auditor"
     token: str = printed["token"]
     assert token.startswith("at_")
-    if migrated.database_url.startswith("sqlite:///"):  # only its hash is stored
-        assert token not in dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    assert token not in dump_database(migrated.database_url)  # only its hash is stored
     return bearer(token)
 
 

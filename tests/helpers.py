@@ -3,6 +3,7 @@ row. Fixtures are in conftest.py; everything a test imports is here."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -45,9 +46,39 @@ def completed_request(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def sqlite_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
-    """The rows of one query on the SQLite database at `database_url`."""
-    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
-        return list(conn.execute(sql))
+    """The rows of one query on the database at `database_url`, SQLite or PostgreSQL (the
+    name stays from when only SQLite was tested)."""
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            return list(conn.execute(sql))
+    return asyncio.run(_postgres_rows(database_url, sql))
+
+
+async def _postgres_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql)]
+    finally:
+        await connection.close()
+
+
+def dump_database(database_url: str) -> str:
+    """Every row of every table, SQLite or PostgreSQL, as one text to search for canaries."""
+    if database_url.startswith("sqlite:///"):
+        return dump_sqlite(database_url.removeprefix("sqlite:///"))
+    tables = sqlite_rows(
+        database_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+    )
+    parts = []
+    for (table,) in tables:
+        for row in sqlite_rows(database_url, f'SELECT * FROM "{table}"'):
+            parts.append(repr(row))
+            parts.extend(
+                value.decode("utf-8", "replace") for value in row if isinstance(value, bytes)
+            )
+    return "\n".join(parts)
 
 
 def dump_sqlite(path: str) -> str:

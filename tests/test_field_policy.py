@@ -32,7 +32,7 @@ from anonymization import (
 from gateway import stages
 from gateway.cli import main
 from gateway.settings import Settings
-from tests.helpers import MakeSource, basic, bearer, dump_sqlite, wait_for
+from tests.helpers import MakeSource, basic, bearer, dump_database, wait_for
 from tests.test_stages import _context
 
 Client = TestClient
@@ -213,7 +213,7 @@ def test_encrypted_trait_round_trip_and_crypto_shredding(
 
     stored = wait_for(profile)
     assert stored["traits"]["email"]["enc"].startswith("e1.")
-    assert "mia@example.com" not in dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    assert "mia@example.com" not in dump_database(migrated.database_url)
     assert profile(decrypt=True)["traits"] == {"email": "mia@example.com", "plan": "pro"}
 
     path = migrated.database_url.removeprefix("sqlite:///")

@@ -13,13 +13,19 @@ from litestar.testing import TestClient
 from anonymization import KekSet
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.helpers import MakeSource, basic, bearer, dump_sqlite, profile_when
+from tests.helpers import MakeSource, basic, bearer, dump_database, profile_when
 
 Client = TestClient
 
 
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 def outbox_and_profiles_empty(settings: Settings) -> bool:
-    dump = dump_sqlite(settings.database_url.removeprefix("sqlite:///"))
+    dump = dump_database(settings.database_url)
     return "p1_" not in dump
 
 
@@ -335,7 +341,7 @@ def test_no_raw_identifier_or_email_is_stored(
         client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
         client.post("/v1/track", json={"userId": [canary_email]}, headers=basic(source.write_key))
         profile_when(client, source, canary_id, 4)
-    stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///")) + repr(logs)
+    stored = dump_database(migrated.database_url) + repr(logs)
     for canary in (
         canary_id,
         canary_email,
@@ -406,7 +412,7 @@ def test_no_client_chosen_text_reaches_storage_raw(
         sent = client.post("/v1/batch", json={"batch": batch}, headers=basic(source.write_key))
         assert sent.status_code == 200
         profile_when(client, source, str(common["userId"]), len(batch))
-    stored = dump_sqlite(migrated.database_url.removeprefix("sqlite:///")) + repr(logs)
+    stored = dump_database(migrated.database_url) + repr(logs)
     assert "canary.example" not in stored
 
 

@@ -17,10 +17,17 @@ from observability import (
     remember_raw_identifiers,
     request_scope,
 )
-from tests.helpers import basic, bearer, dump_sqlite, wait_for
+from tests.helpers import basic, bearer, dump_database, wait_for
 
 Client = TestClient
 RAW_ID = "plain-user-7f3a9c"  # nothing a PII detector would flag
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`): the canaries are
+    searched in PostgreSQL's rows too."""
+    return shaped
 
 
 def test_span_guard_scrubs_the_requests_raw_identifiers(exported: InMemorySpanExporter) -> None:
@@ -140,7 +147,7 @@ def test_canaries_reach_no_span_metric_label_log_line_or_row(
         wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
         metrics = traced.get("/metrics").text
     spans = "".join(s.to_json() for s in exported.get_finished_spans())
-    rows = dump_sqlite(migrated.database_url.removeprefix("sqlite:///"))
+    rows = dump_database(migrated.database_url)
     assert "privacy_request.received" in rows  # the access request was recorded
     for sink in (spans, metrics, repr(logs), rows):
         assert canary_id not in sink

@@ -7,10 +7,17 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.helpers import basic, bearer, completed_privacy_request, sqlite_rows, wait_for
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def _segments_of(client: Client, source: CreatedSource, user_id: str) -> list[str] | None:
