@@ -10,8 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from anonymization import KeyFileError
 from gateway.admin import ROLES
@@ -19,21 +18,17 @@ from gateway.audit import open_audit
 from gateway.cli_common import (
     as_json,
     audit_cli,
-    data_locations,
     existing_settings,
     keks_of,
+    positive_int,
     print_listing,
-    settings_for,
     with_database,
 )
+from gateway.cli_serve import add_process_commands
 from gateway.cli_sources import add_source_commands
 from gateway.cli_verify import add_verify_commands
-from gateway.database import open_database
-from gateway.migrate import upgrade_to_head
 from gateway.runtime import VERSION
-from gateway.settings import Settings, SettingsError, unknown_variables
-from gateway.sources import count_sources, create_source
-from observability import configure_logging
+from gateway.settings import SettingsError, unknown_variables
 
 EXIT_CONFIG_ERROR = 2
 T = TypeVar("T")
@@ -76,33 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="migrate, then serve the gateway and the core")
-    serve.add_argument("--host", help="listen address (default: $CONSENTGATE_HOST, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default: $CONSENTGATE_PORT, 8000)")
-    serve.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="gateway processes sharing the port (above 1 needs CONSENTGATE_BUS_URL=nats://…)",
-    )
-    serve.add_argument(
-        "--no-core",
-        action="store_true",
-        help="accept events only; `consentgate core` processes apply them (nats:// bus)",
-    )
-    serve.set_defaults(command=_serve)
-
-    core = commands.add_parser(
-        "core",
-        help="run a core process: it takes events off the NATS JetStream bus and applies them; "
-        "run several for throughput",
-    )
-    core.set_defaults(command=_core)
-
-    migrate = commands.add_parser(
-        "migrate", help="create the database if needed and upgrade its schema to head"
-    )
-    migrate.set_defaults(command=_migrate)
+    add_process_commands(commands)
 
     bench = commands.add_parser(
         "bench", help="measure the gateway against its floor and bare litestar (loopback)"
@@ -167,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         "--status", choices=("received", "in_progress", "completed"), help="only these"
     )
     requests_list.add_argument("--source-id", help="only this source's")
-    requests_list.add_argument("--limit", type=_positive_int, default=100, help="at most this many")
+    requests_list.add_argument("--limit", type=positive_int, default=100, help="at most this many")
     requests_list.set_defaults(command=_requests_list)
     requests_show = requests.add_parser("show", help="one privacy request, with its receipts")
     requests_show.add_argument("request_id", help="the request's id (pr_…)")
@@ -185,16 +154,6 @@ def _format_every_help(parser: argparse.ArgumentParser) -> None:
             for child in action.choices.values():
                 child.formatter_class = _HelpFormatter
                 _format_every_help(child)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -234,8 +193,6 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     import msgspec
-
-    from gateway.audit import open_audit
 
     settings = existing_settings(args, migrate=False)
     result = with_database(settings, lambda database: open_audit(database, settings).verify())
@@ -306,129 +263,6 @@ def _bench(args: argparse.Namespace) -> int:
     from benchmarks.__main__ import main as bench_main
 
     return bench_main([f"--seconds={args.seconds}", f"--e2e-rate={args.e2e_rate}"])
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    settings = settings_for(args)
-    upgrade_to_head(settings.database_url)
-    print(json.dumps({"migrated": True, **data_locations(settings)}))
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
-    if args.no_core:
-        overrides["core"] = False
-    settings = settings_for(args, **overrides)
-    if (args.workers > 1 or args.no_core) and not settings.shared_bus:
-        raise SettingsError(
-            "--workers above 1 and --no-core need CONSENTGATE_BUS_URL=nats://… (the processes "
-            "share events and consent changes over NATS JetStream)"
-        )
-    configure_logging(settings.log_level, settings.log_format)
-    keks_of(settings)  # a bad key file stops here, before anything starts
-    if settings.flags_file:
-        from personalization import read_flags_file
-
-        read_flags_file(settings.flags_file)  # an invalid file stops here, naming the flag
-    upgrade_to_head(settings.database_url)
-    asyncio.run(_create_default_source(settings))
-
-    import uvicorn
-
-    from gateway.server import StoppingServer, uvicorn_config_options
-
-    options = {
-        "host": settings.host,
-        "port": settings.port,
-        "lifespan": "on",
-        "log_config": None,
-        "access_log": False,
-        "server_header": False,
-        **uvicorn_config_options(settings),
-    }
-    print(
-        json.dumps(
-            {
-                "event": "serving",
-                "url": f"http://{settings.host}:{settings.port}",
-                "workers": args.workers,
-                "core": settings.core,
-                **data_locations(settings),
-            }
-        ),
-        file=sys.stderr,
-        flush=True,
-    )
-    if args.workers == 1:
-        from gateway.app import create_app
-
-        server = StoppingServer(uvicorn.Config(create_app(settings, keks_of(settings)), **options))
-        server.run()
-        return 0 if server.started else 1
-    # Each worker builds its app from the environment (settings given on the command line
-    # travel there), on one listening socket bound here.
-    from uvicorn.supervisors import Multiprocess
-
-    os.environ.update(_as_environment(args, overrides))
-    config = uvicorn.Config(
-        "gateway.app:app_from_environment", factory=True, workers=args.workers, **options
-    )
-    socket = config.bind_socket()
-    Multiprocess(config, sockets=[socket]).run()
-    return 0
-
-
-def _as_environment(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, str]:
-    environment = {
-        f"CONSENTGATE_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in overrides.items()
-        if value is not None
-    }
-    if args.config:
-        environment["CONSENTGATE_CONFIG"] = str(Path(args.config).resolve())
-    return environment
-
-
-def _core(args: argparse.Namespace) -> int:
-    """A core process: the runtime without HTTP, until SIGTERM or SIGINT."""
-    settings = settings_for(args, core=True)
-    if not settings.shared_bus:
-        raise SettingsError(
-            "consentgate core needs CONSENTGATE_BUS_URL=nats://… (with the embedded bus, "
-            "`serve` runs the core)"
-        )
-    configure_logging(settings.log_level, settings.log_format)
-    keks = keks_of(settings)
-    upgrade_to_head(settings.database_url)
-    from gateway.core_process import run_core
-
-    print(
-        json.dumps({"event": "core", "bus": settings.bus_url, **data_locations(settings)}),
-        file=sys.stderr,
-        flush=True,
-    )
-    asyncio.run(run_core(settings, keks))
-    return 0
-
-
-async def _create_default_source(settings: Settings) -> None:
-    """On the first start with no source at all, create `default` and show its keys once."""
-    database = open_database(settings.database_url)
-    try:
-        if await count_sources(database):
-            return
-        created = await create_source(database, "default", settings.default_jurisdiction)
-        await open_audit(database, settings).append(
-            "source.created", "cli", created.audit_details()
-        )
-    finally:
-        await database.dispose()
-    print(
-        "consentgate: created source 'default'; its keys are shown this once:",
-        file=sys.stderr,
-    )
-    print(json.dumps(created.as_json()), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,17 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
         raise SettingsError(f"--{next(iter(changes))}: {exc}") from None
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def keks_of(settings: Settings) -> KekSet:
     """The KEK: `CONSENTGATE_KEK` (base64) when set, else the key file."""
     return KekSet.load(settings.key_file, os.environ.get("CONSENTGATE_KEK"))

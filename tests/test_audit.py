@@ -299,7 +299,7 @@ def test_the_default_source_serve_creates_is_audited(
     migrated: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Every source creation is an audit entry, the one `serve` makes on first start too."""
-    from gateway.cli import _create_default_source
+    from gateway.cli_serve import _create_default_source
 
     asyncio.run(_create_default_source(migrated))
     created = last_json_line(capsys.readouterr().out)
