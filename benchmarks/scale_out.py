@@ -48,7 +48,7 @@ def available() -> str | None:
 
 def measure(workdir: Path, seconds: float) -> dict[str, float]:
     figures: dict[str, float] = {}
-    with _database() as database_url, _stream() as stream:
+    with scratch_database() as database_url, _stream() as stream:
         env = {
             **gateway_env(workdir, free_port()),
             "CONSENTGATE_DATABASE_URL": database_url,
@@ -213,12 +213,12 @@ async def _pending(stream: str) -> int:
 
 
 @contextmanager
-def _database() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
+def scratch_database(admin_url: str = POSTGRES_ADMIN_URL, prefix: str = "bench") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (its URL), dropped afterwards (the tests' too)."""
     from sqlalchemy.engine import make_url
 
-    admin = make_url(POSTGRES_ADMIN_URL)
-    name = "consentgate_bench_" + secrets.token_hex(4)
+    admin = make_url(admin_url)
+    name = f"consentgate_{prefix}_" + secrets.token_hex(4)
 
     async def execute(statement: str) -> None:
         import asyncpg

@@ -74,26 +74,12 @@ def client(migrated: Settings, keks: KekSet) -> Iterator[TestClient]:
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
+    from benchmarks.scale_out import scratch_database
+
     admin = make_url(POSTGRES_ADMIN_URL)
     require_service("PostgreSQL", admin.host or "127.0.0.1", admin.port or 5432)
-    name = "consentgate_test_" + secrets.token_hex(4)
-
-    async def admin_execute(statement: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(
-            host=admin.host, port=admin.port, user=admin.username, database=admin.database
-        )
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(POSTGRES_ADMIN_URL, "test") as database_url:
+        yield database_url
 
 
 @pytest.fixture
