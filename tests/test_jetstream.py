@@ -200,11 +200,12 @@ def test_a_database_outage_dead_letters_nothing(
 
     async def scenario() -> None:
         database = open_database(migrated.database_url)
-        bus = _bus(url, stream, database, max_attempts=2)
+        # a nak the server never sees falls back to redelivery after ack_wait: short here
+        bus = _bus(url, stream, database, max_attempts=2, ack_wait_seconds=5)
         await bus.start(handle)
         try:
             await bus.publish([_message(n) for n in range(3)])
-            await _until(lambda: len(applied) >= 3, 30)
+            await _until(lambda: len(applied) >= 3, 60)
         finally:
             await bus.close()
             await database.dispose()
