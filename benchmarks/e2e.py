@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import DateTime, String, text
 
 from anonymization import KekSet, Keyring
 from benchmarks.payloads import batch_body
+from bus import as_utc
 from gateway.database import open_database
 
 EVENTS_PER_REQUEST = 20
@@ -41,13 +41,21 @@ async def _send_at_rate(url: str, write_key: str, rate: float, seconds: float) -
 
 
 def measure(
-    url: str, workdir: Path, source: dict[str, Any], rate: float, seconds: float
+    url: str,
+    workdir: Path,
+    source: dict[str, Any],
+    rate: float,
+    seconds: float,
+    database_url: str | None = None,
 ) -> dict[str, float]:
-    """p50/p99 milliseconds from a batch's 200 to its profile row being committed."""
+    """p50/p99 milliseconds from a batch's 200 to its profile row being written (the profile's
+    `updated_at`, in the transaction that commits it), in `database_url` (the bench's SQLite
+    file by default)."""
+    database_url = database_url or f"sqlite:///{workdir}/bench.db"
     acked = asyncio.run(_send_at_rate(url, source["write_key"], rate, seconds))
-    pseudonymize = asyncio.run(_pseudonymizer(workdir, source["source_id"]))
+    pseudonymize = asyncio.run(_pseudonymizer(database_url, workdir, source["source_id"]))
     subjects = {pseudonymize("subject", user): at for user, at in acked.items()}
-    visible = _wait_visible(workdir / "bench.db", subjects, timeout=60)
+    visible = asyncio.run(_wait_visible(database_url, subjects, timeout=60))
     latencies = sorted((visible[s] - at) * 1000 for s, at in subjects.items() if s in visible)
     return {
         "e2e_p50_ms": latencies[len(latencies) // 2],
@@ -58,8 +66,8 @@ def measure(
     }
 
 
-async def _pseudonymizer(workdir: Path, source_id: str) -> Any:
-    database = open_database(f"sqlite:///{workdir}/bench.db")
+async def _pseudonymizer(database_url: str, workdir: Path, source_id: str) -> Any:
+    database = open_database(database_url)
     try:
         keyring = Keyring(database, KekSet.load(workdir / "keys" / "master.key"))
         return (await keyring.source_keys(source_id)).current
@@ -67,17 +75,20 @@ async def _pseudonymizer(workdir: Path, source_id: str) -> Any:
         await database.dispose()
 
 
-def _wait_visible(database: Path, subjects: dict[str, float], timeout: float) -> dict[str, float]:
+async def _wait_visible(
+    database_url: str, subjects: dict[str, float], timeout: float
+) -> dict[str, float]:
+    query = text("SELECT subject, updated_at FROM profiles").columns(
+        subject=String(), updated_at=DateTime(timezone=True)
+    )
+    database = open_database(database_url)
     deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(database) as conn:
-            rows = conn.execute("SELECT subject, updated_at FROM profiles").fetchall()
-        visible = {s: _epoch(at) for s, at in rows if s in subjects}
-        if len(visible) == len(subjects) or time.monotonic() > deadline:
-            return visible
-        time.sleep(0.2)
-
-
-def _epoch(stored: str) -> float:
-    # SQLite keeps the naive UTC text SQLAlchemy wrote.
-    return datetime.fromisoformat(stored + "+00:00" if "+" not in stored else stored).timestamp()
+    try:
+        while True:
+            rows = await database.transaction(lambda conn: conn.execute(query).all())
+            visible = {s: as_utc(at).timestamp() for s, at in rows if s in subjects}
+            if len(visible) == len(subjects) or time.monotonic() > deadline:
+                return visible
+            await asyncio.sleep(0.2)
+    finally:
+        await database.dispose()

@@ -26,6 +26,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ofrep_half_rate_p99_ms": ("<", 5.0),
     "flag_flip_p99_ms": ("<", 100.0),
     "scaleout_batch_vs_raw_publish": (">=", 0.7),
+    "scaleout_e2e_p99_ms": ("<", 100.0),
 }
 
 

@@ -10,9 +10,10 @@ A message that keeps failing on its own is moved to the dead-letter table after
 `max_attempts`, never dropped. A handler that raises `BusUnavailable` says the transport
 behind it is down (the JetStream relay): the batch waits and is retried, no attempt counted.
 
-With `keep_delivered_seconds`, handled units are marked instead of deleted, and deleted only
-that long after (the JetStream relay keeps a unit until JetStream has surely synced it);
-`redeliver_kept()` hands the kept units to the handler again.
+With `keep_delivered_seconds`, handled units are marked instead of deleted (with the
+receipt the handler returned for their last message: the JetStream relay returns stream
+sequences), and deleted only that long after (the relay keeps a unit until JetStream has
+surely synced it); `redeliver(unit_ids)` hands kept units to the handler again.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._tables import outbox
-from bus._transport import BusUnavailable, MessageHandler
+from bus._transport import BusUnavailable, DeliveryHandler
 from bus.envelope import BusMessage
 
 log = structlog.get_logger("consentgate.bus")
@@ -65,13 +66,14 @@ class OutboxBus:
         self._pending: asyncio.Queue[_Pending] = asyncio.Queue()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._handler: MessageHandler | None = None
+        self._handler: DeliveryHandler | None = None
         self._skip_locked = database.dialect_name == "postgresql"
         self._closing = False
-        self._delivered: list[int] = []  # units handled, deleted with the next read
+        # units handled (with the receipt of their last message), settled with the next read
+        self._delivered: list[tuple[int, int | None]] = []
         self._keep = timedelta(seconds=keep_delivered_seconds)
 
-    async def start(self, handler: MessageHandler | None = None) -> None:
+    async def start(self, handler: DeliveryHandler | None = None) -> None:
         self._handler = handler
         self._tasks.append(asyncio.create_task(self._commit_loop(), name="outbox-commit"))
         if handler is not None:
@@ -120,12 +122,33 @@ class OutboxBus:
         query = query.where(outbox.c.relayed_at.is_(None))
         return int(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
 
-    async def redeliver_kept(self) -> int:
-        """Hand every kept unit to the handler again (after the transport behind it may have
-        lost what it acknowledged); how many units. Units handled but not yet marked kept
-        are handed again too: they went to the transport that may have lost them."""
-        self._delivered.clear()
-        statement = update(outbox).where(outbox.c.relayed_at.is_not(None)).values(relayed_at=None)
+    async def kept(self) -> list[tuple[int, int | None]]:
+        """The kept units (id, receipt of the last message), latest receipt first (those
+        without one first of all); the units handled and not yet marked are marked first."""
+        delivered, self._delivered = self._delivered, []
+        query = select(outbox.c.id, outbox.c.relayed_seq).where(outbox.c.relayed_at.is_not(None))
+        query = query.order_by(outbox.c.relayed_seq.desc().nulls_first(), outbox.c.id.desc())
+
+        def read(conn: Connection) -> list[tuple[int, int | None]]:
+            self._settle(conn, delivered)
+            return [(row.id, row.relayed_seq) for row in conn.execute(query)]
+
+        return await self._db.transaction(read)
+
+    async def unit(self, unit_id: int) -> list[BusMessage]:
+        """A unit's messages (empty once it is gone)."""
+        query = select(outbox.c.messages).where(outbox.c.id == unit_id)
+        blob = await self._db.read(lambda conn: conn.execute(query).scalar_one_or_none())
+        return [] if blob is None else _unit_decoder.decode(blob)
+
+    async def redeliver(self, unit_ids: Sequence[int]) -> int:
+        """Hand these kept units to the handler again (the transport behind it lost them);
+        how many were still there."""
+        if not unit_ids:
+            return 0
+        statement = update(outbox).where(outbox.c.id.in_(list(unit_ids)))
+        statement = statement.where(outbox.c.relayed_at.is_not(None))
+        statement = statement.values(relayed_at=None, relayed_seq=None)
         count = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
         self._wakeup.set()
         return int(count or 0)
@@ -191,14 +214,14 @@ class OutboxBus:
             if delivered:
                 self._wakeup.set()  # there may be more behind this batch
 
-    async def _deliver_one_batch(self, handler: MessageHandler) -> int:
+    async def _deliver_one_batch(self, handler: DeliveryHandler) -> int:
         units = await self._read_units()
         if not units:
             return 0
         messages = [message for _, unit in units for message in unit]
         try:
-            await handler(messages)
-            self._delivered.extend(unit_id for unit_id, _ in units)
+            receipts = await handler(messages)
+            self._delivered.extend(_last_receipts(units, receipts))
         except (BusUnavailable, DatabaseUnavailable):
             raise  # the transport or the database is down: nothing failed on its own
         except Exception as exc:
@@ -212,18 +235,23 @@ class OutboxBus:
         rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered))
         return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
 
-    def _settle(self, conn: Connection, delivered: list[int]) -> None:
+    def _settle(self, conn: Connection, delivered: list[tuple[int, int | None]]) -> None:
         """Delete the handled units, or mark them and delete those kept long enough."""
         if not self._keep:
-            _delete_units(conn, delivered)
+            _delete_units(conn, [unit_id for unit_id, _ in delivered])
             return
         now = datetime.now(UTC)
         if delivered:
-            mark = update(outbox).where(outbox.c.id.in_(delivered))
-            conn.execute(mark.values(relayed_at=now))
+            mark = update(outbox).where(outbox.c.id == bindparam("unit_id"))
+            conn.execute(
+                mark.values(relayed_at=now, relayed_seq=bindparam("receipt")),
+                [{"unit_id": unit_id, "receipt": receipt} for unit_id, receipt in delivered],
+            )
         conn.execute(delete(outbox).where(outbox.c.relayed_at < now - self._keep))
 
-    def _next_units(self, conn: Connection, delivered: list[int]) -> list[tuple[int, bytes]]:
+    def _next_units(
+        self, conn: Connection, delivered: list[tuple[int, int | None]]
+    ) -> list[tuple[int, bytes]]:
         self._settle(conn, delivered)
         query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count)
         query = query.where(outbox.c.relayed_at.is_(None))
@@ -240,19 +268,21 @@ class OutboxBus:
         return units
 
     async def _deliver_one_by_one(
-        self, handler: MessageHandler, units: list[tuple[int, list[BusMessage]]]
+        self, handler: DeliveryHandler, units: list[tuple[int, list[BusMessage]]]
     ) -> None:
         for unit_id, unit in units:
             failed: list[tuple[BusMessage, Exception]] = []
+            receipt: int | None = None
             for message in unit:
                 try:
-                    await handler([message])
+                    receipts = await handler([message])
+                    receipt = receipts[-1] if receipts else None
                 except Exception as exc:
                     failed.append((message, exc))
             if failed:
                 await self._record_failures(unit_id, failed)
             else:
-                self._delivered.append(unit_id)
+                self._delivered.append((unit_id, receipt))
 
     async def _record_failures(
         self, unit_id: int, failed: list[tuple[BusMessage, Exception]]
@@ -263,6 +293,20 @@ class OutboxBus:
         )
         for message, exc in failed if dead else ():
             log.error("outbox_dead_letter", message_id=message.message_id, error=type(exc).__name__)
+
+
+def _last_receipts(
+    units: list[tuple[int, list[BusMessage]]], receipts: Sequence[int] | None
+) -> list[tuple[int, int | None]]:
+    """Each unit with the receipt of its last message (`receipts` is one per message)."""
+    if not receipts:
+        return [(unit_id, None) for unit_id, _ in units]
+    ends: list[tuple[int, int | None]] = []
+    end = 0
+    for unit_id, unit in units:
+        end += len(unit)
+        ends.append((unit_id, receipts[end - 1]))
+    return ends
 
 
 def _insert_units(conn: Connection, rows: list[dict[str, Any]]) -> None:

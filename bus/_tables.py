@@ -42,6 +42,9 @@ class OutboxRow(Base):
     # relayed to NATS JetStream at: kept until JetStream has surely synced it to disk, and
     # relayed again if NATS restarts before then (see bus/_jetstream.py)
     relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the stream sequence JetStream acked for the unit's last message: whether the stream
+    # still holds it says whether a NATS restart lost the unit
+    relayed_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeadLetterRow(Base):

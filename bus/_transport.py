@@ -1,5 +1,5 @@
-"""The transport interface every bus implements (today the durable outbox with in-process
-dispatch; NATS JetStream arrives with the scale-out shape)."""
+"""The transport interface every bus implements (the durable outbox with in-process dispatch,
+and the outbox relayed to NATS JetStream)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Protocol
 from bus.envelope import BusMessage
 
 MessageHandler = Callable[[Sequence[BusMessage]], Awaitable[None]]
+# what the outbox hands its units to: the core (embedded), or the relay to JetStream, which
+# returns each message's stream sequence (its receipt)
+DeliveryHandler = Callable[[Sequence[BusMessage]], Awaitable[Sequence[int] | None]]
 
 
 class BusError(Exception):

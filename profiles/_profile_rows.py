@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -63,9 +63,7 @@ class ProfileRows:
         if not subjects:
             return {}
         query = select(_profiles).where(
-            tuple_(_profiles.c.source_id, _profiles.c.subject).in_(
-                [(source_id, subject) for subject in subjects]
-            )
+            _profiles.c.source_id == source_id, _profiles.c.subject.in_(subjects)
         )
         if self._postgres:
             query = query.with_for_update()

@@ -78,45 +78,75 @@ def test_published_messages_reach_one_of_the_consumers_with_their_ids_and_header
     assert first.payload == b'{"n": 7}'
 
 
-def _outbox_rows(settings: Settings) -> list[tuple[int, object]]:
+def _outbox_receipts(settings: Settings) -> list[tuple[int, object, int | None]]:
     with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
-        return conn.execute("SELECT message_count, relayed_at FROM bus_outbox").fetchall()
+        return conn.execute(
+            "SELECT message_count, relayed_at, relayed_seq FROM bus_outbox ORDER BY id"
+        ).fetchall()
 
 
-def test_relayed_units_stay_until_nats_has_synced_them_and_go_out_again_on_reconnect(
+async def _stream_messages(url: str, stream: str) -> int:
+    import nats
+
+    connection = await nats.connect(url)
+    try:
+        return int((await connection.jetstream().stream_info(stream)).state.messages)
+    finally:
+        await connection.close()
+
+
+async def _lose_the_stream(url: str, stream: str) -> None:
+    """What a NATS crash before its fsync does to the stream: its messages (and with them its
+    duplicate window) are gone."""
+    import nats
+
+    connection = await nats.connect(url)
+    try:
+        js = connection.jetstream()
+        config = (await js.stream_info(stream)).config
+        await js.delete_stream(stream)
+        await js.add_stream(config)
+    finally:
+        await connection.close()
+
+
+def test_relayed_units_stay_with_their_receipts_and_only_what_the_stream_lost_goes_again(
     migrated: Settings, nats_stream: tuple[str, str]
 ) -> None:
     """A unit JetStream acked stays in the outbox for `sync_seconds` (NATS fsyncs every two
-    minutes by default: a crash could lose what it acked); redelivering the kept units (what
-    a reconnection does) relays them again, and the consumer sees each message once (JetStream
-    dedupes by Nats-Msg-Id, the core by messageId)."""
+    minutes by default: a crash could lose what it acked), with the stream sequence of its
+    last message. Relaying the lost units again (what a start does) relays
+    nothing while the stream holds them, and everything once the stream lost them; after a
+    reconnection, every kept unit goes again."""
     url, stream = nats_stream
-    seen: list[str] = []
 
-    async def handle(messages: Sequence[BusMessage]) -> None:
-        seen.extend(m.message_id for m in messages)
-
-    async def scenario() -> tuple[list[tuple[int, object]], int]:
+    async def scenario() -> tuple[list[tuple[int, object, int | None]], int, int, int, int]:
         database = open_database(migrated.database_url)
         bus = _bus(url, stream, database, sync_seconds=120)
-        await bus.start(handle)
+        await bus.start()
         try:
-            await bus.publish([_message(n) for n in range(10)])
-            await _until(lambda: len(seen) >= 10)
-            await _until(lambda: all(relayed for _, relayed in _outbox_rows(migrated)), 5)
-            kept = _outbox_rows(migrated)
-            again = await bus.relay_kept_again()
-            await asyncio.sleep(0.5)
-            return kept, again
+            for first in (0, 5):
+                await bus.publish([_message(n) for n in range(first, first + 5)])
+            await _until(lambda: all(row[1] for row in _outbox_receipts(migrated)), 5)
+            kept = _outbox_receipts(migrated)
+            intact = await bus.relay_lost()
+            await _lose_the_stream(url, stream)
+            lost = await bus.relay_lost()
+            await _until(lambda: all(row[1] for row in _outbox_receipts(migrated)), 5)
+            stored = await _stream_messages(url, stream)
+            everything = await bus.relay_kept_again()
+            return kept, intact, lost, stored, everything
         finally:
             await bus.close()
             await database.dispose()
 
-    kept, again = asyncio.run(scenario())
-    assert kept
-    assert all(relayed is not None for _, relayed in kept)
-    assert again == len(kept)
-    assert sorted(seen) == sorted(f"m{n}" for n in range(10))  # no duplicate reached it
+    kept, intact, lost, stored, everything = asyncio.run(scenario())
+    assert [(count, seq) for count, _, seq in kept] == [(5, 5), (5, 10)]
+    assert all(relayed is not None for _, relayed, _ in kept)
+    assert intact == 0  # nothing published twice while the stream holds it
+    assert lost == 2
+    assert stored == 10  # relayed again, once each
+    assert everything == 2  # a reconnection relays all it kept: it cannot tell what was lost
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_and_the_rest_flow(
