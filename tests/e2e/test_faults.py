@@ -1,13 +1,18 @@
-"""Faults in the scale-out shape, bounded and on loopback only: a core process killed (-9)
-and NATS killed and restarted during a load of 20,000 events; every event that got a 200 is
-applied exactly once, and the backlog drains once the core is back."""
+"""Faults in the scale-out shape, bounded and on loopback only, under load from several
+client processes: a gateway worker and a core process killed (-9) and NATS killed and
+restarted during a load of 20,000 events, PostgreSQL crashed during a load, every core
+stopped; every event that got a 200 is applied exactly once, and backlogs drain."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import queue
+import signal
 import subprocess
-import threading
 import time
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +34,16 @@ def _sum_counts(gateway: Gateway, server_key: str) -> int:
 
 
 def _send(
-    gateway: Gateway,
+    url: str,
     write_key: str,
     first: int,
     last: int,
-    acked: list[int],
-    statuses: list[tuple[int, str | None]] | None = None,
+    acked: Synchronized[int],
+    statuses: multiprocessing.Queue[tuple[int, str | None]] | None,
 ) -> None:
-    with httpx.Client(base_url=gateway.url, auth=(write_key, ""), timeout=30) as client:
+    """One client process: batches `first` to `last`, paced; `acked` counts the events that
+    got a 200."""
+    with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as client:
         for batch in range(first, last):
             events: list[dict[str, Any]] = [
                 {
@@ -52,18 +59,83 @@ def _send(
             except httpx.TransportError:
                 continue  # not acknowledged: the client would retry
             if statuses is not None:
-                statuses.append((answer.status_code, answer.headers.get("retry-after")))
+                statuses.put((answer.status_code, answer.headers.get("retry-after")))
             time.sleep(PACE_SECONDS)  # the load spans the faults below
             if answer.status_code == 200:
-                acked.append(PER_BATCH)
+                with acked.get_lock():
+                    acked.value += PER_BATCH
             else:
                 assert answer.status_code in (429, 503), answer.text  # never a 500
 
 
+class _Load:
+    """`batches` of PER_BATCH events sent by `clients` client processes."""
+
+    def __init__(self, url: str, write_key: str, batches: int, clients: int = 4) -> None:
+        context = multiprocessing.get_context("fork")
+        self._acked = [context.Value("i", 0) for _ in range(clients)]
+        self._statuses: multiprocessing.Queue[tuple[int, str | None]] = context.Queue()
+        self._clients = [
+            context.Process(
+                target=_send,
+                args=(
+                    url,
+                    write_key,
+                    part * batches // clients,
+                    (part + 1) * batches // clients,
+                    self._acked[part],
+                    self._statuses,
+                ),
+            )
+            for part in range(clients)
+        ]
+
+    def start(self) -> None:
+        for client in self._clients:
+            client.start()
+
+    def acked(self) -> int:
+        return sum(count.value for count in self._acked)
+
+    def finish(self) -> list[tuple[int, str | None]]:
+        """Wait for every client; the status and Retry-After of every answer."""
+        statuses = []
+        while any(client.is_alive() for client in self._clients):
+            with contextlib.suppress(queue.Empty):
+                statuses.append(self._statuses.get(timeout=0.2))
+        for client in self._clients:
+            client.join(timeout=10)
+            assert client.exitcode == 0, "a client saw an answer it must never get (a 500)"
+        with contextlib.suppress(queue.Empty):
+            while True:
+                statuses.append(self._statuses.get(timeout=0.2))
+        return statuses
+
+    def stop(self) -> None:
+        for client in self._clients:
+            if client.is_alive():
+                client.kill()
+
+
+def _workers(gateway: Gateway) -> list[int]:
+    """The pids of `serve --workers N`'s worker processes (the supervisor's spawned children)."""
+    assert gateway.process is not None
+    pid = gateway.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
 @pytest.mark.skipif(not os.path.exists(NatsServer.BINARY), reason="nats-server is not installed")
-def test_killed_core_and_restarted_nats_lose_and_double_nothing(
+def test_killed_worker_and_core_and_restarted_nats_lose_and_double_nothing(
     tmp_path: Path, postgres_database: str
 ) -> None:
+    """20,000 events from 4 client processes into `serve --workers 2`: one gateway worker and
+    the core process are killed (-9) and NATS restarted during the load. The supervisor
+    starts a new worker; every event that got a 200 is applied exactly once."""
     nats = NatsServer(tmp_path)
     nats.start()
     gateway = Gateway(
@@ -73,42 +145,31 @@ def test_killed_core_and_restarted_nats_lose_and_double_nothing(
         CONSENTGATE_RATE_LIMIT_PER_SECOND="0",
     )
     source = gateway.cli("sources", "create", "load", "--jurisdiction", "none")
-    gateway.start("--no-core")
+    gateway.start("--workers", "2", "--no-core")
     core = CoreProcess(gateway)
     core.start()
-    acked: list[int] = []
-    senders = [
-        threading.Thread(
-            target=_send,
-            args=(
-                gateway,
-                source["write_key"],
-                part * BATCHES // 4,
-                (part + 1) * BATCHES // 4,
-                acked,
-            ),
-        )
-        for part in range(4)
-    ]
+    load = _Load(gateway.url, source["write_key"], BATCHES)
     try:
-        for sender in senders:
-            sender.start()
+        workers = _workers(gateway)
+        assert len(workers) == 2
+        load.start()
         time.sleep(1.5)
+        os.kill(workers[0], signal.SIGKILL)  # mid-load: its open requests get no answer
         core.kill()  # mid-load: what it fetched and had not acked comes again
         time.sleep(1.0)
         nats.kill()  # events keep being accepted: they wait in the outbox
-        before_restart = sum(acked)
+        before_restart = load.acked()
         time.sleep(1.5)
-        accepted_while_down = sum(acked) - before_restart
+        accepted_while_down = load.acked() - before_restart
         nats.start()
         core = CoreProcess(gateway, "core-2")
         core.start()
-        after_faults = sum(acked)
-        for sender in senders:
-            sender.join(timeout=300)
+        after_faults = load.acked()
+        load.finish()
         assert accepted_while_down > 0  # the 200 never waited on NATS
-        assert after_faults < sum(acked)  # the load went on after the faults
-        expected = sum(acked)
+        assert after_faults < load.acked()  # the load went on after the faults
+        wait_for(lambda: True if len(set(_workers(gateway)) - {workers[0]}) == 2 else None)
+        expected = load.acked()
         assert expected >= BATCHES * PER_BATCH // 2  # most of the load got through
         wait_for(
             lambda: True if _sum_counts(gateway, source["server_key"]) >= expected else None,
@@ -117,6 +178,7 @@ def test_killed_core_and_restarted_nats_lose_and_double_nothing(
         time.sleep(2.0)  # anything applied twice would show by now
         assert _sum_counts(gateway, source["server_key"]) == expected
     finally:
+        load.stop()
         core.stop()
         gateway.stop()
         nats.stop()
@@ -145,30 +207,19 @@ def test_a_postgresql_crash_during_a_load_gets_503s_never_a_500_and_loses_nothin
     )
     source = gateway.cli("sources", "create", "load", "--jurisdiction", "none")
     gateway.start()
-    acked: list[int] = []
-    statuses: list[tuple[int, str | None]] = []
-    senders = [
-        threading.Thread(
-            target=_send,
-            args=(gateway, source["write_key"], part * 60 // 4, (part + 1) * 60 // 4, acked),
-            kwargs={"statuses": statuses},
-        )
-        for part in range(4)
-    ]
+    load = _Load(gateway.url, source["write_key"], 60)
     try:
-        for sender in senders:
-            sender.start()
+        load.start()
         time.sleep(1.0)
         postgres.crash()
         time.sleep(2.0)
         postgres.start()
-        for sender in senders:
-            sender.join(timeout=300)
+        statuses = load.finish()
         refused = [(status, retry) for status, retry in statuses if status != 200]
         assert refused  # the crash was felt
         assert all(status == 503 and retry for status, retry in refused), refused
-        assert sum(acked)
-        expected = sum(acked)
+        expected = load.acked()
+        assert expected
         wait_for(
             lambda: True if _sum_counts(gateway, source["server_key"]) >= expected else None,
             timeout=120,
@@ -176,6 +227,7 @@ def test_a_postgresql_crash_during_a_load_gets_503s_never_a_500_and_loses_nothin
         time.sleep(2.0)
         assert _sum_counts(gateway, source["server_key"]) == expected
     finally:
+        load.stop()
         gateway.stop()
         postgres.stop()
 
@@ -194,9 +246,10 @@ def test_with_every_core_stopped_events_are_accepted_the_lag_shows_and_then_drai
     gateway.start("--no-core")
     core = CoreProcess(gateway)
     try:
-        acked: list[int] = []
-        _send(gateway, source["write_key"], 0, 5, acked)  # 500 events, no core running
-        assert sum(acked) == 5 * PER_BATCH
+        load = _Load(gateway.url, source["write_key"], 5, clients=1)  # 500 events, no core
+        load.start()
+        load.finish()
+        assert load.acked() == 5 * PER_BATCH
 
         def lag() -> float:
             metrics = httpx.get(f"{gateway.url}/metrics").text
