@@ -131,13 +131,17 @@ class JetStreamBus:
         return waiting
 
     async def close(self) -> None:
+        """Let the consumer finish the batch it is applying (cancelled mid-transaction, a
+        database connection can be left in a state its pool then waits on at dispose), then
+        stop; past `_CLOSE_TIMEOUT_SECONDS` it is cancelled (what it held is redelivered)."""
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=_CLOSE_TIMEOUT_SECONDS)
         await self._outbox.close()
         if self._nc is not None:
             # close, not drain: what was fetched and not acked is redelivered (we ack only

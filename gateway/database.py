@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bus import Database, DatabaseUnavailable
 
 T = TypeVar("T")
+log = structlog.get_logger("consentgate.database")
+_DISPOSE_TIMEOUT_SECONDS = 10.0
 
 
 def sqlalchemy_url(database_url: str) -> URL:
@@ -195,4 +198,9 @@ class PostgresDatabase:
             raise unavailable from exc
 
     async def dispose(self) -> None:
-        await self._engine.dispose()
+        """Close the pool's connections; bounded, so that a connection stuck in a cancelled
+        operation cannot hold a shutdown forever."""
+        try:
+            await asyncio.wait_for(self._engine.dispose(), _DISPOSE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("database_dispose_timed_out", seconds=_DISPOSE_TIMEOUT_SECONDS)

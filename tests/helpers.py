@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from litestar.testing import TestClient
+from sqlalchemy.sql.expression import Executable
 
 from gateway.sources import CreatedSource
 
@@ -62,6 +63,26 @@ async def _postgres_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await connection.fetch(sql)]
     finally:
         await connection.close()
+
+
+def execute(database_url: str, statement: Executable) -> None:
+    """Run one SQLAlchemy statement in a transaction on the database at `database_url`, SQLite
+    or PostgreSQL, with the column types doing the conversions (what a test seeds or ages)."""
+    from gateway.database import open_database
+
+    async def run() -> None:
+        database = open_database(database_url)
+        try:
+            await database.transaction(lambda conn: conn.execute(statement))
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+def dump_table(database_url: str, table: str) -> str:
+    """Every row of one table, as text."""
+    return "\n".join(repr(row) for row in sqlite_rows(database_url, f'SELECT * FROM "{table}"'))
 
 
 def dump_database(database_url: str) -> str:

@@ -5,12 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.helpers import basic, bearer, completed_privacy_request, dump_sqlite, wait_for
+from tests.helpers import (
+    basic,
+    bearer,
+    completed_privacy_request,
+    dump_database,
+    dump_table,
+    wait_for,
+)
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def _profile(client: Client, source: CreatedSource, **query: str) -> dict[str, Any] | None:
@@ -133,20 +148,13 @@ def test_erasure_leaves_no_personalization_row(
         "/v1/privacy/requests", headers=server, json={"type": "erasure", "userId": "dee"}
     ).json()
     completed_privacy_request(client, server, request["id"])
-    path = migrated.database_url.removeprefix("sqlite:///")
     for table in (
         "profiles",
         "profiles_identity_links",
         "profiles_segment_members",
         "profiles_segment_changes",
     ):
-        rows = dump_sqlite_table(path, table)
+        rows = dump_table(migrated.database_url, table)
         assert not any(p in rows for p in pseudonyms), table
-    assert all(p in dump_sqlite(path) for p in pseudonyms)  # the receipts (tombstones) only
-
-
-def dump_sqlite_table(path: str, table: str) -> str:
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:
-        return "\n".join(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+    everything = dump_database(migrated.database_url)
+    assert all(p in everything for p in pseudonyms)  # the receipts (tombstones) only

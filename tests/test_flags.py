@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.settings import Settings
 from personalization import (
     CompiledFlag,
     Flag,
@@ -19,6 +20,13 @@ from personalization import (
     split_variant,
 )
 from profiles import ProfileView
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
 
 TODAY = date(2026, 11, 29)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,14 @@ from profiles import (
 )
 
 USER, OLD_USER = "p1_user", "p1_olduser"
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 ANONYMOUS = ("p1_anon_a", "p1_anon_b")
 PERSONAL = ("analytics", "personalization")
 NOW = datetime.now(UTC).replace(microsecond=0)

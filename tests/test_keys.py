@@ -42,6 +42,12 @@ async def _keys(settings: Settings, source_id: str) -> tuple[str, bytes]:
         await database.dispose()
 
 
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 def _use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("CONSENTGATE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CONSENTGATE_KEY_FILE", settings.key_file)

@@ -3,25 +3,34 @@ replicas, and watched by the deadline gauges."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import Table, insert, update
 
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
+from privacy._tables import PrivacyRequestRow
 from tests.helpers import (
     basic,
     bearer,
     completed_privacy_request,
+    execute,
     profile_when,
     sqlite_rows,
     wait_for,
 )
 
 Client = TestClient
+requests = cast(Table, PrivacyRequestRow.__table__)
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def test_open_requests_and_the_next_deadline_are_exported_as_metrics(
@@ -55,20 +64,22 @@ def test_a_request_recorded_before_a_crash_is_resumed(
     profile_when(client, source, "crash-1", 1)
     subject = client.get("/v1/consent/crash-1", headers=bearer(source.server_key)).json()["subject"]
     now = datetime.now().astimezone()
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "INSERT INTO privacy_requests (request_id, source_id, kind, status, subject,"
-            " subjects, purposes, requested_by, received_at, deadline, receipts)"
-            " VALUES (?, ?, 'erasure', 'received', ?, ?, '[]', 'test', ?, ?, '[]')",
-            (
-                "pr_resumed",
-                source.source_id,
-                subject,
-                json.dumps([subject]),
-                now.isoformat(),
-                (now + timedelta(days=30)).isoformat(),
-            ),
-        )
+    execute(
+        migrated.database_url,
+        insert(requests).values(
+            request_id="pr_resumed",
+            source_id=source.source_id,
+            kind="erasure",
+            status="received",
+            subject=subject,
+            subjects=[subject],
+            purposes=[],
+            requested_by="test",
+            received_at=now,
+            deadline=now + timedelta(days=30),
+            receipts=[],
+        ),
+    )
     done = completed_privacy_request(client, bearer(source.server_key), "pr_resumed")
     assert sqlite_rows(migrated.database_url, "SELECT claimed_until FROM privacy_requests") == [
         (None,)
@@ -90,19 +101,23 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
     """While another replica's lease runs, this one does not touch the request; once the lease
     has lapsed (that replica died), it takes the request over."""
     now = datetime.now(UTC)
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "INSERT INTO privacy_requests (request_id, source_id, kind, status, subject,"
-            " subjects, purposes, requested_by, received_at, deadline, claimed_until, receipts)"
-            " VALUES ('pr_leased', ?, 'access', 'received', 'p1_x', '[\"p1_x\"]', '[]', 'test',"
-            " ?, ?, ?, '[]')",
-            (
-                source.source_id,
-                now.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f"),
-            ),
-        )
+    execute(
+        migrated.database_url,
+        insert(requests).values(
+            request_id="pr_leased",
+            source_id=source.source_id,
+            kind="access",
+            status="received",
+            subject="p1_x",
+            subjects=["p1_x"],
+            purposes=[],
+            requested_by="test",
+            received_at=now,
+            deadline=now + timedelta(days=30),
+            claimed_until=now + timedelta(hours=1),
+            receipts=[],
+        ),
+    )
     path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
     with client.portal() as portal:  # one round of what the background task does
         portal.call(client.app.state.runtime.privacy.advance)
@@ -115,9 +130,8 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
         if line.startswith("consentgate_privacy_request_next_deadline_seconds")
     ]
     assert 29 * 86400 < float(deadline_line.split()[-1]) <= 30 * 86400
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        lapsed = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
-        conn.execute("UPDATE privacy_requests SET claimed_until = ?", (lapsed,))
+    lapsed = update(requests).values(claimed_until=now - timedelta(minutes=1))
+    execute(migrated.database_url, lapsed)
     assert (
         completed_privacy_request(client, server, "pr_leased")["receipts"][0]["store"] == "export"
     )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
+from sqlalchemy import insert
 
 from bus import EventEnvelope, encode_event
+from bus._tables import dead_letters
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
@@ -21,12 +22,21 @@ from tests.helpers import (
     basic,
     bearer,
     completed_privacy_request,
+    execute,
     profile_when,
     sqlite_rows,
     wait_for,
 )
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 USER = "erase-me-4d2f"
 EMAIL = "erase.me@example.org"
 ENCRYPT_EMAIL = {"fields": {"traits.email": "encrypt"}}
@@ -333,23 +343,29 @@ def test_an_erasure_deletes_the_subjects_dead_letters_only(
     subject = client.get("/v1/consent/dead-1", headers=server).json()["subject"]
     other = client.get("/v1/consent/dead-2", headers=server).json()["subject"]
     now = datetime.now(UTC)
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        for n, owner in enumerate((subject, other, subject)):
-            envelope = EventEnvelope(
-                message_id=f"dl-{n}",
-                source_id=source.source_id,
-                type="track",
-                subject=owner,
-                anonymous=None,
-                received_at=now,
-                timestamp=now,
-                event="Poison",
-            )
-            conn.execute(
-                "INSERT INTO bus_dead_letters (subject, message_id, headers, payload, failed_at,"
-                " attempts) VALUES ('events', ?, '{}', ?, ?, 5)",
-                (f"dl-{n}", encode_event(envelope).payload, now.strftime("%Y-%m-%d %H:%M:%S")),
-            )
+    rows = []
+    for n, owner in enumerate((subject, other, subject)):
+        envelope = EventEnvelope(
+            message_id=f"dl-{n}",
+            source_id=source.source_id,
+            type="track",
+            subject=owner,
+            anonymous=None,
+            received_at=now,
+            timestamp=now,
+            event="Poison",
+        )
+        rows.append(
+            {
+                "subject": "events",
+                "message_id": f"dl-{n}",
+                "headers": {},
+                "payload": encode_event(envelope).payload,
+                "failed_at": now,
+                "attempts": 5,
+            }
+        )
+    execute(migrated.database_url, insert(dead_letters).values(rows))
     request = client.post(
         "/v1/privacy/requests", json={"type": "erasure", "userId": "dead-1"}, headers=server
     ).json()
