@@ -71,7 +71,10 @@ class JetStreamBus:
         self._stream = stream
         self._prefix = prefix
         self._outbox = OutboxBus(
-            database, batch_size=batch_size, keep_delivered_seconds=sync_seconds
+            database,
+            batch_size=batch_size,
+            keep_delivered_seconds=sync_seconds,
+            own_units_first=True,
         )
         self._nc: Any = None
         self._js: Any = None

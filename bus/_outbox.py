@@ -13,12 +13,15 @@ behind it is down (the JetStream relay): the batch waits and is retried, no atte
 With `keep_delivered_seconds`, handled units are marked instead of deleted (with the
 receipt the handler returned for their last message: the JetStream relay returns stream
 sequences), and deleted only that long after (the relay keeps a unit until JetStream has
-surely synced it); `redeliver(unit_ids)` hands kept units to the handler again.
+surely synced it); `redeliver(unit_ids)` hands kept units to the handler again. With
+`own_units_first` (the relay: several processes share one outbox) a process hands on the units
+it committed itself, from memory, and reads only orphaned ones from the table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +30,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
@@ -38,10 +41,13 @@ from bus.envelope import BusMessage
 
 log = structlog.get_logger("consentgate.bus")
 
-_Publish = tuple[dict[str, Any], asyncio.Future[None]]
+_Publish = tuple[dict[str, Any], list[BusMessage], asyncio.Future[None]]
 _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
 _UNITS_PER_READ = 64
+# relaying its own units first, a process takes over another's only past this age (that
+# process died, or lags this far behind)
+_ORPHAN_SECONDS = 10.0
 
 _unit_encoder = msgspec.msgpack.Encoder()
 _unit_decoder = msgspec.msgpack.Decoder(list[BusMessage])
@@ -57,7 +63,12 @@ class OutboxBus:
         max_attempts: int = 5,
         max_group: int = 1000,
         keep_delivered_seconds: float = 0.0,
+        own_units_first: bool = False,
     ) -> None:
+        """`own_units_first` (the relay, where several processes share the outbox): hand the
+        units this process committed to the handler straight from memory, and read from the
+        table only those older than `_ORPHAN_SECONDS`. Each process then relays its own
+        units once, instead of every process reading (and relaying) the same units."""
         self._db = database
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -72,6 +83,9 @@ class OutboxBus:
         # units handled (with the receipt of their last message), settled with the next read
         self._delivered: list[tuple[int, int | None]] = []
         self._keep = timedelta(seconds=keep_delivered_seconds)
+        self._own_first = own_units_first
+        self._fresh: collections.deque[tuple[int, list[BusMessage]]] = collections.deque()
+        self._take_over_upto = 0  # units up to this id are read whatever their age (redeliver)
 
     async def start(self, handler: DeliveryHandler | None = None) -> None:
         self._handler = handler
@@ -91,7 +105,7 @@ class OutboxBus:
             "created_at": datetime.now(UTC),
         }
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait((row, done))
+        self._pending.put_nowait((row, list(messages), done))
         # Shielded: a client that disconnects must not cancel a commit others wait on.
         await asyncio.shield(done)
 
@@ -150,6 +164,7 @@ class OutboxBus:
         statement = statement.where(outbox.c.relayed_at.is_not(None))
         statement = statement.values(relayed_at=None, relayed_seq=None)
         count = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
+        self._take_over_upto = max(self._take_over_upto, *unit_ids)
         self._wakeup.set()
         return int(count or 0)
 
@@ -159,9 +174,11 @@ class OutboxBus:
             group, stopping = await self._take_group()
             if not group:
                 return
-            rows = [row for row, _ in group]
+            rows = [row for row, _, _ in group]
             try:
-                await self._db.transaction(partial(_insert_units, rows=rows))
+                unit_ids = await self._db.transaction(
+                    partial(_insert_units, rows=rows, returning=self._own_first)
+                )
             except asyncio.CancelledError:
                 _fail(group, "the outbox is shutting down")
                 raise
@@ -169,9 +186,13 @@ class OutboxBus:
                 log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
                 _fail(group, "the outbox could not commit")
             else:
-                for _, done in group:
+                for _, _, done in group:
                     if not done.done():
                         done.set_result(None)
+                if self._own_first:
+                    self._fresh.extend(
+                        zip(unit_ids, (messages for _, messages, _ in group), strict=True)
+                    )
                 self._wakeup.set()
 
     async def _take_group(
@@ -215,7 +236,13 @@ class OutboxBus:
                 self._wakeup.set()  # there may be more behind this batch
 
     async def _deliver_one_batch(self, handler: DeliveryHandler) -> int:
-        units = await self._read_units()
+        if self._fresh:
+            units = self._take_fresh()
+            if len(self._delivered) >= _UNITS_PER_READ:
+                delivered, self._delivered = self._delivered, []
+                await self._db.transaction(lambda conn: self._settle(conn, delivered))
+        else:
+            units = await self._read_units()
         if not units:
             return 0
         messages = [message for _, unit in units for message in unit]
@@ -223,11 +250,23 @@ class OutboxBus:
             receipts = await handler(messages)
             self._delivered.extend(_last_receipts(units, receipts))
         except (BusUnavailable, DatabaseUnavailable):
+            if self._own_first:
+                self._fresh.extendleft(reversed(units))  # first again once the transport is back
             raise  # the transport or the database is down: nothing failed on its own
         except Exception as exc:
             log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
             await self._deliver_one_by_one(handler, units)
         return len(messages)
+
+    def _take_fresh(self) -> list[tuple[int, list[BusMessage]]]:
+        """The oldest units this process committed, up to a batch (one unit at least)."""
+        units = [self._fresh.popleft()]
+        taken = len(units[0][1])
+        while self._fresh and taken + len(self._fresh[0][1]) <= self._batch_size:
+            unit = self._fresh.popleft()
+            units.append(unit)
+            taken += len(unit[1])
+        return units
 
     async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
         """Delete the units already handled, then read the next ones, in one transaction."""
@@ -255,6 +294,11 @@ class OutboxBus:
         self._settle(conn, delivered)
         query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count)
         query = query.where(outbox.c.relayed_at.is_(None))
+        if self._own_first:
+            orphaned = datetime.now(UTC) - timedelta(seconds=_ORPHAN_SECONDS)
+            query = query.where(
+                or_(outbox.c.created_at < orphaned, outbox.c.id <= self._take_over_upto)
+            )
         query = query.order_by(outbox.c.id).limit(_UNITS_PER_READ)
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
@@ -309,8 +353,13 @@ def _last_receipts(
     return ends
 
 
-def _insert_units(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    conn.execute(insert(outbox), rows)
+def _insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
+    """Insert the units; their ids, in the order of `rows`, when `returning`."""
+    if not returning:
+        conn.execute(insert(outbox), rows)
+        return []
+    statement = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+    return [int(unit_id) for unit_id in conn.execute(statement, rows).scalars()]
 
 
 def _delete_units(conn: Connection, unit_ids: list[int]) -> None:
@@ -337,6 +386,6 @@ def _count_failure(
 
 
 def _fail(group: list[_Publish], why: str) -> None:
-    for _, done in group:
+    for _, _, done in group:
         if not done.done():
             done.set_exception(BusUnavailable(why))

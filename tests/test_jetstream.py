@@ -7,10 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from sqlalchemy import insert
 
 from bus import BusMessage, Database, DatabaseUnavailable, JetStreamBus
+from bus._tables import outbox
 from gateway.database import open_database
 from gateway.settings import Settings
+from tests.helpers import execute, sqlite_rows
 
 
 def _message(number: int, subject: str = "events") -> BusMessage:
@@ -179,6 +185,52 @@ def test_a_message_that_keeps_failing_is_dead_lettered_and_the_rest_flow(
     asyncio.run(scenario())
     assert dead() == [("m3", 3)]
     assert sorted(applied) == ["m0", "m1", "m2", "m4", "m5"]
+
+
+def test_each_process_relays_its_own_units_and_takes_over_only_the_orphaned(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """Processes sharing the outbox relay the units they committed themselves; a unit another
+    process committed is left to it unless it is older than the orphan age (that process
+    died before relaying it)."""
+    url, stream = nats_stream
+    now = datetime.now(UTC)
+
+    def unit(number: int, age_seconds: float) -> dict[str, object]:
+        return {
+            "messages": msgspec.msgpack.encode([_message(number)]),
+            "message_count": 1,
+            "created_at": now - timedelta(seconds=age_seconds),
+        }
+
+    # what two other processes left: one died 30 s ago, one is alive and relaying its own
+    execute(migrated.database_url, insert(outbox).values([unit(1, 30), unit(2, 0)]))
+
+    async def scenario() -> list[tuple[str, int | None]]:
+        database = open_database(migrated.database_url)
+        bus = _bus(url, stream, database, sync_seconds=120)
+        await bus.start()
+        try:
+            await bus.publish([_message(3)])
+            await _until(lambda: len(_relayed(migrated)) == 2, 5)
+            await asyncio.sleep(1.0)  # a poll of the table or two: unit 2 stays its owner's
+            return _relayed(migrated)
+        finally:
+            await bus.close()
+            await database.dispose()
+
+    relayed = asyncio.run(scenario())
+    assert sorted(ids for ids, _ in relayed) == ["m1", "m3"]
+
+
+def _relayed(settings: Settings) -> list[tuple[str, int | None]]:
+    """(the message ids, the receipt) of every unit relayed so far."""
+    rows = sqlite_rows(
+        settings.database_url,
+        "SELECT messages, relayed_seq FROM bus_outbox WHERE relayed_at IS NOT NULL",
+    )
+    decoder = msgspec.msgpack.Decoder(list[BusMessage])
+    return [(",".join(m.message_id for m in decoder.decode(blob)), seq) for blob, seq in rows]
 
 
 def test_control_messages_reach_every_process_that_listens(
