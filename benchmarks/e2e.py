@@ -55,7 +55,7 @@ def measure(
     acked = asyncio.run(_send_at_rate(url, source["write_key"], rate, seconds))
     pseudonymize = asyncio.run(_pseudonymizer(database_url, workdir, source["source_id"]))
     subjects = {pseudonymize("subject", user): at for user, at in acked.items()}
-    visible = asyncio.run(_wait_visible(database_url, subjects, timeout=60))
+    visible = asyncio.run(_wait_visible(database_url, subjects, wait_seconds=60))
     latencies = sorted((visible[s] - at) * 1000 for s, at in subjects.items() if s in visible)
     return {
         "e2e_p50_ms": latencies[len(latencies) // 2],
@@ -76,13 +76,13 @@ async def _pseudonymizer(database_url: str, workdir: Path, source_id: str) -> An
 
 
 async def _wait_visible(
-    database_url: str, subjects: dict[str, float], timeout: float
+    database_url: str, subjects: dict[str, float], wait_seconds: float
 ) -> dict[str, float]:
     query = text("SELECT subject, updated_at FROM profiles").columns(
         subject=String(), updated_at=DateTime(timezone=True)
     )
     database = open_database(database_url)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     try:
         while True:
             rows = await database.transaction(lambda conn: conn.execute(query).all())
