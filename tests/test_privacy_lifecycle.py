@@ -27,6 +27,35 @@ Client = TestClient
 requests = cast(Table, PrivacyRequestRow.__table__)
 
 
+def _left_received(
+    settings: Settings,
+    request_id: str,
+    source: CreatedSource,
+    kind: str,
+    subject: str,
+    now: datetime,
+    claimed_until: datetime | None = None,
+) -> None:
+    """A request row as a process leaves it right after recording it (status `received`)."""
+    execute(
+        settings.database_url,
+        insert(requests).values(
+            request_id=request_id,
+            source_id=source.source_id,
+            kind=kind,
+            status="received",
+            subject=subject,
+            subjects=[subject],
+            purposes=[],
+            requested_by="test",
+            received_at=now,
+            deadline=now + timedelta(days=30),
+            claimed_until=claimed_until,
+            receipts=[],
+        ),
+    )
+
+
 @pytest.fixture
 def migrated(shaped: Settings) -> Settings:
     """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
@@ -64,22 +93,7 @@ def test_a_request_recorded_before_a_crash_is_resumed(
     profile_when(client, source, "crash-1", 1)
     subject = client.get("/v1/consent/crash-1", headers=bearer(source.server_key)).json()["subject"]
     now = datetime.now().astimezone()
-    execute(
-        migrated.database_url,
-        insert(requests).values(
-            request_id="pr_resumed",
-            source_id=source.source_id,
-            kind="erasure",
-            status="received",
-            subject=subject,
-            subjects=[subject],
-            purposes=[],
-            requested_by="test",
-            received_at=now,
-            deadline=now + timedelta(days=30),
-            receipts=[],
-        ),
-    )
+    _left_received(migrated, "pr_resumed", source, "erasure", subject, now)
     done = completed_privacy_request(client, bearer(source.server_key), "pr_resumed")
     assert sqlite_rows(migrated.database_url, "SELECT claimed_until FROM privacy_requests") == [
         (None,)
@@ -101,22 +115,8 @@ def test_a_request_leased_by_another_replica_is_left_to_it(
     """While another replica's lease runs, this one does not touch the request; once the lease
     has lapsed (that replica died), it takes the request over."""
     now = datetime.now(UTC)
-    execute(
-        migrated.database_url,
-        insert(requests).values(
-            request_id="pr_leased",
-            source_id=source.source_id,
-            kind="access",
-            status="received",
-            subject="p1_x",
-            subjects=["p1_x"],
-            purposes=[],
-            requested_by="test",
-            received_at=now,
-            deadline=now + timedelta(days=30),
-            claimed_until=now + timedelta(hours=1),
-            receipts=[],
-        ),
+    _left_received(
+        migrated, "pr_leased", source, "access", "p1_x", now, claimed_until=now + timedelta(hours=1)
     )
     path, server = "/v1/privacy/requests/pr_leased", bearer(source.server_key)
     with client.portal() as portal:  # one round of what the background task does
