@@ -115,6 +115,7 @@ def gateway(
 ) -> tuple[Server, dict[str, Any]]:
     port = free_port()
     env = {**gateway_env(workdir, port), **extra_env}
+    cli(env, "migrate")  # the CLI's other commands refuse a database that does not exist
     source = create_source(env, jurisdiction)
     return Server([str(BIN / "consentgate"), "serve"], env, port, _readyz), source
 
