@@ -31,6 +31,7 @@ from gateway.routes_flows import FLOW_HANDLERS
 from gateway.routes_health import HEALTH_HANDLERS
 from gateway.routes_ingest import INGEST_HANDLERS, INGEST_ROUTES
 from gateway.routes_ofrep import OFREP_HANDLERS, OfrepFailure, ofrep_failure_response
+from gateway.routes_pages import PAGE_HANDLERS
 from gateway.routes_privacy import PRIVACY_HANDLERS
 from gateway.routes_read import READ_HANDLERS
 from gateway.routes_segments import SEGMENT_HANDLERS
@@ -196,6 +197,7 @@ def create_app(
             *CONSENT_HANDLERS,
             *AUDIT_HANDLERS,
             *PRIVACY_HANDLERS,
+            *PAGE_HANDLERS,
             *READ_HANDLERS,
             *SEGMENT_HANDLERS,
             *FLAG_HANDLERS,

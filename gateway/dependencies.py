@@ -30,6 +30,7 @@ from observability import AuditLog, DecisionLog, Metrics
 from personalization import FlagStore, FlowStore, Recommenders, ViewCache
 from privacy import PrivacyRequests, Suppressions
 from profiles import SegmentStore
+from web import SessionCodec
 
 # What a handler's parameter says to receive a service: `consent: ConsentStoreDep` (litestar
 # injects by the parameter's name, one of DEPENDENCIES' keys; the lifespan built the value, so
@@ -58,6 +59,7 @@ StreamTicketsDep = NamedDependency[SkipValidation[StreamTickets]]
 ViewCacheDep = NamedDependency[SkipValidation[ViewCache]]
 FlowStoreDep = NamedDependency[SkipValidation[FlowStore]]
 RecommendersDep = NamedDependency[SkipValidation[Recommenders]]
+PagesDep = NamedDependency[SkipValidation[SessionCodec]]
 
 
 def _service(name: str) -> Provide:
@@ -99,4 +101,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "views": _service("views"),
     "flows": _service("flows"),
     "recommenders": _service("recommenders"),
+    "pages": _service("pages"),
 }

@@ -93,7 +93,7 @@ class ConsentHistory(msgspec.Struct, frozen=True, kw_only=True):
     records: list[ConsentRecord]
 
 
-async def _current(
+async def current_consent(
     consent: ConsentStoreDep, source: Source, pseudonyms: tuple[str, ...]
 ) -> ConsentView:
     """The state under the current pseudonym, merged with those of older key versions."""
@@ -115,7 +115,7 @@ async def _current(
     )
 
 
-async def _record(
+async def record_consent(
     request: Request[Any, Any, Any],
     change: ConsentChange,
     source: Source,
@@ -182,7 +182,7 @@ async def _record_for_user(
     """A server key's change for one of its source's users."""
     source = caller.source
     subject = source.pseudonymize("subject", user_id)
-    return await _record(
+    return await record_consent(
         request, change, source, subject, f"server_key:{source.source_id}", services
     )
 
@@ -196,7 +196,7 @@ async def get_consent(
     user_id: FromPath[str], caller: ServerKey, consent: ConsentStoreDep
 ) -> ConsentView:
     """Current consent per purpose; a purpose never decided is absent (the default applies)."""
-    return await _current(consent, caller.source, caller.source.pseudonyms(user_id))
+    return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
 
 
 @get("/v1/consent", operation_id="get_consent_by_query", tags=["consent"], **_SERVER_KEY)
@@ -204,7 +204,7 @@ async def get_consent_by_query(
     user_id: UserIdQuery, caller: ServerKey, consent: ConsentStoreDep
 ) -> ConsentView:
     """The same, for any userId (one holding "/" too): `?userId=`."""
-    return await _current(consent, caller.source, caller.source.pseudonyms(user_id))
+    return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
 
 
 @put(
@@ -313,7 +313,7 @@ async def _history(
 @get("/v1/me/consent", operation_id="get_my_consent", tags=["consent"], **_SUBJECT)
 async def get_my_consent(caller: Subject, consent: ConsentStoreDep) -> ConsentView:
     """The token's own subject's consent."""
-    return await _current(consent, caller.source, (caller.subject,))
+    return await current_consent(consent, caller.source, (caller.subject,))
 
 
 @put(
@@ -332,7 +332,7 @@ async def put_my_consent(
     receipts: ReceiptSignerDep,
 ) -> SignedReceipt:
     """Change the token's own subject's consent, recorded with the method `subject`."""
-    return await _record(
+    return await record_consent(
         request,
         data,
         caller.source,

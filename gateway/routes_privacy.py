@@ -14,6 +14,7 @@ import msgspec
 from litestar import delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from consent import ConsentStore
 from gateway.callers import (
     ADMIN,
     AUDITOR,
@@ -36,8 +37,9 @@ from gateway.dependencies import (
     SuppressionsDep,
 )
 from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.runtime import ProfileReader
 from gateway.sources import Source
-from observability import decode_cursor, encode_cursor, remember_raw_identifiers
+from observability import DecisionLog, decode_cursor, encode_cursor, remember_raw_identifiers
 from privacy import (
     STATUSES,
     NotSuppressed,
@@ -172,8 +174,22 @@ async def get_export(
             code="export_not_for_auditors",
         )
     request = await _readable(privacy, caller, request_id)
+    fetched_by = (
+        "subject_token" if isinstance(caller, SubjectCaller) else f"server_key:{request.source_id}"
+    )
+    return await export_of(request, fetched_by, privacy, (consent, decision_log, profile_reader))
+
+
+async def export_of(
+    request: PrivacyRequest,
+    fetched_by: str,
+    privacy: PrivacyRequests,
+    stores: tuple[ConsentStore, DecisionLog, ProfileReader],
+) -> PrivacyExport:
+    """An access request's export, its fetch recorded (the API's and the privacy center's)."""
     if request.kind != "access":
         raise BadRequest("only an access request has an export", code="not_an_access_request")
+    consent, decision_log, profile_reader = stores
 
     async def requests_of(source_id: str, subject: str) -> list[PrivacyRequestView]:
         found = await privacy.store.listing(source_id=source_id, subject=subject)
@@ -185,9 +201,6 @@ async def get_export(
         profile_of=profile_reader,
         decisions_of=decision_log.for_subjects,
         requests_of=requests_of,
-    )
-    fetched_by = (
-        "subject_token" if isinstance(caller, SubjectCaller) else f"server_key:{request.source_id}"
     )
     await privacy.record_step(request, "export", f"fetched_by:{fetched_by}", 1)
     return exported

@@ -60,6 +60,7 @@ from profiles import (
     erasure_receipts,
     read_profile,
 )
+from web import SessionCodec
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
@@ -93,6 +94,7 @@ class Runtime:
     views: ViewCache  # profile views for flag evaluations, forgotten as the core changes them
     stream_tickets: StreamTickets
     ofrep_limiter: RateLimiter  # OFREP evaluations per caller
+    pages: SessionCodec  # the privacy center's session cookies and CSRF tokens
 
 
 @contextlib.asynccontextmanager
@@ -182,6 +184,7 @@ async def _opened_runtime(
         pipeline=pipeline,
         consent=consent,
         tokens=SubjectTokens(database, keks),
+        pages=SessionCodec(keks.derive("consentgate/page-session/v1")),
         keyring=keyring,
         receipts=signer,
         consumer=consumer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import structlog
@@ -144,10 +145,20 @@ def test_canaries_reach_no_span_metric_label_log_line_or_row(
             json={"context": {"targetingKey": canary_id}},
             headers=server,
         )
+        # the privacy center: a token for the canary user, its page, its forms, a forged link
+        minted = traced.post("/v1/tokens", json={"userId": canary_id}, headers=server).json()
+        traced.get("/privacy", params={"token": minted["token"]})
+        csrf = re.findall(r'name="csrf" value="([^"]+)"', traced.get("/privacy").text)[0]
+        form = {"csrf": csrf, "shown": ["analytics"], "granted": ["analytics"]}
+        traced.post("/privacy/consent", data=form)
+        traced.post("/privacy/requests", data={"csrf": csrf, "type": "access"})
+        traced.post("/privacy/requests", data={"csrf": csrf, "type": canary_mail})
+        traced.get("/privacy", params={"token": canary_mail})
         wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
         metrics = traced.get("/metrics").text
     spans = "".join(s.to_json() for s in exported.get_finished_spans())
     rows = dump_database(migrated.database_url)
+    assert "privacy_center" in rows  # the page's consent choice was recorded
     assert "privacy_request.received" in rows  # the access request was recorded
     for sink in (spans, metrics, repr(logs), rows):
         assert canary_id not in sink

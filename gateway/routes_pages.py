@@ -1,0 +1,350 @@
+"""The privacy center (`/privacy`): an end user's own consent and privacy requests, as pages
+that work without JavaScript. The pages (`web`) render; this module supplies the subject's
+data and carries out the forms through the same functions as the API.
+
+An app links its user to `/privacy?token=st_…`. The token is traded for a session cookie
+(HttpOnly, SameSite=Strict, 30 minutes) and dropped from the URL by a same-site hop: a Strict
+cookie set during a cross-site navigation is not sent on that navigation's redirect. Every
+request checks the token again (revoked or expired, the session ends), and every form carries
+a CSRF token bound to the session. The pages take no user id: a session reaches its own
+subject only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response, get, post
+from litestar.params import FromPath
+
+from consent import ConsentStore
+from gateway.audit import AuditTrail
+from gateway.callers import SubjectCaller
+from gateway.dependencies import (
+    AuditTrailDep,
+    ConsentStoreDep,
+    DecisionLogDep,
+    PagesDep,
+    PrivacyRequestsDep,
+    ProfileReaderDep,
+    ReceiptSignerDep,
+    SourceRegistryDep,
+    SubjectTokensDep,
+)
+from gateway.errors import GatewayError
+from gateway.receipts import ReceiptSigner
+from gateway.routes_consent import ConsentChange, SignedReceipt, current_consent, record_consent
+from gateway.routes_privacy import export_of
+from gateway.sources import SourceRegistry
+from gateway.tokens import SubjectTokens
+from privacy import PrivacyError, PrivacyRequests, PrivacyRequestView
+from web import PAGE_HEADERS, SessionCodec, SessionError, render, stylesheet
+
+COOKIE = "cg_privacy"
+POLICY_VERSION = "privacy-center"  # what the receipts name as the policy the choice was made on
+_THROUGH = {
+    "banner": "the consent banner",
+    "gpc": "Global Privacy Control",
+    "tcf": "a TCF consent string",
+    "consent_mode": "Google Consent Mode",
+    "api": "the app",
+    "import": "an import",
+    "subject": "you, through the app",
+    "privacy_center": "you, here",
+    "opt_out": "your opt-out",
+}
+_KINDS = {"access": "Download of my data", "erasure": "Deletion of my data"}
+
+
+def _page(html: str, status: int = 200, cookie: str | None = None) -> Response[str]:
+    headers = dict(PAGE_HEADERS)
+    response = Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
+    if cookie is not None:
+        response.set_cookie(
+            COOKIE, cookie, path="/privacy", httponly=True, samesite="strict", max_age=30 * 60
+        )
+    return response
+
+
+def _message(title: str, detail: str, status: int, back: bool = False) -> Response[str]:
+    html = render("message.html", title=title, detail=detail, back="/privacy" if back else None)
+    return _page(html, status)
+
+
+async def _caller(
+    request: Request[Any, Any, Any],
+    codec: SessionCodec,
+    tokens: SubjectTokens,
+    sources: SourceRegistry,
+) -> tuple[SubjectCaller, Any] | Response[str]:
+    """The session's subject, or the page that says why there is none."""
+    try:
+        session = codec.decode(request.cookies.get(COOKIE))
+        claims = await tokens.verify(session.token)
+    except (SessionError, GatewayError):
+        return _message(
+            "Your session has ended",
+            "Open your privacy center again from the link in the app.",
+            401,
+        )
+    source = await sources.by_id(claims.source_id)
+    if source is None:
+        return _message("Your session has ended", "This app no longer exists.", 401)
+    return SubjectCaller(source=source, subject=claims.subject), session
+
+
+@get("/pages/pages.css", include_in_schema=False)
+async def pages_stylesheet() -> Response[bytes]:
+    return Response(
+        stylesheet(),
+        media_type="text/css",
+        headers={"cache-control": "public, max-age=3600", "x-content-type-options": "nosniff"},
+    )
+
+
+@get("/privacy", include_in_schema=False)
+async def privacy_center(
+    request: Request[Any, Any, Any],
+    pages: PagesDep,
+    tokens: SubjectTokensDep,
+    sources: SourceRegistryDep,
+    consent: ConsentStoreDep,
+    privacy: PrivacyRequestsDep,
+) -> Response[str]:
+    token = request.query_params.get("token")
+    if token is not None:
+        try:
+            await tokens.verify(token)
+        except GatewayError:
+            return _message(
+                "This link no longer works",
+                "It has expired or was withdrawn. Open your privacy center again from the app.",
+                401,
+            )
+        session = pages.new(token, float("inf"))
+        return _page(render("enter.html"), cookie=pages.encode(session))
+    found = await _caller(request, pages, tokens, sources)
+    if isinstance(found, Response):
+        return found
+    caller, session = found
+    html = await _center(caller, pages.csrf_token(session), consent, privacy)
+    return _page(html)
+
+
+@post("/privacy/consent", include_in_schema=False, status_code=200)
+async def save_choices(
+    request: Request[Any, Any, Any],
+    pages: PagesDep,
+    tokens: SubjectTokensDep,
+    sources: SourceRegistryDep,
+    consent: ConsentStoreDep,
+    privacy: PrivacyRequestsDep,
+    trail: AuditTrailDep,
+    receipts: ReceiptSignerDep,
+) -> Response[str]:
+    found = await _caller(request, pages, tokens, sources)
+    if isinstance(found, Response):
+        return found
+    caller, session = found
+    form = await request.form()
+    if not pages.check_csrf(session, form.get("csrf")):
+        return _message("This form has expired", "Reload the page and try again.", 403, True)
+    known = set(caller.source.consent.known_purposes())
+    shown = [p for p in form.getall("shown") if p in known] if "shown" in form else []
+    granted = set(form.getall("granted")) if "granted" in form else set()
+    if not shown or not granted <= set(shown):
+        return _message("Nothing was saved", "The form did not name the purposes shown.", 400, True)
+    change = ConsentChange(
+        purposes={purpose: purpose in granted for purpose in shown}, policy_version=POLICY_VERSION
+    )
+    signed = await _save(request, change, caller, (consent, trail, receipts))
+    html = await _center(
+        caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
+    )
+    return _page(html)
+
+
+async def _save(
+    request: Request[Any, Any, Any],
+    change: ConsentChange,
+    caller: SubjectCaller,
+    services: tuple[ConsentStore, AuditTrail, ReceiptSigner],
+) -> SignedReceipt:
+    return await record_consent(
+        request,
+        change,
+        caller.source,
+        caller.subject,
+        "subject_token",
+        services,
+        fixed_method="privacy_center",
+    )
+
+
+@post("/privacy/requests", include_in_schema=False, status_code=200)
+async def submit_from_page(
+    request: Request[Any, Any, Any],
+    pages: PagesDep,
+    tokens: SubjectTokensDep,
+    sources: SourceRegistryDep,
+    consent: ConsentStoreDep,
+    privacy: PrivacyRequestsDep,
+) -> Response[str]:
+    found = await _caller(request, pages, tokens, sources)
+    if isinstance(found, Response):
+        return found
+    caller, session = found
+    form = await request.form()
+    if not pages.check_csrf(session, form.get("csrf")):
+        return _message("This form has expired", "Reload the page and try again.", 403, True)
+    kind = form.get("type")
+    if kind not in _KINDS:
+        return _message("Nothing was requested", "Choose download or deletion.", 400, True)
+    if kind == "erasure" and form.get("confirm") != "yes":
+        return _message(
+            "Nothing was deleted",
+            "Tick the box to confirm that you want your data deleted.",
+            400,
+            True,
+        )
+    try:
+        await privacy.submit(caller.source, kind, [caller.subject], "privacy_center", [])
+    except PrivacyError as exc:
+        return _message("Nothing was requested", str(exc), 400, True)
+    notice = (
+        "Your download is being prepared: it appears below when it is ready."
+        if kind == "access"
+        else "Your data is being deleted. The receipts appear below as each store confirms."
+    )
+    html = await _center(caller, pages.csrf_token(session), consent, privacy, notice)
+    return _page(html)
+
+
+@get("/privacy/requests/{request_id:str}/export", include_in_schema=False)
+async def download_export(
+    request: Request[Any, Any, Any],
+    request_id: FromPath[str],
+    pages: PagesDep,
+    tokens: SubjectTokensDep,
+    sources: SourceRegistryDep,
+    consent: ConsentStoreDep,
+    privacy: PrivacyRequestsDep,
+    decision_log: DecisionLogDep,
+    profile_reader: ProfileReaderDep,
+) -> Response[Any]:
+    found = await _caller(request, pages, tokens, sources)
+    if isinstance(found, Response):
+        return found
+    caller, _ = found
+    stored = await privacy.store.get(request_id)
+    if stored is None or (stored.source_id, stored.subject) != (
+        caller.source.source_id,
+        caller.subject,
+    ):
+        return _message("No such download", "This download is not yours.", 404, True)
+    if stored.kind != "access" or stored.status != "completed":
+        return _message("Not ready yet", "Your download is still being prepared.", 409, True)
+    exported = await export_of(
+        stored, "privacy_center", privacy, (consent, decision_log, profile_reader)
+    )
+    return Response(
+        msgspec.json.encode(exported),
+        media_type=MediaType.JSON,
+        headers={
+            **PAGE_HEADERS,
+            "content-disposition": f'attachment; filename="my-data-{request_id}.json"',
+        },
+    )
+
+
+async def _center(
+    caller: SubjectCaller,
+    csrf: str,
+    consent: ConsentStore,
+    privacy: PrivacyRequests,
+    notice: str | None = None,
+    receipt: SignedReceipt | None = None,
+) -> str:
+    source = caller.source
+    view = await current_consent(consent, source, (caller.subject,))
+    definitions = source.consent.known_purposes()
+    purposes = []
+    for key in definitions:
+        choice = view.purposes.get(key)
+        state = (
+            "Not decided yet: the default applies."
+            if choice is None
+            else f"{'Allowed' if choice.granted else 'Refused'} by "
+            f"{_THROUGH.get(choice.source, choice.source)} on {_day(choice.recorded_at)}."
+        )
+        purposes.append(
+            {
+                "key": key,
+                "name": key.replace("_", " ").capitalize(),
+                "description": definitions[key].description,
+                "granted": bool(choice and choice.granted),
+                "state": state,
+            }
+        )
+    history = sorted(
+        await consent.history(source.source_id, caller.subject),
+        key=lambda r: (r.recorded_at, r.record_id),
+        reverse=True,
+    )
+    requests = await privacy.store.listing(source_id=source.source_id, subject=caller.subject)
+    return render(
+        "privacy.html",
+        source_name=source.name,
+        purposes=purposes,
+        csrf=csrf,
+        notice=notice,
+        suppressed=view.suppressed,
+        receipt=None
+        if receipt is None
+        else {
+            "key_id": receipt.key_id,
+            "signature": receipt.signature,
+            "json": json.dumps(receipt.receipt, indent=2, sort_keys=True),
+        },
+        requests=[_request_row(privacy.view(r)) for r in requests],
+        history=[
+            {
+                "at": _minute(r.recorded_at),
+                "at_iso": r.recorded_at.isoformat(),
+                "purpose": r.purpose.replace("_", " ").capitalize(),
+                "choice": "Allowed" if r.granted else "Refused",
+                "through": _THROUGH.get(r.source, r.source),
+            }
+            for r in history
+        ],
+    )
+
+
+def _request_row(view: PrivacyRequestView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "kind_name": _KINDS.get(view.type, view.type),
+        "status": view.status.replace("_", " "),
+        "received": _minute(view.received_at),
+        "received_iso": view.received_at.isoformat(),
+        "deadline": _day(view.deadline),
+        "deadline_iso": view.deadline.isoformat(),
+        "download": f"/privacy/requests/{view.id}/export"
+        if view.type == "access" and view.status == "completed"
+        else None,
+        "receipts": [f"{r.store}: {r.action} ({r.count})" for r in view.receipts],
+    }
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%d %B %Y")
+
+
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%d %B %Y, %H:%M UTC")
+
+
+PAGE_HANDLERS = [pages_stylesheet, privacy_center, save_choices, submit_from_page, download_export]
