@@ -41,7 +41,7 @@ from gateway.routes_privacy import export_of
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from privacy import PrivacyError, PrivacyRequests, PrivacyRequestView
-from web import PAGE_HEADERS, SessionCodec, SessionError, render, stylesheet
+from web import PAGE_HEADERS, SESSION_SECONDS, SessionCodec, SessionError, render, stylesheet
 
 COOKIE = "cg_privacy"
 POLICY_VERSION = "privacy-center"  # what the receipts name as the policy the choice was made on
@@ -59,13 +59,23 @@ _THROUGH = {
 _KINDS = {"access": "Download of my data", "erasure": "Deletion of my data"}
 
 
-def _page(html: str, status: int = 200, cookie: str | None = None) -> Response[str]:
+def _page(html: str, status: int = 200) -> Response[str]:
     headers = dict(PAGE_HEADERS)
-    response = Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
-    if cookie is not None:
-        response.set_cookie(
-            COOKIE, cookie, path="/privacy", httponly=True, samesite="strict", max_age=30 * 60
-        )
+    return Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
+
+
+def _entered(request: Request[Any, Any, Any], cookie: str) -> Response[str]:
+    """The hop page that sets the session cookie (Secure whenever the page came over HTTPS)."""
+    response = _page(render("enter.html"))
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        path="/privacy",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=SESSION_SECONDS,
+    )
     return response
 
 
@@ -124,8 +134,7 @@ async def privacy_center(
                 "It has expired or was withdrawn. Open your privacy center again from the app.",
                 401,
             )
-        session = pages.new(token, float("inf"))
-        return _page(render("enter.html"), cookie=pages.encode(session))
+        return _entered(request, pages.encode(pages.new(token, float("inf"))))
     found = await _caller(request, pages, tokens, sources)
     if isinstance(found, Response):
         return found
