@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath
 
 from consent import ConsentStore
@@ -41,7 +42,15 @@ from gateway.routes_privacy import export_of
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
 from privacy import PrivacyError, PrivacyRequests, PrivacyRequestView
-from web import PAGE_HEADERS, SESSION_SECONDS, SessionCodec, SessionError, render, stylesheet
+from web import (
+    PAGE_HEADERS,
+    SESSION_SECONDS,
+    Session,
+    SessionCodec,
+    SessionError,
+    render,
+    stylesheet,
+)
 
 COOKIE = "cg_privacy"
 POLICY_VERSION = "privacy-center"  # what the receipts name as the policy the choice was made on
@@ -89,7 +98,7 @@ async def _caller(
     codec: SessionCodec,
     tokens: SubjectTokens,
     sources: SourceRegistry,
-) -> tuple[SubjectCaller, Any] | Response[str]:
+) -> tuple[SubjectCaller, Session] | Response[str]:
     """The session's subject, or the page that says why there is none."""
     try:
         session = codec.decode(request.cookies.get(COOKIE))
@@ -104,6 +113,23 @@ async def _caller(
     if source is None:
         return _message("Your session has ended", "This app no longer exists.", 401)
     return SubjectCaller(source=source, subject=claims.subject), session
+
+
+async def _posted_form(
+    request: Request[Any, Any, Any],
+    codec: SessionCodec,
+    tokens: SubjectTokens,
+    sources: SourceRegistry,
+) -> tuple[SubjectCaller, Session, FormMultiDict] | Response[str]:
+    """A form's session subject and fields, once its CSRF token matched the session's."""
+    found = await _caller(request, codec, tokens, sources)
+    if isinstance(found, Response):
+        return found
+    caller, session = found
+    form = await request.form()
+    if not codec.check_csrf(session, form.get("csrf")):
+        return _message("This form has expired", "Reload the page and try again.", 403, True)
+    return caller, session, form
 
 
 @get("/pages/pages.css", include_in_schema=False)
@@ -154,13 +180,10 @@ async def save_choices(
     trail: AuditTrailDep,
     receipts: ReceiptSignerDep,
 ) -> Response[str]:
-    found = await _caller(request, pages, tokens, sources)
-    if isinstance(found, Response):
-        return found
-    caller, session = found
-    form = await request.form()
-    if not pages.check_csrf(session, form.get("csrf")):
-        return _message("This form has expired", "Reload the page and try again.", 403, True)
+    posted = await _posted_form(request, pages, tokens, sources)
+    if isinstance(posted, Response):
+        return posted
+    caller, session, form = posted
     known = set(caller.source.consent.known_purposes())
     shown = [p for p in form.getall("shown") if p in known] if "shown" in form else []
     granted = set(form.getall("granted")) if "granted" in form else set()
@@ -202,13 +225,10 @@ async def submit_from_page(
     consent: ConsentStoreDep,
     privacy: PrivacyRequestsDep,
 ) -> Response[str]:
-    found = await _caller(request, pages, tokens, sources)
-    if isinstance(found, Response):
-        return found
-    caller, session = found
-    form = await request.form()
-    if not pages.check_csrf(session, form.get("csrf")):
-        return _message("This form has expired", "Reload the page and try again.", 403, True)
+    posted = await _posted_form(request, pages, tokens, sources)
+    if isinstance(posted, Response):
+        return posted
+    caller, session, form = posted
     kind = form.get("type")
     if kind not in _KINDS:
         return _message("Nothing was requested", "Choose download or deletion.", 400, True)
