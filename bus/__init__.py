@@ -5,7 +5,7 @@ from bus._dead_letters import count_dead_letters, erase_dead_letters
 from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
-from bus._transport import Bus, BusError, BusUnavailable, MessageHandler
+from bus._transport import Bus, BusError, BusUnavailable, MessageHandler, finish_within
 from bus.envelope import (
     CONTROL_SUBJECT,
     EVENTS_SUBJECT,
@@ -49,6 +49,7 @@ __all__ = [
     "encode_control",
     "encode_event",
     "erase_dead_letters",
+    "finish_within",
     "metadata",
 ]
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._outbox import OutboxBus
-from bus._transport import BusUnavailable, MessageHandler
+from bus._transport import BusUnavailable, MessageHandler, finish_within
 from bus.envelope import CONTROL_SUBJECT, BusMessage
 
 log = structlog.get_logger("consentgate.bus")
@@ -150,7 +150,8 @@ class JetStreamBus:
             # close, not drain: what was fetched and not acked is redelivered (we ack only
             # after applying), and a drain waits on the fan-out's ordered consumer forever
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), _CLOSE_TIMEOUT_SECONDS)
+                if not await finish_within(self._nc.close(), _CLOSE_TIMEOUT_SECONDS):
+                    log.warning("nats_close_timed_out", seconds=_CLOSE_TIMEOUT_SECONDS)
 
     def _subject(self, message: BusMessage) -> str:
         return f"{self._prefix}.{message.subject}"

@@ -123,9 +123,11 @@ class OutboxBus:
             _, late = await asyncio.wait(tasks, timeout=_CLOSE_GRACE_SECONDS)
             for task in late:
                 task.cancel()
+            if late:  # bounded: a task that ignores its cancellation must not hold a shutdown
+                await asyncio.wait(late, timeout=_CLOSE_GRACE_SECONDS)
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         if self._delivered:
             delivered, self._delivered = self._delivered, []
             await self._db.transaction(lambda conn: self._settle(conn, delivered))

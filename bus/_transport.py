@@ -3,8 +3,9 @@ and the outbox relayed to NATS JetStream)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from bus.envelope import BusMessage
 
@@ -12,6 +13,20 @@ MessageHandler = Callable[[Sequence[BusMessage]], Awaitable[None]]
 # what the outbox hands its units to: the core (embedded), or the relay to JetStream, which
 # returns each message's stream sequence (its receipt)
 DeliveryHandler = Callable[[Sequence[BusMessage]], Awaitable[Sequence[int] | None]]
+
+
+async def finish_within(work: Coroutine[Any, Any, Any], seconds: float) -> bool:
+    """Run `work` for up to `seconds`; whether it finished. Past that it is cancelled and left:
+    unlike `asyncio.wait_for`, which then waits for the cancellation to complete, and waits
+    forever on a library that ignores it (a shutdown must end)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+    return True
 
 
 class BusError(Exception):

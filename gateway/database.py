@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bus import Database, DatabaseUnavailable
+from bus import Database, DatabaseUnavailable, finish_within
 
 T = TypeVar("T")
 log = structlog.get_logger("consentgate.database")
@@ -200,7 +200,5 @@ class PostgresDatabase:
     async def dispose(self) -> None:
         """Close the pool's connections; bounded, so that a connection stuck in a cancelled
         operation cannot hold a shutdown forever."""
-        try:
-            await asyncio.wait_for(self._engine.dispose(), _DISPOSE_TIMEOUT_SECONDS)
-        except TimeoutError:
+        if not await finish_within(self._engine.dispose(), _DISPOSE_TIMEOUT_SECONDS):
             log.warning("database_dispose_timed_out", seconds=_DISPOSE_TIMEOUT_SECONDS)

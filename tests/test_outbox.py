@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -126,3 +127,40 @@ async def test_publish_before_start_is_unavailable(migrated: Settings) -> None:
             raise AssertionError("publish succeeded on a stopped bus")
     finally:
         await engine.dispose()
+
+
+def test_a_shutdown_step_that_ignores_its_cancellation_does_not_hold_the_shutdown() -> None:
+    """`finish_within` gives up on work past its bound even when the work swallows the
+    cancellation (where `asyncio.wait_for` would wait for it forever)."""
+    from bus import finish_within
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue  # what a library's close can do
+
+    async def quick() -> str:
+        return "closed"
+
+    async def scenario() -> tuple[bool, bool, float]:
+        started = asyncio.get_running_loop().time()
+        stuck = await finish_within(stubborn(), 0.2)
+        finished = await finish_within(quick(), 0.2)
+        return stuck, finished, asyncio.get_running_loop().time() - started
+
+    stuck, finished, took = _run_leaving_stubborn(scenario)
+    assert stuck is False
+    assert finished is True
+    assert took < 2
+
+
+def _run_leaving_stubborn(scenario: Any) -> Any:
+    """asyncio.run cancels what is left at its end and waits for it: the stubborn task would
+    hold it, so the loop is closed by hand."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
