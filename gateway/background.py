@@ -24,6 +24,7 @@ log = structlog.get_logger("consentgate.background")
 
 _MAINTENANCE_INTERVAL_SECONDS = 600.0
 _BUS_LAG_INTERVAL_SECONDS = 5.0
+_STOP_SECONDS = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -40,11 +41,24 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
+        await _stop(tasks)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the loops, again and again until each has ended (bounded).
+
+    A cancellation can be lost: a driver may turn one that lands inside its call into an
+    ordinary error, which the loop then logs and carries on after (seen: a shutdown waiting
+    forever, the audit loop still committing every second). Cancelling again reaches the
+    loop at its next await."""
+    pending = set(tasks)
+    deadline = asyncio.get_running_loop().time() + _STOP_SECONDS
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in pending:
+        log.error("background_loop_did_not_stop", loop=task.get_name())
 
 
 async def _maintain_segments(runtime: Runtime) -> None:
