@@ -99,13 +99,14 @@ class OutboxBus:
             raise BusUnavailable("the outbox is not started")
         if not messages:
             return
+        unit = list(messages)
         row = {
-            "messages": _unit_encoder.encode(list(messages)),
+            "messages": _unit_encoder.encode(unit),
             "message_count": len(messages),
             "created_at": datetime.now(UTC),
         }
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait((row, list(messages), done))
+        self._pending.put_nowait((row, unit, done))
         # Shielded: a client that disconnects must not cancel a commit others wait on.
         await asyncio.shield(done)
 

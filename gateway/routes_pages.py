@@ -22,7 +22,6 @@ from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath
 
 from consent import ConsentStore
-from gateway.audit import AuditTrail
 from gateway.callers import SubjectCaller
 from gateway.dependencies import (
     AuditTrailDep,
@@ -36,7 +35,6 @@ from gateway.dependencies import (
     SubjectTokensDep,
 )
 from gateway.errors import GatewayError
-from gateway.receipts import ReceiptSigner
 from gateway.routes_consent import ConsentChange, SignedReceipt, current_consent, record_consent
 from gateway.routes_privacy import export_of
 from gateway.sources import SourceRegistry
@@ -160,7 +158,7 @@ async def privacy_center(
                 "It has expired or was withdrawn. Open your privacy center again from the app.",
                 401,
             )
-        return _entered(request, pages.encode(pages.new(token, float("inf"))))
+        return _entered(request, pages.encode(pages.new(token)))
     found = await _caller(request, pages, tokens, sources)
     if isinstance(found, Response):
         return found
@@ -192,28 +190,19 @@ async def save_choices(
     change = ConsentChange(
         purposes={purpose: purpose in granted for purpose in shown}, policy_version=POLICY_VERSION
     )
-    signed = await _save(request, change, caller, (consent, trail, receipts))
-    html = await _center(
-        caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
-    )
-    return _page(html)
-
-
-async def _save(
-    request: Request[Any, Any, Any],
-    change: ConsentChange,
-    caller: SubjectCaller,
-    services: tuple[ConsentStore, AuditTrail, ReceiptSigner],
-) -> SignedReceipt:
-    return await record_consent(
+    signed = await record_consent(
         request,
         change,
         caller.source,
         caller.subject,
         "subject_token",
-        services,
+        (consent, trail, receipts),
         fixed_method="privacy_center",
     )
+    html = await _center(
+        caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
+    )
+    return _page(html)
 
 
 @post("/privacy/requests", include_in_schema=False, status_code=200)

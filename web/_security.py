@@ -68,8 +68,10 @@ class SessionCodec:
     def __repr__(self) -> str:
         return "SessionCodec(<key hidden>)"
 
-    def new(self, token: str, token_expires_at: float) -> Session:
-        expires = min(time.time() + SESSION_SECONDS, token_expires_at)
+    def new(self, token: str) -> Session:
+        """A session for `token` (which is checked again on every request: its own expiry
+        and revocation end the session sooner)."""
+        expires = time.time() + SESSION_SECONDS
         return Session(token=token, expires_at=expires, nonce=_b64(os.urandom(16)))
 
     def encode(self, session: Session) -> str:
