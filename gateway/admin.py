@@ -92,7 +92,12 @@ async def authenticate_admin(
         raise Unauthorized(
             "send an admin token as Authorization: Bearer at_…", code="missing_admin_token"
         )
-    digest = hash_key(token)
+    return await role_of_digest(database, hash_key(token), allowed)
+
+
+async def role_of_digest(database: Database, digest: str, allowed: tuple[Role, ...]) -> Role:
+    """The role of the admin token whose hash is `digest` (what the console's session keeps,
+    never the token); 401 when it is unknown or revoked, 403 when the role may not."""
     query = select(_tokens.c.token_hash, _tokens.c.role, _tokens.c.revoked_at).where(
         _tokens.c.token_hash == digest
     )

@@ -25,7 +25,9 @@ from gateway.request_class import GatewayRequest
 from gateway.request_ids import with_request_id
 from gateway.route_helpers import MAX_BODY
 from gateway.routes_audit import AUDIT_HANDLERS
+from gateway.routes_banner import BANNER_HANDLERS, BANNER_PATHS
 from gateway.routes_consent import CONSENT_HANDLERS
+from gateway.routes_console import CONSOLE_HANDLERS
 from gateway.routes_flags import FLAG_HANDLERS
 from gateway.routes_flows import FLOW_HANDLERS
 from gateway.routes_health import HEALTH_HANDLERS
@@ -198,6 +200,8 @@ def create_app(
             *AUDIT_HANDLERS,
             *PRIVACY_HANDLERS,
             *PAGE_HANDLERS,
+            *CONSOLE_HANDLERS,
+            *BANNER_HANDLERS,
             *READ_HANDLERS,
             *SEGMENT_HANDLERS,
             *FLAG_HANDLERS,
@@ -217,7 +221,9 @@ def create_app(
         # CORS outermost (its preflights need nothing else); then the request scope: the
         # server span ends inside it, so the guard knows the request's identifiers
         middleware=[
-            cors_for_ingestion(path for paths in INGEST_ROUTES.values() for path in paths),
+            cors_for_ingestion(
+                [*(path for paths in INGEST_ROUTES.values() for path in paths), *BANNER_PATHS]
+            ),
             with_request_id,
             lambda app: traced(app, tracer),
         ],

@@ -95,6 +95,9 @@ class Runtime:
     stream_tickets: StreamTickets
     ofrep_limiter: RateLimiter  # OFREP evaluations per caller
     pages: SessionCodec  # the privacy center's session cookies and CSRF tokens
+    console: SessionCodec  # the compliance console's, under a key of its own
+    write_keys: WriteKeyAuthenticator  # the consent banner's routes (ingestion has its own)
+    banner_limiter: RateLimiter  # banner reads and choices per source, as events are
 
 
 @contextlib.asynccontextmanager
@@ -185,6 +188,9 @@ async def _opened_runtime(
         consent=consent,
         tokens=SubjectTokens(database, keks),
         pages=SessionCodec(keks.derive("consentgate/page-session/v1")),
+        console=SessionCodec(keks.derive("consentgate/console-session/v1")),
+        write_keys=WriteKeyAuthenticator(sources),
+        banner_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         keyring=keyring,
         receipts=signer,
         consumer=consumer,

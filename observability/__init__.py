@@ -6,6 +6,8 @@ Imports neither gateway nor profiles.
 from observability._audit import AuditLog, Verification, canonical, checkpoint_message
 from observability._decision_log import (
     DECISIONS_SUBJECT,
+    BucketUnit,
+    DecisionCount,
     DecisionLog,
     DecisionQuery,
     decisions_message,
@@ -33,6 +35,8 @@ __all__ = [
     "IDENTIFIER_PLACEHOLDER",
     "METRIC_NAMES",
     "AuditLog",
+    "BucketUnit",
+    "DecisionCount",
     "DecisionLog",
     "DecisionQuery",
     "DecisionRecord",

@@ -8,12 +8,14 @@ Redelivery inserts nothing twice. Rows older than the retention are purged.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import msgspec
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import String, Table, delete, func, or_, select
+from sqlalchemy import cast as cast_as
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -23,9 +25,17 @@ from observability._decisions import DecisionRecord
 from observability._tables import DecisionRow
 
 DECISIONS_SUBJECT = "decisions"
+BucketUnit = Literal["hour", "day"]
 _decisions = cast(Table, DecisionRow.__table__)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[DecisionRecord])
+
+
+class DecisionCount(msgspec.Struct, frozen=True, kw_only=True):
+    bucket: datetime  # the start of the hour or day, UTC
+    action: str
+    reasons: tuple[str, ...]
+    count: int
 
 
 def decisions_message(message_id: str, records: Sequence[DecisionRecord]) -> BusMessage:
@@ -38,6 +48,7 @@ class DecisionQuery(msgspec.Struct, frozen=True, kw_only=True):
     source_id: str | None = None
     subjects: tuple[str, ...] = ()
     message_ids: tuple[str, ...] = ()  # keyed, as stored
+    trace_id: str | None = None
     action: str | None = None
     reason: str | None = None
     since: datetime | None = None
@@ -72,6 +83,14 @@ class DecisionLog:
     async def query(self, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:
         """Matching decisions, newest first, and the cursor of the next page (or None)."""
         return await self._db.read(lambda conn: _query(conn, ask))
+
+    async def counts(
+        self, since: datetime, until: datetime, unit: BucketUnit
+    ) -> list[DecisionCount]:
+        """How many decisions per `unit` ("hour" or "day", in UTC), action and reasons, decided
+        in [since, until): what the console charts. Counted by the database, so the answer
+        stays small however many decisions there are."""
+        return await self._db.read(lambda conn: _counts(conn, since, until, unit, self._postgres))
 
     async def erase(self, source_id: str, subjects: Sequence[str]) -> int:
         """Delete the decisions about `subjects` (an erasure); returns how many."""
@@ -126,6 +145,8 @@ def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], 
         query = query.where(table.c.subject.in_(ask.subjects) | table.c.anonymous.in_(ask.subjects))
     if ask.message_ids:
         query = query.where(table.c.message_id.in_(ask.message_ids))
+    if ask.trace_id:
+        query = query.where(table.c.trace_id == ask.trace_id)
     if ask.action:
         query = query.where(table.c.action == ask.action)
     if ask.since:
@@ -150,6 +171,35 @@ def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], 
         items.append(_to_item(row))
         last = row
     return items, None
+
+
+def _counts(
+    conn: Connection, since: datetime, until: datetime, unit: BucketUnit, postgres: bool
+) -> list[DecisionCount]:
+    table = _decisions
+    if postgres:
+        bucket: Any = func.date_trunc(unit, func.timezone("UTC", table.c.decided_at))
+    else:  # SQLite keeps UTC times as ISO text
+        pattern = "%Y-%m-%d %H:00:00" if unit == "hour" else "%Y-%m-%d 00:00:00"
+        bucket = func.strftime(pattern, table.c.decided_at)
+    reasons = cast_as(table.c.reasons, String)
+    query = (
+        select(bucket.label("bucket"), table.c.action, reasons.label("reasons"), func.count())
+        .where(table.c.decided_at >= since, table.c.decided_at < until)
+        .group_by(bucket, table.c.action, reasons)
+    )
+    found = []
+    for at, action, reason_text, count in conn.execute(query):
+        moment = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        found.append(
+            DecisionCount(
+                bucket=moment.replace(tzinfo=UTC),
+                action=action,
+                reasons=tuple(json.loads(reason_text)),
+                count=count,
+            )
+        )
+    return found
 
 
 def _to_item(row: Any) -> dict[str, Any]:

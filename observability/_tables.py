@@ -24,6 +24,7 @@ class DecisionRow(Base):
     __table_args__ = (
         Index("ix_observability_decisions_subject", "source_id", "subject", "decided_at"),
         Index("ix_observability_decisions_decided_at", "decided_at"),
+        Index("ix_observability_decisions_trace_id", "trace_id"),
     )
 
     source_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -52,11 +52,16 @@ class RequestStore:
         limit: int = 100,
         open_only: bool = False,
         after: tuple[datetime, str] | None = None,
+        latest_first: bool = False,
     ) -> list[PrivacyRequest]:
         """Requests, the nearest deadline first (the queue compliance teams work through);
-        `after` is the (deadline, id) of the last one of the previous page."""
+        `after` is the (deadline, id) of the last one of the previous page. `latest_first`
+        turns the order round (what was done lately)."""
+        order = (_requests.c.deadline, _requests.c.request_id)
         query = (
-            select(_requests).order_by(_requests.c.deadline, _requests.c.request_id).limit(limit)
+            select(_requests)
+            .order_by(*(column.desc() for column in order) if latest_first else order)
+            .limit(limit)
         )
         if after is not None:
             deadline, request_id = after

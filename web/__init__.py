@@ -1,10 +1,12 @@
-"""Server-rendered pages: the privacy center for end users (issue 16; the console and the
-consent banner come next). Presentation only: templates, the stylesheet, the page security
-headers, the session cookie and CSRF tokens. The edge (`gateway.routes_pages`) supplies the
-data and the actions; this package imports none of the others.
+"""Server-rendered pages: the privacy center for end users, the compliance console for
+auditors, and the consent banner apps embed. Presentation only: templates, the stylesheet,
+the banner's script, the chart's geometry, the page security headers, the session cookie and
+CSRF tokens. The edge (`gateway.routes_pages`, `routes_console`) supplies the data and the
+actions; this package imports none of the others.
 """
 
-from web._render import render, stylesheet
+from web._chart import StackedBars, stacked_bars
+from web._render import banner_script, banner_stylesheet, render, stylesheet
 from web._security import (
     PAGE_HEADERS,
     SESSION_SECONDS,
@@ -19,6 +21,10 @@ __all__ = [
     "Session",
     "SessionCodec",
     "SessionError",
+    "StackedBars",
+    "banner_script",
+    "banner_stylesheet",
     "render",
+    "stacked_bars",
     "stylesheet",
 ]

@@ -30,3 +30,13 @@ def render(template: str, **context: Any) -> str:
 @cache
 def stylesheet() -> bytes:
     return (_HERE / "static" / "pages.css").read_bytes()
+
+
+@cache
+def banner_script() -> bytes:
+    return (_HERE / "static" / "consent.js").read_bytes()
+
+
+@cache
+def banner_stylesheet() -> bytes:
+    return (_HERE / "static" / "banner.css").read_bytes()
