@@ -42,10 +42,12 @@ from gateway.tokens import SubjectTokens
 from privacy import PrivacyError, PrivacyRequests, PrivacyRequestView
 from web import (
     PAGE_HEADERS,
+    SCRIPTED_PAGE_HEADERS,
     SESSION_SECONDS,
     Session,
     SessionCodec,
     SessionError,
+    privacy_script,
     render,
     stylesheet,
 )
@@ -66,8 +68,8 @@ _THROUGH = {
 _KINDS = {"access": "Download of my data", "erasure": "Deletion of my data"}
 
 
-def _page(html: str, status: int = 200) -> Response[str]:
-    headers = dict(PAGE_HEADERS)
+def _page(html: str, status: int = 200, scripted: bool = False) -> Response[str]:
+    headers = SCRIPTED_PAGE_HEADERS if scripted else PAGE_HEADERS
     return Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
@@ -139,6 +141,46 @@ async def pages_stylesheet() -> Response[bytes]:
     )
 
 
+@get("/pages/privacy.js", include_in_schema=False)
+async def privacy_center_script() -> Response[bytes]:
+    return Response(
+        privacy_script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"cache-control": "public, max-age=300", "x-content-type-options": "nosniff"},
+    )
+
+
+@get("/privacy/requests.json", include_in_schema=False)
+async def my_requests_now(
+    request: Request[Any, Any, Any],
+    pages: PagesDep,
+    tokens: SubjectTokensDep,
+    sources: SourceRegistryDep,
+    privacy: PrivacyRequestsDep,
+) -> Response[Any]:
+    """The session subject's requests as the page's script updates them (status, receipts,
+    the download once ready)."""
+    found = await _caller(request, pages, tokens, sources)
+    if isinstance(found, Response):
+        return Response({"error": "session_ended"}, status_code=401, headers=PAGE_HEADERS)
+    caller, _ = found
+    listed = await privacy.store.listing(source_id=caller.source.source_id, subject=caller.subject)
+    rows = [_request_row(privacy.view(r)) for r in listed]
+    return Response(
+        [
+            {
+                "id": row["id"],
+                "kind_name": row["kind_name"],
+                "status": row["status_code"],
+                "download": row["download"],
+                "receipts": row["receipts"],
+            }
+            for row in rows
+        ],
+        headers=PAGE_HEADERS,
+    )
+
+
 @get("/privacy", include_in_schema=False)
 async def privacy_center(
     request: Request[Any, Any, Any],
@@ -164,7 +206,7 @@ async def privacy_center(
         return found
     caller, session = found
     html = await _center(caller, pages.csrf_token(session), consent, privacy)
-    return _page(html)
+    return _page(html, scripted=True)
 
 
 @post("/privacy/consent", include_in_schema=False, status_code=200)
@@ -202,7 +244,7 @@ async def save_choices(
     html = await _center(
         caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
     )
-    return _page(html)
+    return _page(html, scripted=True)
 
 
 @post("/privacy/requests", include_in_schema=False, status_code=200)
@@ -238,7 +280,7 @@ async def submit_from_page(
         else "Your data is being deleted. The receipts appear below as each store confirms."
     )
     html = await _center(caller, pages.csrf_token(session), consent, privacy, notice)
-    return _page(html)
+    return _page(html, scripted=True)
 
 
 @get("/privacy/requests/{request_id:str}/export", include_in_schema=False)
@@ -346,6 +388,7 @@ def _request_row(view: PrivacyRequestView) -> dict[str, Any]:
         "id": view.id,
         "kind_name": _KINDS.get(view.type, view.type),
         "status": view.status.replace("_", " "),
+        "status_code": view.status,
         "received": _minute(view.received_at),
         "received_iso": view.received_at.isoformat(),
         "deadline": _day(view.deadline),
@@ -365,4 +408,12 @@ def _minute(moment: datetime) -> str:
     return moment.strftime("%d %B %Y, %H:%M UTC")
 
 
-PAGE_HANDLERS = [pages_stylesheet, privacy_center, save_choices, submit_from_page, download_export]
+PAGE_HANDLERS = [
+    pages_stylesheet,
+    privacy_center_script,
+    my_requests_now,
+    privacy_center,
+    save_choices,
+    submit_from_page,
+    download_export,
+]

@@ -84,12 +84,37 @@ def test_pages_forbid_inline_script_framing_and_caching(
     assert "default-src 'none'" in policy
     assert "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy
-    assert "script-src" not in policy
+    assert "unsafe-eval" not in policy
+    # one script, from here, and no inline one (the page works without it)
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, flags=re.S)
+    assert scripts == [(' src="/pages/privacy.js" defer', "")]
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert "<script" not in page.text
     assert "style=" not in page.text
+    assert not re.search(r"<[^>]+\son\w+=", page.text)  # no inline event handler
     assert client.get("/pages/pages.css").headers["content-type"].startswith("text/css")
+    assert client.get("/pages/privacy.js").headers["content-type"].startswith("text/javascript")
+    # the message pages (a session that ended) run nothing at all
+    client.cookies.clear()
+    ended = client.get("/privacy")
+    assert "script-src" not in ended.headers["content-security-policy"]
+    assert "<script" not in ended.text
+
+
+def test_the_pages_script_reads_the_sessions_own_requests_only(
+    client: Client, source: CreatedSource
+) -> None:
+    html = _open(client, source, "pc-poll")
+    client.post("/privacy/requests", data={"csrf": _csrf(html), "type": "access"})
+    mine = client.get("/privacy/requests.json")
+    assert mine.status_code == 200
+    (request,) = mine.json()
+    assert request["kind_name"] == "Download of my data"
+    assert set(request) == {"id", "kind_name", "status", "download", "receipts"}
+    client.cookies.clear()
+    assert client.get("/privacy/requests.json").status_code == 401
 
 
 def test_saving_choices_records_them_for_the_api_and_shows_the_signed_receipt(

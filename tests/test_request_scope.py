@@ -109,7 +109,11 @@ def test_root_spans_carry_the_request_id(
 
 
 def test_canaries_reach_no_span_metric_label_log_line_or_row(
-    traced: Client, source: CreatedSource, exported: InMemorySpanExporter, migrated: Settings
+    traced: Client,
+    source: CreatedSource,
+    exported: InMemorySpanExporter,
+    migrated: Settings,
+    auditor: dict[str, str],
 ) -> None:
     """Canaries planted in events, in paths, queries and bodies, and in error paths: every
     exported span, every /metrics line, every log line and every database row (privacy
@@ -154,12 +158,24 @@ def test_canaries_reach_no_span_metric_label_log_line_or_row(
         traced.post("/privacy/requests", data={"csrf": csrf, "type": "access"})
         traced.post("/privacy/requests", data={"csrf": csrf, "type": canary_mail})
         traced.get("/privacy", params={"token": canary_mail})
+        # the banner: choices for canary anonymousIds; the console: a lookup of the canary
+        for anonymous, purpose in ((canary_mail, "analytics"), (canary_id, canary_mail)):
+            choice = {"anonymousId": anonymous, "purposes": {purpose: True}}
+            traced.post("/v1/consent/banner", json=choice, headers=write)
+        signin = re.findall(r'name="csrf" value="([^"]+)"', traced.get("/console").text)[0]
+        staff = auditor["Authorization"].removeprefix("Bearer ")
+        traced.post("/console/signin", data={"csrf": signin, "token": staff})
+        assert "Signed in as auditor" in traced.get("/console/lookup", params={"q": canary_id}).text
+        traced.get("/console/lookup", params={"q": canary_mail})
+        traced.post("/console/signin", data={"csrf": signin, "token": canary_mail})
         wait_for(lambda: any(s.name == "core.apply" for s in exported.get_finished_spans()) or None)
         metrics = traced.get("/metrics").text
     spans = "".join(s.to_json() for s in exported.get_finished_spans())
     rows = dump_database(migrated.database_url)
     assert "privacy_center" in rows  # the page's consent choice was recorded
     assert "privacy_request.received" in rows  # the access request was recorded
+    assert "banner" in rows  # the banner's choice was recorded
+    assert "console.lookup" in rows  # and the console's lookup audited
     for sink in (spans, metrics, repr(logs), rows):
         assert canary_id not in sink
         assert canary_mail not in sink

@@ -6,9 +6,10 @@ actions; this package imports none of the others.
 """
 
 from web._chart import StackedBars, stacked_bars
-from web._render import banner_script, banner_stylesheet, render, stylesheet
+from web._render import banner_script, banner_stylesheet, privacy_script, render, stylesheet
 from web._security import (
     PAGE_HEADERS,
+    SCRIPTED_PAGE_HEADERS,
     SESSION_SECONDS,
     Session,
     SessionCodec,
@@ -17,6 +18,7 @@ from web._security import (
 
 __all__ = [
     "PAGE_HEADERS",
+    "SCRIPTED_PAGE_HEADERS",
     "SESSION_SECONDS",
     "Session",
     "SessionCodec",
@@ -24,6 +26,7 @@ __all__ = [
     "StackedBars",
     "banner_script",
     "banner_stylesheet",
+    "privacy_script",
     "render",
     "stacked_bars",
     "stylesheet",

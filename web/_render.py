@@ -40,3 +40,8 @@ def banner_script() -> bytes:
 @cache
 def banner_stylesheet() -> bytes:
     return (_HERE / "static" / "banner.css").read_bytes()
+
+
+@cache
+def privacy_script() -> bytes:
+    return (_HERE / "static" / "privacy.js").read_bytes()

@@ -31,6 +31,13 @@ PAGE_HEADERS: dict[str, str] = {
     "cache-control": "no-store",
 }
 
+# the privacy center's enhancement: its one script, from here, and the reads it makes here
+SCRIPTED_PAGE_HEADERS: dict[str, str] = {
+    **PAGE_HEADERS,
+    "content-security-policy": PAGE_HEADERS["content-security-policy"]
+    + "; script-src 'self'; connect-src 'self'",
+}
+
 
 class SessionError(Exception):
     """The cookie is missing, forged or expired."""

@@ -54,10 +54,9 @@ def _send(
                 }
                 for n in range(PER_BATCH)
             ]
-            try:
-                answer = client.post("/v1/batch", json={"batch": events})
-            except httpx.TransportError:
-                continue  # not acknowledged: the client would retry
+            answer = _post_as_sdks_do(client, events)
+            if answer is None:
+                continue  # never answered: not acknowledged
             if statuses is not None:
                 statuses.put((answer.status_code, answer.headers.get("retry-after")))
             time.sleep(PACE_SECONDS)  # the load spans the faults below
@@ -66,6 +65,18 @@ def _send(
                     acked.value += PER_BATCH
             else:
                 assert answer.status_code in (429, 503), answer.text  # never a 500
+
+
+def _post_as_sdks_do(client: httpx.Client, events: list[dict[str, Any]]) -> httpx.Response | None:
+    """Post a batch; on a lost connection (a killed worker) send the same batch again, as
+    Segment's SDKs do. The lost request may have committed before the kill: the same
+    messageIds again must then be applied once, not twice."""
+    for _ in range(10):
+        try:
+            return client.post("/v1/batch", json={"batch": events})
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
 
 
 class _Load:
