@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/consentgate serve
 
+# Two phases, both always run: the unit and HTTP tests on both cores (pytest-xdist; each test
+# has its own database, stream and ports), then the end-to-end tests one at a time (they
+# start servers, kill processes and measure under load, which a neighbour would disturb).
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --ignore=tests/e2e; unit=$$?; \
+	$(BIN)/pytest -q tests/e2e; e2e=$$?; \
+	test $$unit -eq 0 -a $$e2e -eq 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -162,7 +162,8 @@ async def my_requests_now(
     the download once ready)."""
     found = await _caller(request, pages, tokens, sources)
     if isinstance(found, Response):
-        return Response({"error": "session_ended"}, status_code=401, headers=PAGE_HEADERS)
+        ended = {"error": "session_ended", "detail": "open the privacy center again from the app"}
+        return Response(ended, status_code=401, headers=PAGE_HEADERS)
     caller, _ = found
     listed = await privacy.store.listing(source_id=caller.source.source_id, subject=caller.subject)
     rows = [_request_row(privacy.view(r)) for r in listed]

@@ -278,12 +278,17 @@ def test_the_banners_choice_reaches_the_events_analytics_js_sends(
         ("analytics", True, "banner"),
         ("personalization", False, "banner"),
     }
-    # answered: it does not show again, and the visitor can reopen it
+    # answered: it does not show again, nothing more loads, and the visitor can reopen it
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     page.reload()
     reopen = page.get_by_role("button", name="Privacy choices")
     reopen.wait_for()
     assert page.get_by_role("dialog").count() == 0
+    assert not [url for url in asked if "/v1/banner" in url]
     reopen.click()
+    page.get_by_role("dialog", name="Your privacy choices").wait_for()
+    assert [url for url in asked if "/v1/banner" in url]  # its purposes, once reopened
     assert page.get_by_role("dialog", name="Your privacy choices").is_visible()
     assert page.get_by_role("checkbox", name="Analytics").is_checked()
     assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")

@@ -144,7 +144,7 @@
 
   function decide(purposes) {
     close();
-    record(purposes).catch(function (error) { console.warn(error.message); });
+    record(purposes).catch(warn);
   }
 
   function asked() {
@@ -160,7 +160,11 @@
   }
 
   function open(focus) {
-    if (!config || banner) return;
+    if (banner) return;
+    if (!config) {
+      loadConfig().then(function () { open(focus); }, warn);
+      return;
+    }
     var ccpa = config.jurisdiction === "ccpa";
     var current = preferences() || {};
     banner = el("section", { class: "cg-banner", role: "dialog", "aria-modal": "false", "aria-labelledby": "cg-title", "aria-describedby": "cg-about" });
@@ -220,6 +224,22 @@
     reopen.hidden = false;
   }
 
+  function warn(error) {
+    console.warn(error.message);
+  }
+
+  var loading = null;
+  function loadConfig() {
+    loading = loading || fetch(gateway + "/v1/banner", { headers: auth(), credentials: "omit" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("consentgate: the gateway answered " + response.status);
+        return response.json();
+      })
+      .then(function (loaded) { config = loaded; });
+    loading.catch(function () { loading = null; }); // a later open() may try again
+    return loading;
+  }
+
   function start() {
     document.head.appendChild(el("link", { rel: "stylesheet", href: gateway + "/pages/banner.css" }));
     document.addEventListener("click", function (event) {
@@ -229,22 +249,15 @@
         open(true);
       }
     });
-    fetch(gateway + "/v1/banner", { headers: auth(), credentials: "omit" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("consentgate: the gateway answered " + response.status);
-        return response.json();
-      })
-      .then(function (loaded) {
-        config = loaded;
-        if (choice) {
-          handOff();
-          showReopen();
-          if (!choice.recorded) record(choice.purposes).catch(function () {});
-        } else {
-          open(false);
-        }
-      })
-      .catch(function (error) { console.warn(error.message); });
+    if (choice && choice.recorded) {
+      showReopen(); // answered and recorded: nothing more loads until the visitor reopens it
+      return;
+    }
+    loadConfig().then(function () {
+      if (!choice) return open(false);
+      showReopen();
+      return record(choice.purposes); // answered while the gateway could not record it
+    }).catch(warn);
   }
 
   window.consentgate = {
