@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import compute, core, e2e, ofrep, report, scale_out, servers
+from benchmarks import compute, consent_api, core, e2e, ofrep, report, scale_out, servers
 from benchmarks.http import load_client, run_load
 from benchmarks.payloads import batch_body, track_body
 from observability import configure_logging
@@ -82,6 +82,10 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
         with server:
             print("OFREP (one flag, 50 flags, half rate, flag flips under load) …", flush=True)
             figures.update(ofrep.measure(server.url, source, admin, seconds))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("consent API (writes and reads, 16 clients) …", flush=True)
+        figures.update(consent_api.measure(Path(tmp), seconds))
 
     unavailable = scale_out.available()
     if unavailable:

@@ -6,7 +6,7 @@ import argparse
 
 import msgspec
 import uvicorn
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, Response, get, post, put
 
 SUCCESS = b'{"success":true}'
 _decoder = msgspec.json.Decoder()
@@ -28,8 +28,27 @@ async def evaluate_constant(key: str, request: Request) -> Response[bytes]:  # t
     return Response(EVALUATION, media_type="application/json")
 
 
+RECEIPT = b'{"receipt":{"schema":"consentgate.receipt/1"},"signature":"x","key_id":"k"}'
+CONSENT = b'{"subject":"p1_x","purposes":{"analytics":{"granted":true}},"suppressed":false}'
+
+
+@put("/v1/consent/{user_id:str}", status_code=200)
+async def put_consent_constant(user_id: str, request: Request) -> Response[bytes]:  # type: ignore[type-arg]
+    """The bare baseline of a consent write: decode the body, answer a fixed receipt."""
+    _decoder.decode(await request.body())
+    return Response(RECEIPT, media_type="application/json")
+
+
+@get("/v1/consent/{user_id:str}")
+async def get_consent_constant(user_id: str) -> Response[bytes]:
+    """The bare baseline of a consent read: a fixed answer."""
+    return Response(CONSENT, media_type="application/json")
+
+
 app = Litestar(
-    route_handlers=[decode_only, evaluate_constant], openapi_config=None, logging_config=None
+    route_handlers=[decode_only, evaluate_constant, put_consent_constant, get_consent_constant],
+    openapi_config=None,
+    logging_config=None,
 )
 
 

@@ -26,26 +26,41 @@ def run_load(
     seconds: float,
     write_key: str | None = None,
     authorization: str | None = None,
+    method: str = "POST",
+    connections: int = CONNECTIONS,
 ) -> dict[str, Any]:
-    """POST `body` to `url` for `seconds` from another process; req/s, p50, p99, errors.
-    `write_key` authenticates as Segment's SDKs do (Basic); `authorization` is a whole header."""
+    """Send `body` to `url` (`method`, POST by default) for `seconds` from another process on
+    `connections` connections; req/s, p50, p99, errors. `write_key` authenticates as
+    Segment's SDKs do (Basic); `authorization` is a whole header."""
     if write_key:
         authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     with tempfile.NamedTemporaryFile(suffix=".json") as handle:
         handle.write(body)
         handle.flush()
         if load_client() == "wrk":
-            result = _wrk(url, handle.name, seconds, authorization)
+            result = _wrk(url, handle.name, seconds, authorization, method, connections)
         else:
-            result = _asyncio(url, handle.name, seconds, authorization)
+            result = _asyncio(url, handle.name, seconds, authorization, method, connections)
     result["req_per_s"] = result["requests"] / result["seconds"]
     return result
 
 
-def _wrk(url: str, body_file: str, seconds: float, authorization: str | None) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_BODY_FILE": body_file, "BENCH_AUTH_HEADER": authorization or ""}
+def _wrk(
+    url: str,
+    body_file: str,
+    seconds: float,
+    authorization: str | None,
+    method: str,
+    connections: int,
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_BODY_FILE": body_file,
+        "BENCH_AUTH_HEADER": authorization or "",
+        "BENCH_METHOD": method,
+    }
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "-s", str(LUA), url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "-s", str(LUA), url],
         env=env,
         capture_output=True,
         check=True,
@@ -56,7 +71,14 @@ def _wrk(url: str, body_file: str, seconds: float, authorization: str | None) ->
     return result
 
 
-def _asyncio(url: str, body_file: str, seconds: float, authorization: str | None) -> dict[str, Any]:
+def _asyncio(
+    url: str,
+    body_file: str,
+    seconds: float,
+    authorization: str | None,
+    method: str,
+    connections: int,
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -64,7 +86,8 @@ def _asyncio(url: str, body_file: str, seconds: float, authorization: str | None
         url,
         body_file,
         f"--seconds={seconds}",
-        f"--connections={CONNECTIONS}",
+        f"--connections={connections}",
+        f"--method={method}",
     ]
     if authorization:
         command.append(f"--authorization={authorization}")

@@ -1,6 +1,7 @@
 """A bounded HTTP/1.1 load client for loopback, run in its own process.
 
-`python -m benchmarks.load URL BODY_FILE --seconds S --connections C [--authorization H]` prints
+`python -m benchmarks.load URL BODY_FILE --seconds S --connections C [--authorization H]
+[--method PUT]` prints
 one JSON object: requests, status counts, req/s, p50/p99 in ms. It speaks just enough
 HTTP/1.1 (keep-alive, Content-Length responses) to stay out of the way of the server it
 measures; the harness uses wrk instead when wrk is installed. Targets must be loopback.
@@ -32,10 +33,13 @@ def _loopback_only(host: str) -> None:
         raise SystemExit(f"refusing to load {host}: benchmarks target loopback only")
 
 
-def build_request(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+def build_request(url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> bytes:
     parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
     lines = [
-        f"POST {parts.path or '/'} HTTP/1.1",
+        f"{method} {target} HTTP/1.1",
         f"Host: {parts.netloc}",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
@@ -89,13 +93,14 @@ async def run(
     connections: int,
     headers: dict[str, str],
     rate: float = 0.0,
+    method: str = "POST",
 ) -> dict[str, object]:
     """Closed-loop load on `connections` connections, or with `rate` requests a second spread
     over them."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     _loopback_only(host)
-    request = build_request(url, body, headers)
+    request = build_request(url, body, headers, method)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     started = time.perf_counter()
@@ -145,13 +150,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--authorization", help="the Authorization header's value")
     parser.add_argument("--rate", type=float, default=0.0, help="requests a second (0: flat out)")
+    parser.add_argument("--method", default="POST", choices=["POST", "PUT", "GET"])
     args = parser.parse_args()
     headers = {}
     if args.authorization:
         headers["Authorization"] = args.authorization
     with open(args.body_file, "rb") as handle:
         body = handle.read()
-    work = run(args.url, body, args.seconds, args.connections, headers, args.rate)
+    work = run(args.url, body, args.seconds, args.connections, headers, args.rate, args.method)
     result = uvloop.run(work) if uvloop is not None else asyncio.run(work)
     json.dump(result, sys.stdout)
 

@@ -27,6 +27,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "flag_flip_p99_ms": ("<", 100.0),
     "scaleout_batch_vs_raw_publish": (">=", 0.7),
     "scaleout_e2e_p99_ms": ("<", 100.0),
+    # the gateway's CPU per consent write and read (about 30x and 20x Ethyca Fides 2.86's)
+    "consent_write_cpu_ms": ("<", 1.0),
+    "consent_read_cpu_ms": ("<", 0.25),
 }
 
 
@@ -64,6 +67,8 @@ def _ratios(figures: dict[str, float]) -> dict[str, float]:
             "scaleout_batch_1w_events_per_s",
         ),
         "scaleout_2_cores_vs_1": ("scaleout_core_2_events_per_s", "scaleout_core_1_events_per_s"),
+        "consent_write_vs_bare": ("consent_write_req_per_s", "bare_consent_write_req_per_s"),
+        "consent_read_vs_bare": ("consent_read_req_per_s", "bare_consent_read_req_per_s"),
     }
     return {
         name: figures[top] / figures[bottom]

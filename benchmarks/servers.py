@@ -76,6 +76,12 @@ class Server:
         if self.process is not None:
             stop_process(self.process)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the process has used so far (its own, not its children's)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         """The process's high-water resident set size (VmHWM), in MiB."""
         assert self.process is not None

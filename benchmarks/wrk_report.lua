@@ -1,7 +1,10 @@
--- POST the body in $BENCH_BODY_FILE with $BENCH_AUTH as Basic auth; print the summary as JSON.
+-- Send the body in $BENCH_BODY_FILE ($BENCH_METHOD, POST by default) with $BENCH_AUTH_HEADER;
+-- print the summary as JSON.
 local file = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
-wrk.method = "POST"
-wrk.body = file:read("*a")
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+if wrk.method == "" then wrk.method = "POST" end
+local body = file:read("*a")
+if wrk.method ~= "GET" then wrk.body = body end
 file:close()
 wrk.headers["Content-Type"] = "application/json"
 local auth = os.getenv("BENCH_AUTH_HEADER")

@@ -5,7 +5,14 @@ from bus._dead_letters import count_dead_letters, erase_dead_letters
 from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
-from bus._transport import Bus, BusError, BusUnavailable, MessageHandler, finish_within
+from bus._transport import (
+    AlsoInCommit,
+    Bus,
+    BusError,
+    BusUnavailable,
+    MessageHandler,
+    finish_within,
+)
 from bus.envelope import (
     CONTROL_SUBJECT,
     EVENTS_SUBJECT,
@@ -26,6 +33,7 @@ __all__ = [
     "CONTROL_SUBJECT",
     "EVENTS_SUBJECT",
     "NAMING_CONVENTION",
+    "AlsoInCommit",
     "Bus",
     "BusError",
     "BusMessage",

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._outbox import OutboxBus
-from bus._transport import BusUnavailable, MessageHandler, finish_within
+from bus._transport import AlsoInCommit, BusUnavailable, MessageHandler, finish_within
 from bus.envelope import CONTROL_SUBJECT, BusMessage
 
 log = structlog.get_logger("consentgate.bus")
@@ -117,8 +117,10 @@ class JetStreamBus:
         `start`)."""
         self._listeners.append(listener)
 
-    async def publish(self, messages: Sequence[BusMessage]) -> None:
-        await self._outbox.publish(messages)
+    async def publish(
+        self, messages: Sequence[BusMessage], also: AlsoInCommit | None = None
+    ) -> None:
+        await self._outbox.publish(messages, also)
 
     async def ping(self) -> None:
         await self._outbox.ping()

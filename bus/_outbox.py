@@ -36,12 +36,13 @@ from sqlalchemy.engine import Connection
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
 from bus._tables import outbox
-from bus._transport import BusUnavailable, DeliveryHandler
+from bus._transport import AlsoInCommit, BusUnavailable, DeliveryHandler
 from bus.envelope import BusMessage
 
 log = structlog.get_logger("consentgate.bus")
 
-_Publish = tuple[dict[str, Any], list[BusMessage], asyncio.Future[None]]
+# (the unit's row or None, its messages, the work committed with it, the publisher's future)
+_Publish = tuple[dict[str, Any] | None, list[BusMessage], AlsoInCommit | None, asyncio.Future[None]]
 _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
 _UNITS_PER_READ = 64
@@ -94,19 +95,29 @@ class OutboxBus:
             self._wakeup.set()  # deliver what a previous run left behind
             self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="outbox-dispatch"))
 
-    async def publish(self, messages: Sequence[BusMessage]) -> None:
+    async def publish(
+        self, messages: Sequence[BusMessage], also: AlsoInCommit | None = None
+    ) -> None:
+        """Return once `messages` are durable. `also(conn)` runs in the same transaction
+        (a consent write: its rows, its audit entry and its message commit together, and
+        share the group commit with concurrent events); if it raises, nothing of the group
+        commits and every publisher of it gets `BusUnavailable`."""
         if not self._tasks or self._closing or self._tasks[0].done():
             raise BusUnavailable("the outbox is not started")
-        if not messages:
+        if not messages and also is None:
             return
         unit = list(messages)
-        row = {
-            "messages": _unit_encoder.encode(unit),
-            "message_count": len(messages),
-            "created_at": datetime.now(UTC),
-        }
+        row = (
+            {
+                "messages": _unit_encoder.encode(unit),
+                "message_count": len(messages),
+                "created_at": datetime.now(UTC),
+            }
+            if unit
+            else None
+        )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait((row, unit, done))
+        self._pending.put_nowait((row, unit, also, done))
         # Shielded: a client that disconnects must not cancel a commit others wait on.
         await asyncio.shield(done)
 
@@ -177,10 +188,11 @@ class OutboxBus:
             group, stopping = await self._take_group()
             if not group:
                 return
-            rows = [row for row, _, _ in group]
+            rows = [row for row, _, _, _ in group if row is not None]
+            also = [work for _, _, work, _ in group if work is not None]
             try:
                 unit_ids = await self._db.transaction(
-                    partial(_insert_units, rows=rows, returning=self._own_first)
+                    partial(_commit_group, rows=rows, returning=self._own_first, also=also)
                 )
             except asyncio.CancelledError:
                 _fail(group, "the outbox is shutting down")
@@ -189,13 +201,12 @@ class OutboxBus:
                 log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
                 _fail(group, "the outbox could not commit")
             else:
-                for _, _, done in group:
+                for _, _, _, done in group:
                     if not done.done():
                         done.set_result(None)
                 if self._own_first:
-                    self._fresh.extend(
-                        zip(unit_ids, (messages for _, messages, _ in group), strict=True)
-                    )
+                    units = (messages for row, messages, _, _ in group if row is not None)
+                    self._fresh.extend(zip(unit_ids, units, strict=True))
                 self._wakeup.set()
 
     async def _take_group(
@@ -356,6 +367,16 @@ def _last_receipts(
     return ends
 
 
+def _commit_group(
+    conn: Connection, rows: list[dict[str, Any]], returning: bool, also: list[AlsoInCommit]
+) -> list[int]:
+    """A group's units, then the work committed with them; the units' ids when `returning`."""
+    unit_ids = _insert_units(conn, rows, returning) if rows else []
+    for work in also:
+        work(conn)
+    return unit_ids
+
+
 def _insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
     """Insert the units; their ids, in the order of `rows`, when `returning`."""
     if not returning:
@@ -389,6 +410,6 @@ def _count_failure(
 
 
 def _fail(group: list[_Publish], why: str) -> None:
-    for _, _, done in group:
+    for _, _, _, done in group:
         if not done.done():
             done.set_exception(BusUnavailable(why))

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bus.envelope import BusMessage
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 MessageHandler = Callable[[Sequence[BusMessage]], Awaitable[None]]
 # what the outbox hands its units to: the core (embedded), or the relay to JetStream, which
 # returns each message's stream sequence (its receipt)
 DeliveryHandler = Callable[[Sequence[BusMessage]], Awaitable[Sequence[int] | None]]
+# work committed in the same transaction as a publish's messages (a consent write's rows and
+# audit entry with its `consent_changed`)
+AlsoInCommit = Callable[["Connection"], object]
 
 
 async def finish_within(work: Coroutine[Any, Any, Any], seconds: float) -> bool:
@@ -45,8 +51,11 @@ class Bus(Protocol):
         raises gets them again. Handlers dedupe by `message_id`: delivery is at least once.
         """
 
-    async def publish(self, messages: Sequence[BusMessage]) -> None:
-        """Return only once every message is durable; raise `BusUnavailable` otherwise."""
+    async def publish(
+        self, messages: Sequence[BusMessage], also: AlsoInCommit | None = None
+    ) -> None:
+        """Return only once every message is durable; raise `BusUnavailable` otherwise.
+        `also(conn)` commits in the same transaction as the messages, or neither does."""
 
     async def ping(self) -> None:
         """Raise `BusUnavailable` when the bus cannot take messages."""

@@ -32,11 +32,12 @@ from consent._signals import (
     Signals,
     parse_signals,
 )
-from consent._store import ConsentStore
+from consent._store import CONSENT_CACHE_LIMIT, ConsentStore
 from consent._tables import metadata
 from consent._tcf import IdSet, TCString, TCStringError, decode_tc_string
 
 __all__ = [
+    "CONSENT_CACHE_LIMIT",
     "DEFAULT_CONFIG",
     "DEFAULT_PURPOSES",
     "GOOGLE_CONSENT_MODE",

@@ -14,42 +14,81 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import Database, as_utc
-from consent._records import SUPPRESSION, ConsentRecord, ConsentState, current_state
-from consent._tables import ConsentRecordRow
+from bus import AlsoInCommit, BusMessage, Database, as_utc
+from consent._records import SUPPRESSION, ConsentRecord, ConsentState, PurposeState
+from consent._tables import ConsentCurrentRow, ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
-_CACHE_LIMIT = 200_000
+_current = cast(Table, ConsentCurrentRow.__table__)
+CONSENT_CACHE_LIMIT = 200_000
 
 SubjectKey = tuple[str, str]  # (source_id, subject pseudonym)
 
 
+# commits `messages` durably with `work(conn)` in the same transaction (the bus's publish)
+CommitWith = Callable[[Sequence[BusMessage], AlsoInCommit], Awaitable[None]]
+Announcer = Callable[[Sequence[ConsentRecord]], Sequence[BusMessage]]
+
+
 class ConsentStore:
-    def __init__(self, database: Database, *, cache_limit: int = _CACHE_LIMIT) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        cache_limit: int = CONSENT_CACHE_LIMIT,
+        commit_with: CommitWith | None = None,
+    ) -> None:
+        """With `commit_with` (the bus's publish), an append commits its records, the work
+        given with them (an audit entry) and the announcers' messages in one transaction,
+        shared with whatever else the bus commits then: one durable commit for all."""
         self._db = database
+        self._commit_with = commit_with
         self._cache: OrderedDict[SubjectKey, ConsentState] = OrderedDict()
         self._generation: dict[SubjectKey, int] = {}
         self._epoch = 0
         self._cache_limit = cache_limit
         self._listeners: list[Callable[[Sequence[ConsentRecord]], Awaitable[None]]] = []
+        self._announcers: list[Announcer] = []
 
     def on_change(self, listener: Callable[[Sequence[ConsentRecord]], Awaitable[None]]) -> None:
         """Call `listener(records)` after each append has committed."""
         self._listeners.append(listener)
 
-    async def append(self, records: Sequence[ConsentRecord]) -> ConsentState:
-        """Insert `records` (one subject) and return that subject's new current state."""
+    def announce_with(self, announcer: Announcer) -> None:
+        """Commit `announcer(records)`'s messages with each append (needs `commit_with`)."""
+        if self._commit_with is None:
+            raise ValueError("announcing needs a store that commits through the bus")
+        self._announcers.append(announcer)
+
+    async def append(
+        self, records: Sequence[ConsentRecord], also: AlsoInCommit | None = None
+    ) -> ConsentState:
+        """Insert `records` (one subject), with `also(conn)` in the same transaction, and
+        return that subject's new current state."""
         if not records:
             raise ValueError("no consent records to append")
         key = (records[0].source_id, records[0].subject)
         if any((r.source_id, r.subject) != key for r in records):
             raise ValueError("one append holds the records of one subject")
         self._bump(key)
-        history = await self._db.transaction(lambda conn: _insert_then_read(conn, key, records))
-        state = current_state(history)
+        states: list[ConsentState] = []
+
+        def work(conn: Connection) -> None:
+            states.append(_insert_then_read(conn, key, records))
+            if also is not None:
+                also(conn)
+
+        if self._commit_with is None:
+            await self._db.transaction(work)
+        else:
+            messages = [m for announce in self._announcers for m in announce(records)]
+            await self._commit_with(messages, work)
+        state = states[0]
         self._bump(key)
         self._put(key, state)
         for listener in self._listeners:
@@ -124,28 +163,27 @@ def _to_record(row: Any) -> ConsentRecord:
 
 def _insert_then_read(
     conn: Connection, key: SubjectKey, records: Sequence[ConsentRecord]
-) -> list[ConsentRecord]:
-    conn.execute(
-        insert(_records),
-        [
-            {
-                "record_id": r.record_id,
-                "source_id": r.source_id,
-                "subject": r.subject,
-                "purpose": r.purpose,
-                "granted": r.granted,
-                "signal_source": r.source,
-                "policy_version": r.policy_version,
-                "jurisdiction": r.jurisdiction,
-                "collected_at": r.collected_at,
-                "recorded_at": r.recorded_at,
-                "ip_truncated": r.ip_truncated,
-                "user_agent_hash": r.user_agent_hash,
-            }
-            for r in records
-        ],
-    )
-    return _read_history(conn, key)
+) -> ConsentState:
+    rows = [
+        {
+            "record_id": r.record_id,
+            "source_id": r.source_id,
+            "subject": r.subject,
+            "purpose": r.purpose,
+            "granted": r.granted,
+            "signal_source": r.source,
+            "policy_version": r.policy_version,
+            "jurisdiction": r.jurisdiction,
+            "collected_at": r.collected_at,
+            "recorded_at": r.recorded_at,
+            "ip_truncated": r.ip_truncated,
+            "user_agent_hash": r.user_agent_hash,
+        }
+        for r in records
+    ]
+    conn.execute(insert(_records), rows)
+    _keep_current(conn, rows)
+    return _read_states(conn, key[0], [key[1]]).get(key[1], {})
 
 
 def _read_suppressions(conn: Connection, source_id: str | None) -> list[ConsentRecord]:
@@ -177,11 +215,43 @@ def _read_history(conn: Connection, key: SubjectKey) -> list[ConsentRecord]:
 
 
 def _read_states(conn: Connection, source_id: str, subjects: list[str]) -> dict[str, ConsentState]:
-    query = select(_records).where(
-        _records.c.source_id == source_id, _records.c.subject.in_(subjects)
-    )
-    by_subject: dict[str, list[ConsentRecord]] = {}
+    """The current state of each subject, from `consent_current`: its cost does not grow with
+    a subject's history."""
+    table = _current
+    query = select(table).where(table.c.source_id == source_id, table.c.subject.in_(subjects))
+    states: dict[str, ConsentState] = {}
     for row in conn.execute(query):
-        record = _to_record(row)
-        by_subject.setdefault(record.subject, []).append(record)
-    return {subject: current_state(records) for subject, records in by_subject.items()}
+        states.setdefault(row.subject, {})[row.purpose] = PurposeState(
+            granted=bool(row.granted),
+            source=row.signal_source,
+            recorded_at=as_utc(row.recorded_at),
+            collected_at=as_utc(row.collected_at),
+            record_id=row.record_id,
+        )
+    return states
+
+
+def _keep_current(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Each record becomes its purpose's current one unless a later one is there already
+    (later: by collection time, then recording time, then id, as `current_state` orders)."""
+    insert_for = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert_for(_current)
+    new, old = statement.excluded, _current.c
+    later = or_(
+        new.collected_at > old.collected_at,
+        and_(new.collected_at == old.collected_at, new.recorded_at > old.recorded_at),
+        and_(
+            new.collected_at == old.collected_at,
+            new.recorded_at == old.recorded_at,
+            new.record_id > old.record_id,
+        ),
+    )
+    kept = ("granted", "signal_source", "collected_at", "recorded_at", "record_id")
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["source_id", "subject", "purpose"],
+            set_={name: new[name] for name in kept},
+            where=later,
+        ),
+        [{name: row[name] for name in ("source_id", "subject", "purpose", *kept)} for row in rows],
+    )

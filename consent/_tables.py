@@ -35,3 +35,20 @@ class ConsentRecordRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ip_truncated: Mapped[str | None] = mapped_column(String(64))
     user_agent_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentCurrentRow(Base):
+    """Each subject's latest record per purpose (by collection time, then recording time,
+    then id), kept with every insert: reading a state costs the same however long the
+    subject's history. Derived from `consent_records`, which stays the evidence."""
+
+    __tablename__ = "consent_current"
+
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    signal_source: Mapped[str] = mapped_column(String(32))
+    collected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    record_id: Mapped[str] = mapped_column(String(40))

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from opentelemetry.sdk.trace import TracerProvider
 
 from anonymization import KekSet
-from bus import DatabaseUnavailable
+from bus import BusUnavailable, DatabaseUnavailable
 from gateway.api_docs import render_plugins
 from gateway.background import background_loops
 from gateway.cors import cors_for_ingestion
@@ -152,6 +152,20 @@ def _database_unavailable(
     )
 
 
+def _bus_unavailable(
+    request: Request[Any, Any, Any], exc: BusUnavailable
+) -> Response[dict[str, str]]:
+    """A write that commits through the bus (a consent change with its audit entry and its
+    announcement) could not commit: nothing of it happened; retry."""
+    log.warning("bus_unavailable", error=type(exc).__name__)
+    return _gateway_error(
+        request,
+        Unavailable(
+            "the change could not be committed; nothing changed, retry", code="bus_unavailable"
+        ),
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     # Never echo the exception: its text may hold request data.
     log.error("unhandled_error", error=type(exc).__name__)
@@ -232,6 +246,7 @@ def create_app(
             OfrepFailure: ofrep_failure_response,
             HTTPException: _http_error,
             DatabaseUnavailable: _database_unavailable,
+            BusUnavailable: _bus_unavailable,
             Exception: _unexpected,
         },
         openapi_config=OpenAPIConfig(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from anonymization import Keyring, encrypt_value
 from bus import Database
@@ -49,10 +51,11 @@ class AuditTrail:
 
     async def consent_changed(
         self, source: Source, subject: str, records: Sequence[ConsentRecord], actor: str
-    ) -> None:
+    ) -> Callable[[Connection], int]:
+        """The entry of a consent change, as work to commit with the change's records."""
         choices = {record.purpose: record.granted for record in records}
         personal = {"subject": subject, "purposes": choices}
-        await self.log.append(
+        return self.log.entry(
             "consent.changed",
             actor,
             {

@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
-import structlog
-
-from bus import Bus, BusError, ConsentChanged, encode_control
+from bus import BusMessage, ConsentChanged, encode_control
 from consent import ConsentRecord
 
-log = structlog.get_logger("consentgate.consent")
 
-
-def consent_change_publisher(bus: Bus) -> Callable[[Sequence[ConsentRecord]], Awaitable[None]]:
-    """A ConsentStore listener publishing `consent_changed` for each recorded change.
+def consent_change_messages(records: Sequence[ConsentRecord]) -> Sequence[BusMessage]:
+    """The `consent_changed` message of a recorded change, committed with its records (the
+    store's announcer): the change and its announcement are durable together or not at all.
 
     Privacy requests publish their own messages (`opt_out`, `erase`), so their withdrawals are
-    left to them. The change is already committed when this runs: if the bus refuses it, the
-    subject's next event carries the new consent to the core anyway, so it is logged, not raised.
+    left to them.
     """
-
-    async def publish(records: Sequence[ConsentRecord]) -> None:
-        first = records[0]
-        if first.source == "privacy_request":
-            return
-        change = ConsentChanged(
-            source_id=first.source_id,
-            subjects=(first.subject,),
-            granted=tuple(r.purpose for r in records if r.granted),
-            refused=tuple(r.purpose for r in records if not r.granted),
-            at=first.recorded_at,
-            change_id=first.record_id,
-        )
-        try:
-            await bus.publish([encode_control(change, f"consent:{first.record_id}")])
-        except BusError as error:
-            log.warning("consent_change_not_published", error=type(error).__name__)
-
-    return publish
+    first = records[0]
+    if first.source == "privacy_request":
+        return ()
+    change = ConsentChanged(
+        source_id=first.source_id,
+        subjects=(first.subject,),
+        granted=tuple(r.purpose for r in records if r.granted),
+        refused=tuple(r.purpose for r in records if not r.granted),
+        at=first.recorded_at,
+        change_id=first.record_id,
+    )
+    return (encode_control(change, f"consent:{first.record_id}"),)

@@ -157,8 +157,8 @@ async def record_consent(
         ip_truncated=truncate_ip(client) if client else None,
         user_agent_hash=hashlib.sha256(agent.encode()).hexdigest() if agent else None,
     )
-    await consent.append(records)
-    await trail.consent_changed(source, subject, records, actor)
+    # the records, their audit entry and their consent_changed message: one commit
+    await consent.append(records, await trail.consent_changed(source, subject, records, actor))
     receipt = build_receipt(
         source_id=source.source_id,
         source_name=source.name,

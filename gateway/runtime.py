@@ -29,11 +29,11 @@ from bus import (
     decode_payload,
     erase_dead_letters,
 )
-from consent import ConsentRecord, ConsentStore
+from consent import CONSENT_CACHE_LIMIT, ConsentRecord, ConsentStore
 from gateway._validate import Limits
 from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
-from gateway.consent_events import consent_change_publisher
+from gateway.consent_events import consent_change_messages
 from gateway.database import open_database
 from gateway.edge import RateLimiter
 from gateway.evaluation_events import EvaluationEvents, StreamTickets
@@ -146,10 +146,12 @@ async def _opened_runtime(
     keyring = Keyring(database, keks)
     sources = SourceRegistry(database, keyring)
     # scaled out, another process may change a subject's consent at any time: no cache
-    consent = (
-        ConsentStore(database, cache_limit=0) if settings.shared_bus else ConsentStore(database)
+    consent = ConsentStore(
+        database,
+        cache_limit=0 if settings.shared_bus else CONSENT_CACHE_LIMIT,
+        commit_with=bus.publish,  # a change, its audit entry and its announcement: one commit
     )
-    consent.on_change(consent_change_publisher(bus))
+    consent.announce_with(consent_change_messages)
     evaluation_events = EvaluationEvents()
     views = ViewCache()
 

@@ -71,8 +71,12 @@ class AuditLog:
 
     async def append(self, kind: str, actor: str, details: dict[str, Any]) -> int:
         """Add an entry; returns its sequence number (from 1)."""
-        now = datetime.now(UTC)
-        return await self._db.transaction(lambda conn: _append(conn, kind, actor, details, now))
+        return await self._db.transaction(self.entry(kind, actor, details))
+
+    def entry(self, kind: str, actor: str, details: dict[str, Any]) -> Callable[[Connection], int]:
+        """The entry as work for a transaction of the caller's (it commits with the change it
+        records); its sequence number and time are taken there."""
+        return lambda conn: _append(conn, kind, actor, details, datetime.now(UTC))
 
     async def checkpoint(self) -> int | None:
         """Sign the current tree head if the log grew since the last one; its size or None."""

@@ -380,3 +380,25 @@ def test_a_credential_of_the_wrong_kind_is_named_with_the_one_the_route_takes(
     assert "takes a subject token" in server_on_subject.json()["detail"]
     assert "sent a server key" in server_on_subject.json()["detail"]
     assert source.server_key not in server_on_subject.text
+
+
+def test_a_change_its_audit_entry_and_its_announcement_commit_together_or_not_at_all(
+    client: Client, source: CreatedSource, auditor: dict[str, str]
+) -> None:
+    """One commit: the records, the audit entry and the `consent_changed` message. When the
+    bus cannot commit, the answer is 503 and none of the three exists."""
+    server = bearer(source.server_key)
+    change = {"purposes": {"analytics": True}, "policy_version": "v1"}
+    assert client.put("/v1/consent/one-commit", json=change, headers=server).status_code == 200
+    entries = client.get("/v1/audit", params={"kind": "consent.changed"}, headers=auditor)
+    assert len(entries.json()["items"]) == 1
+    runtime = client.app.state.runtime
+    with client.portal() as portal:
+        portal.call(runtime.bus.close)  # the bus can commit nothing more
+    refused = client.put("/v1/consent/one-commit", json=change, headers=server)
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "bus_unavailable"
+    history = client.get("/v1/consent/one-commit/history", headers=server).json()
+    assert len(history["records"]) == 1
+    entries = client.get("/v1/audit", params={"kind": "consent.changed"}, headers=auditor)
+    assert len(entries.json()["items"]) == 1

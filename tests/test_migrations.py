@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "profiles",
     "profiles_processed_messages",
     "consent_records",
+    "consent_current",
     "gateway_subject_tokens",
     "anonymization_source_keys",
     "anonymization_subject_keys",

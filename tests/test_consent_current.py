@@ -1,0 +1,133 @@
+"""A subject's current consent comes from `consent_current`, kept with every insert: it must
+always be what `current_state` computes from the whole history (the evidence), in any order
+of collection times, ties included, and after the migration that fills it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert
+
+from consent import ConsentRecord, ConsentStore, current_state
+from consent._tables import ConsentRecordRow
+from gateway.database import open_database, prepare_sqlite_file
+from gateway.migrate import alembic_config, upgrade_to_head
+
+_START = datetime(2026, 1, 1, tzinfo=UTC)
+_PURPOSES = ("analytics", "marketing", "personalization")
+
+# (subject, purpose, granted, minutes after the start it was collected): few values, so that
+# ties in collection time are common
+_CHOICES = st.lists(
+    st.tuples(
+        st.sampled_from(("s1", "s2")),
+        st.sampled_from(_PURPOSES),
+        st.booleans(),
+        st.integers(min_value=0, max_value=3),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _records(choices: list[tuple[str, str, bool, int]]) -> list[ConsentRecord]:
+    return [
+        ConsentRecord(
+            record_id=f"cr_{n:04d}",
+            source_id="src",
+            subject=subject,
+            purpose=purpose,
+            granted=granted,
+            source="api",
+            policy_version="v1",
+            jurisdiction="gdpr",
+            collected_at=_START + timedelta(minutes=minutes),
+            recorded_at=_START + timedelta(minutes=minutes % 2),  # recording ties too
+            ip_truncated=None,
+            user_agent_hash=None,
+        )
+        for n, (subject, purpose, granted, minutes) in enumerate(choices)
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(choices=_CHOICES)
+def test_the_kept_state_is_the_historys_current_state(
+    choices: list[tuple[str, str, bool, int]], tmp_path_factory: object
+) -> None:
+    records = _records(choices)
+    folder: Path = tmp_path_factory.mktemp("current")  # type: ignore[attr-defined]
+    url = f"sqlite:///{folder}/consent.db"
+    upgrade_to_head(url)
+
+    async def run() -> None:
+        database = open_database(url)
+        try:
+            store = ConsentStore(database, cache_limit=0)  # every read from the database
+            for record in records:  # one append per record, in the order generated
+                await store.append([record])
+            states = await store.states("src", ["s1", "s2"])
+            for subject in ("s1", "s2"):
+                history = sorted(
+                    (r for r in records if r.subject == subject),
+                    key=lambda r: (r.recorded_at, r.record_id),
+                )
+                assert states[subject] == current_state(history)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+def test_the_migration_fills_it_from_the_existing_history(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/consent.db"
+    prepare_sqlite_file(url)
+    command.upgrade(alembic_config(url), "0017")
+    records = _records(
+        [
+            ("s1", "analytics", True, 2),
+            ("s1", "analytics", False, 1),
+            ("s2", "marketing", True, 0),
+            ("s1", "analytics", False, 2),
+            ("s2", "marketing", False, 0),
+        ]
+    )
+
+    async def seed_then_read() -> dict[str, dict[str, object]]:
+        database = open_database(url)
+        try:
+            rows = [
+                {
+                    "record_id": r.record_id,
+                    "source_id": r.source_id,
+                    "subject": r.subject,
+                    "purpose": r.purpose,
+                    "granted": r.granted,
+                    "signal_source": r.source,
+                    "policy_version": r.policy_version,
+                    "jurisdiction": r.jurisdiction,
+                    "collected_at": r.collected_at,
+                    "recorded_at": r.recorded_at,
+                    "ip_truncated": None,
+                    "user_agent_hash": None,
+                }
+                for r in records
+            ]
+            await database.transaction(lambda conn: conn.execute(insert(ConsentRecordRow), rows))
+            await asyncio.to_thread(upgrade_to_head, url)
+            states = await ConsentStore(database, cache_limit=0).states("src", ["s1", "s2"])
+            return {subject: dict(state) for subject, state in states.items()}
+        finally:
+            await database.dispose()
+
+    states = asyncio.run(seed_then_read())
+    for subject in ("s1", "s2"):
+        history = sorted(
+            (r for r in records if r.subject == subject), key=lambda r: (r.recorded_at, r.record_id)
+        )
+        assert states[subject] == current_state(history)
