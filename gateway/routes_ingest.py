@@ -23,10 +23,10 @@ from litestar.types import Method
 
 from gateway._body import read_limited
 from gateway._wire import CALL_TYPES
-from gateway.dependencies import PipelineDep, SettingsDep
 from gateway.errors import ErrorBody
 from gateway.pipeline import IngestRequest
 from gateway.route_helpers import body_chunks
+from gateway.runtime import Runtime
 
 SUCCESS = b'{"success":true}'
 
@@ -144,9 +144,11 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
         responses=INGEST_ERRORS,
         operation_class=_operation_class(call_type),
     )
-    async def ingest(
-        request: Request[Any, Any, Any], pipeline: PipelineDep, settings: SettingsDep
-    ) -> ASGIResponse:
+    async def ingest(request: Request[Any, Any, Any]) -> ASGIResponse:
+        # the runtime straight from the app: litestar resolves two or more dependencies in an
+        # anyio task group, on every request
+        runtime: Runtime = request.app.state.runtime
+        pipeline, settings = runtime.pipeline, runtime.settings
         headers = request.headers
         await pipeline.run(
             IngestRequest(
