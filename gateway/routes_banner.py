@@ -18,10 +18,9 @@ from litestar import Request, Response, get, post
 from litestar.params import JSONBody
 
 from gateway.callers import ERROR_RESPONSES
-from gateway.dependencies import AuditTrailDep, ConsentStoreDep, ReceiptSignerDep
 from gateway.errors import BadRequest
+from gateway.route_helpers import runtime_of
 from gateway.routes_consent import ConsentChange, PolicyVersion, SignedReceipt, record_consent
-from gateway.runtime import Runtime
 from gateway.sources import Source
 from observability import remember_raw_identifiers
 from web import banner_script, banner_stylesheet
@@ -66,7 +65,7 @@ DO_NOT_SELL = ("sale_sharing", "marketing")
 
 async def _source(request: Request[Any, Any, Any], body: bytes = b"") -> Source:
     """The write key's source, once its origin and rate allow the request."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     source = await runtime.write_keys(request.headers.get("authorization"), body)
     source.edge.check_origin(request.headers.get("origin"))
     runtime.banner_limiter.admit(source.source_id, source.edge)
@@ -121,11 +120,7 @@ async def get_banner(request: Request[Any, Any, Any]) -> BannerConfig:
     **_WRITE_KEY,
 )
 async def record_banner_choice(
-    request: Request[Any, Any, Any],
-    data: JSONBody[BannerChoice],
-    consent: ConsentStoreDep,
-    trail: AuditTrailDep,
-    receipts: ReceiptSignerDep,
+    request: Request[Any, Any, Any], data: JSONBody[BannerChoice]
 ) -> SignedReceipt:
     """Record a visitor's choice from the banner for its anonymousId (write key; method
     `banner`), and return the signed receipt."""
@@ -140,9 +135,9 @@ async def record_banner_choice(
         )
     change = ConsentChange(purposes=data.purposes, policy_version=data.policy_version)
     subject = source.pseudonymize("subject", data.anonymousId)
-    return await record_consent(
-        request, change, source, subject, "write_key", (consent, trail, receipts), "banner"
-    )
+    runtime = runtime_of(request)
+    services = (runtime.consent, runtime.trail, runtime.receipts)
+    return await record_consent(request, change, source, subject, "write_key", services, "banner")
 
 
 BANNER_HANDLERS = [consent_script, consent_stylesheet, get_banner, record_banner_choice]

@@ -46,6 +46,7 @@ from gateway.dependencies import (
 )
 from gateway.errors import BadRequest
 from gateway.receipts import ReceiptSigner, build_receipt
+from gateway.route_helpers import runtime_of
 from gateway.sources import Source
 
 PolicyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -191,19 +192,26 @@ _SERVER_KEY = access(SERVER_KEY)
 _SUBJECT = access(SUBJECT_TOKEN)
 
 
+def _writers(request: Request[Any, Any, Any]) -> tuple[ConsentStore, AuditTrail, ReceiptSigner]:
+    runtime = runtime_of(request)
+    return runtime.consent, runtime.trail, runtime.receipts
+
+
 @get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"], **_SERVER_KEY)
 async def get_consent(
-    user_id: FromPath[str], caller: ServerKey, consent: ConsentStoreDep
+    request: Request[Any, Any, Any], user_id: FromPath[str], caller: ServerKey
 ) -> ConsentView:
     """Current consent per purpose; a purpose never decided is absent (the default applies)."""
+    consent = runtime_of(request).consent
     return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
 
 
 @get("/v1/consent", operation_id="get_consent_by_query", tags=["consent"], **_SERVER_KEY)
 async def get_consent_by_query(
-    user_id: UserIdQuery, caller: ServerKey, consent: ConsentStoreDep
+    request: Request[Any, Any, Any], user_id: UserIdQuery, caller: ServerKey
 ) -> ConsentView:
     """The same, for any userId (one holding "/" too): `?userId=`."""
+    consent = runtime_of(request).consent
     return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
 
 
@@ -219,12 +227,9 @@ async def put_consent(
     user_id: FromPath[str],
     data: JSONBody[ConsentChange],
     caller: ServerKey,
-    consent: ConsentStoreDep,
-    trail: AuditTrailDep,
-    receipts: ReceiptSignerDep,
 ) -> SignedReceipt:
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
-    return await _record_for_user(request, data, caller, user_id, (consent, trail, receipts))
+    return await _record_for_user(request, data, caller, user_id, _writers(request))
 
 
 @put(
@@ -239,12 +244,9 @@ async def put_consent_by_query(
     user_id: UserIdQuery,
     data: JSONBody[ConsentChange],
     caller: ServerKey,
-    consent: ConsentStoreDep,
-    trail: AuditTrailDep,
-    receipts: ReceiptSignerDep,
 ) -> SignedReceipt:
     """The same, for any userId (one holding "/" too): `?userId=`."""
-    return await _record_for_user(request, data, caller, user_id, (consent, trail, receipts))
+    return await _record_for_user(request, data, caller, user_id, _writers(request))
 
 
 _HISTORY_READERS = access(SERVER_KEY, AUDITOR, ADMIN)

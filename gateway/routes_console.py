@@ -23,6 +23,7 @@ from litestar.response import Redirect
 
 from gateway.admin import Role, role_of_digest
 from gateway.errors import GatewayError
+from gateway.route_helpers import runtime_of
 from gateway.runtime import Runtime
 from gateway.sources import Source, hash_key
 from observability import BucketUnit, DecisionQuery, verify_inclusion
@@ -48,11 +49,6 @@ class _Staff:
     csrf: str
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _page(html: str, status: int = 200) -> Response[str]:
     return Response(html, status_code=status, media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
@@ -74,7 +70,7 @@ def _with_cookie(
 
 def _signin_page(request: Request[Any, Any, Any], problem: str | None = None) -> Response[str]:
     """The sign-in form, under a fresh pre-session whose CSRF token the form carries."""
-    codec = _runtime(request).console
+    codec = runtime_of(request).console
     before = codec.new("")
     html = render("console_signin.html", csrf=codec.csrf_token(before), problem=problem)
     response = _page(html, 401 if problem else 200)
@@ -83,7 +79,7 @@ def _signin_page(request: Request[Any, Any, Any], problem: str | None = None) ->
 
 async def _staff(request: Request[Any, Any, Any]) -> _Staff | None:
     """The signed-in auditor or admin; None without a standing session."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     try:
         session = runtime.console.decode(request.cookies.get(COOKIE))
         if not session.token:
@@ -99,7 +95,7 @@ async def _posted(request: Request[Any, Any, Any]) -> tuple[_Staff, FormMultiDic
     if staff is None:
         return None
     form = await request.form()
-    if not _runtime(request).console.check_csrf(staff.session, form.get("csrf")):
+    if not runtime_of(request).console.check_csrf(staff.session, form.get("csrf")):
         return None
     return staff, form
 
@@ -121,7 +117,7 @@ async def console_home(
         return _signin_page(request)
     if window not in _WINDOWS:
         window = "24h"
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.trail.query_made(staff.role, "console", {"window": window})
     now = datetime.now(UTC)
     queue = await runtime.privacy.store.listing(open_only=True, limit=_QUEUE_SHOWN)
@@ -199,7 +195,7 @@ async def console_audit(
     staff = await _staff(request)
     if staff is None:
         return _signed_out()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.trail.query_made(staff.role, "console.audit", {})
     verification = await runtime.audit.verify()
     last = verification.size if before is None else max(0, min(before, verification.size + 1) - 1)
@@ -229,7 +225,7 @@ async def console_audit_entry(request: Request[Any, Any, Any], seq: FromPath[int
     staff = await _staff(request)
     if staff is None:
         return _signed_out()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.trail.query_made(staff.role, "console.audit_entry", {})
     found = await runtime.audit.entries(after=seq - 1, limit=1) if seq > 0 else []
     if not found or found[0]["seq"] != seq:
@@ -271,7 +267,7 @@ async def console_lookup(request: Request[Any, Any, Any], q: FromQuery[str] = ""
     staff = await _staff(request)
     if staff is None:
         return _signed_out()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     q = q.strip()[:256]
     sources = await runtime.sources.every()
     by_trace = bool(_TRACE_ID.fullmatch(q))
@@ -331,7 +327,7 @@ async def console_suppressions(request: Request[Any, Any, Any]) -> Response[Any]
     staff = await _staff(request)
     if staff is None:
         return _signed_out()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     await runtime.trail.query_made(staff.role, "console.suppressions", {})
     return await _suppressions_page(runtime, staff)
 
@@ -367,7 +363,7 @@ async def console_lift(request: Request[Any, Any, Any]) -> Response[Any]:
     if posted is None:
         return _signed_out()
     staff, form = posted
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if staff.role != "admin":
         return await _suppressions_page(
             runtime, staff, "Only an admin can lift a suppression: nothing changed.", 403
@@ -387,7 +383,7 @@ async def console_lift(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/console/signin", include_in_schema=False, status_code=200)
 async def console_signin(request: Request[Any, Any, Any]) -> Response[Any]:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     form = await request.form()
     try:
         before = runtime.console.decode(request.cookies.get(COOKIE))

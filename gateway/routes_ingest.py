@@ -25,8 +25,7 @@ from gateway._body import read_limited
 from gateway._wire import CALL_TYPES
 from gateway.errors import ErrorBody
 from gateway.pipeline import IngestRequest
-from gateway.route_helpers import body_chunks
-from gateway.runtime import Runtime
+from gateway.route_helpers import body_chunks, runtime_of
 
 SUCCESS = b'{"success":true}'
 
@@ -145,9 +144,7 @@ def _ingest_handler(call_type: str | None, paths: tuple[str, str]) -> HTTPRouteH
         operation_class=_operation_class(call_type),
     )
     async def ingest(request: Request[Any, Any, Any]) -> ASGIResponse:
-        # the runtime straight from the app: litestar resolves two or more dependencies in an
-        # anyio task group, on every request
-        runtime: Runtime = request.app.state.runtime
+        runtime = runtime_of(request)  # no dependency injection on the hottest route
         pipeline, settings = runtime.pipeline, runtime.settings
         headers = request.headers
         await pipeline.run(

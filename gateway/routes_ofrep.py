@@ -40,16 +40,14 @@ from gateway.callers import (
 from gateway.dependencies import (
     ConsentStoreDep,
     DatabaseDep,
-    FlagStoreDep,
-    OfrepLimiterDep,
     SettingsDep,
-    StreamTicketsDep,
     ViewCacheDep,
 )
 from gateway.edge import EdgeConfig, RateLimiter
 from gateway.errors import ErrorBody
 from gateway.evaluation import evaluation_subject, targeting_key
-from gateway.route_helpers import etag_of, not_modified
+from gateway.route_helpers import etag_of, not_modified, runtime_of
+from gateway.runtime import Runtime
 from personalization import CompiledFlag, Resolution, Subject, evaluate_flag
 
 MAX_BODY = 64 * 1024
@@ -193,6 +191,12 @@ def _errors(failure: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
     return specs
 
 
+def _services(
+    runtime: Runtime,
+) -> tuple[ConsentStoreDep, DatabaseDep, SettingsDep, ViewCacheDep]:
+    return runtime.consent, runtime.database, runtime.settings, runtime.views
+
+
 async def _begin(
     caller: Any, limiter: RateLimiter, request: Request[Any, Any, Any], key: str
 ) -> tuple[ServerKeyCaller | SubjectCaller, dict[str, Any]]:
@@ -279,23 +283,16 @@ _CREDENTIALS: list[dict[str, list[str]]] = [{"serverKey": []}, {"subjectToken": 
     guards=[require(SERVER_KEY, SUBJECT_TOKEN)],
 )
 async def evaluate_one(
-    key: FromPath[str],
-    request: Request[Any, Any, Any],
-    caller: AnyCaller,
-    flags: FlagStoreDep,
-    consent: ConsentStoreDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    ofrep_limiter: OfrepLimiterDep,
-    views: ViewCacheDep,
+    key: FromPath[str], request: Request[Any, Any, Any], caller: AnyCaller
 ) -> Resolution:
     """One flag for the caller's subject: its value, variant and reason; the baseline (reason
     DEFAULT, metadata.fallback) when consent, suppression or the core says so."""
-    caller, context = await _begin(caller, ofrep_limiter, request, key or " ")
-    compiled = (await flags.compiled()).get(key)
+    runtime = runtime_of(request)
+    caller, context = await _begin(caller, runtime.ofrep_limiter, request, key or " ")
+    compiled = (await runtime.flags.compiled()).get(key)
     if compiled is None:
         raise OfrepFailure(404, FlagNotFound(key=key))
-    subject = await _subject(caller, context, key, [compiled], (consent, database, settings, views))
+    subject = await _subject(caller, context, key, [compiled], _services(runtime))
     if subject is None:
         if _needs_subject(compiled):
             raise OfrepFailure(400, _missing_key(key))
@@ -327,21 +324,14 @@ def _anyone() -> Subject:
     guards=[require(SERVER_KEY, SUBJECT_TOKEN)],
 )
 async def evaluate_all(
-    request: Request[Any, Any, Any],
-    caller: AnyCaller,
-    flags: FlagStoreDep,
-    consent: ConsentStoreDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    ofrep_limiter: OfrepLimiterDep,
-    stream_tickets: StreamTicketsDep,
-    views: ViewCacheDep,
+    request: Request[Any, Any, Any], caller: AnyCaller
 ) -> Response[BulkEvaluation]:
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
-    caller, context = await _begin(caller, ofrep_limiter, request, "")
-    compiled = sorted((await flags.compiled()).values(), key=lambda c: c.flag.key)
-    subject = await _subject(caller, context, "", compiled, (consent, database, settings, views))
+    runtime = runtime_of(request)
+    caller, context = await _begin(caller, runtime.ofrep_limiter, request, "")
+    compiled = sorted((await runtime.flags.compiled()).values(), key=lambda c: c.flag.key)
+    subject = await _subject(caller, context, "", compiled, _services(runtime))
     results: list[Resolution | EvaluationFailure] = []
     for flag in compiled:
         if subject is None and _needs_subject(flag):
@@ -350,7 +340,7 @@ async def evaluate_all(
             results.append(evaluate_flag(flag, subject or _anyone()))
     streams = []
     if subject is not None:
-        ticket = stream_tickets.mint(caller.source.source_id, subject.targeting_key)
+        ticket = runtime.stream_tickets.mint(caller.source.source_id, subject.targeting_key)
         url = str(request.base_url).rstrip("/") + f"/ofrep/v1/events?ticket={ticket}"
         streams.append(EventStream(url=url))
     body = BulkEvaluation(flags=[BulkItem.of(result) for result in results], eventStreams=streams)
