@@ -161,26 +161,28 @@ def _to_record(row: Any) -> ConsentRecord:
     )
 
 
+def record_row(r: ConsentRecord) -> dict[str, Any]:
+    """A record as its `consent_records` row."""
+    return {
+        "record_id": r.record_id,
+        "source_id": r.source_id,
+        "subject": r.subject,
+        "purpose": r.purpose,
+        "granted": r.granted,
+        "signal_source": r.source,
+        "policy_version": r.policy_version,
+        "jurisdiction": r.jurisdiction,
+        "collected_at": r.collected_at,
+        "recorded_at": r.recorded_at,
+        "ip_truncated": r.ip_truncated,
+        "user_agent_hash": r.user_agent_hash,
+    }
+
+
 def _insert_then_read(
     conn: Connection, key: SubjectKey, records: Sequence[ConsentRecord]
 ) -> ConsentState:
-    rows = [
-        {
-            "record_id": r.record_id,
-            "source_id": r.source_id,
-            "subject": r.subject,
-            "purpose": r.purpose,
-            "granted": r.granted,
-            "signal_source": r.source,
-            "policy_version": r.policy_version,
-            "jurisdiction": r.jurisdiction,
-            "collected_at": r.collected_at,
-            "recorded_at": r.recorded_at,
-            "ip_truncated": r.ip_truncated,
-            "user_agent_hash": r.user_agent_hash,
-        }
-        for r in records
-    ]
+    rows = [record_row(r) for r in records]
     conn.execute(insert(_records), rows)
     _keep_current(conn, rows)
     return _read_states(conn, key[0], [key[1]]).get(key[1], {})

@@ -23,7 +23,7 @@ from gateway.route_helpers import runtime_of
 from gateway.routes_consent import ConsentChange, PolicyVersion, SignedReceipt, record_consent
 from gateway.sources import Source
 from observability import remember_raw_identifiers
-from web import banner_script, banner_stylesheet
+from web import static_file
 
 BANNER_PATHS = ("/v1/banner", "/v1/consent/banner")  # called cross-origin, as ingestion is
 DEFAULT_POLICY_VERSION = "consent-banner"
@@ -75,7 +75,7 @@ async def _source(request: Request[Any, Any, Any], body: bytes = b"") -> Source:
 @get("/consent.js", include_in_schema=False)
 async def consent_script() -> Response[bytes]:
     return Response(
-        banner_script(),
+        static_file("consent.js"),
         media_type="text/javascript; charset=utf-8",
         headers=_STATIC_HEADERS,
     )
@@ -83,7 +83,7 @@ async def consent_script() -> Response[bytes]:
 
 @get("/pages/banner.css", include_in_schema=False)
 async def consent_stylesheet() -> Response[bytes]:
-    return Response(banner_stylesheet(), media_type="text/css", headers=_STATIC_HEADERS)
+    return Response(static_file("banner.css"), media_type="text/css", headers=_STATIC_HEADERS)
 
 
 _WRITE_KEY: dict[str, Any] = {"security": [{"writeKey": []}], "responses": ERROR_RESPONSES}

@@ -23,7 +23,7 @@ from litestar.response import Redirect
 
 from gateway.admin import Role, role_of_digest
 from gateway.errors import GatewayError
-from gateway.route_helpers import runtime_of
+from gateway.route_helpers import runtime_of, set_session_cookie
 from gateway.runtime import Runtime
 from gateway.sources import Source, hash_key
 from observability import BucketUnit, DecisionQuery, verify_inclusion
@@ -56,16 +56,7 @@ def _page(html: str, status: int = 200) -> Response[str]:
 def _with_cookie(
     request: Request[Any, Any, Any], response: Response[Any], value: str
 ) -> Response[Any]:
-    response.set_cookie(
-        COOKIE,
-        value,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=SESSION_SECONDS,
-    )
-    return response
+    return set_session_cookie(request, response, COOKIE, value, "/console", SESSION_SECONDS)
 
 
 def _signin_page(request: Request[Any, Any, Any], problem: str | None = None) -> Response[str]:

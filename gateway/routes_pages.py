@@ -35,6 +35,7 @@ from gateway.dependencies import (
     SubjectTokensDep,
 )
 from gateway.errors import GatewayError
+from gateway.route_helpers import set_session_cookie
 from gateway.routes_consent import ConsentChange, SignedReceipt, current_consent, record_consent
 from gateway.routes_privacy import export_of
 from gateway.sources import SourceRegistry
@@ -47,9 +48,8 @@ from web import (
     Session,
     SessionCodec,
     SessionError,
-    privacy_script,
     render,
-    stylesheet,
+    static_file,
 )
 
 COOKIE = "cg_privacy"
@@ -76,16 +76,7 @@ def _page(html: str, status: int = 200, scripted: bool = False) -> Response[str]
 def _entered(request: Request[Any, Any, Any], cookie: str) -> Response[str]:
     """The hop page that sets the session cookie (Secure whenever the page came over HTTPS)."""
     response = _page(render("enter.html"))
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        path="/privacy",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=SESSION_SECONDS,
-    )
-    return response
+    return set_session_cookie(request, response, COOKIE, cookie, "/privacy", SESSION_SECONDS)
 
 
 def _message(title: str, detail: str, status: int, back: bool = False) -> Response[str]:
@@ -135,7 +126,7 @@ async def _posted_form(
 @get("/pages/pages.css", include_in_schema=False)
 async def pages_stylesheet() -> Response[bytes]:
     return Response(
-        stylesheet(),
+        static_file("pages.css"),
         media_type="text/css",
         headers={"cache-control": "public, max-age=3600", "x-content-type-options": "nosniff"},
     )
@@ -144,7 +135,7 @@ async def pages_stylesheet() -> Response[bytes]:
 @get("/pages/privacy.js", include_in_schema=False)
 async def privacy_center_script() -> Response[bytes]:
     return Response(
-        privacy_script(),
+        static_file("privacy.js"),
         media_type="text/javascript; charset=utf-8",
         headers={"cache-control": "public, max-age=300", "x-content-type-options": "nosniff"},
     )

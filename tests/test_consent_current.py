@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import insert
 
 from consent import ConsentRecord, ConsentStore, current_state
+from consent._store import record_row
 from consent._tables import ConsentRecordRow
 from gateway.database import open_database, prepare_sqlite_file
 from gateway.migrate import alembic_config, upgrade_to_head
@@ -101,23 +102,7 @@ def test_the_migration_fills_it_from_the_existing_history(tmp_path: Path) -> Non
     async def seed_then_read() -> dict[str, dict[str, object]]:
         database = open_database(url)
         try:
-            rows = [
-                {
-                    "record_id": r.record_id,
-                    "source_id": r.source_id,
-                    "subject": r.subject,
-                    "purpose": r.purpose,
-                    "granted": r.granted,
-                    "signal_source": r.source,
-                    "policy_version": r.policy_version,
-                    "jurisdiction": r.jurisdiction,
-                    "collected_at": r.collected_at,
-                    "recorded_at": r.recorded_at,
-                    "ip_truncated": None,
-                    "user_agent_hash": None,
-                }
-                for r in records
-            ]
+            rows = [record_row(r) for r in records]  # as the store wrote them then
             await database.transaction(lambda conn: conn.execute(insert(ConsentRecordRow), rows))
             await asyncio.to_thread(upgrade_to_head, url)
             states = await ConsentStore(database, cache_limit=0).states("src", ["s1", "s2"])

@@ -6,7 +6,7 @@ actions; this package imports none of the others.
 """
 
 from web._chart import StackedBars, stacked_bars
-from web._render import banner_script, banner_stylesheet, privacy_script, render, stylesheet
+from web._render import render, static_file
 from web._security import (
     PAGE_HEADERS,
     SCRIPTED_PAGE_HEADERS,
@@ -24,10 +24,7 @@ __all__ = [
     "SessionCodec",
     "SessionError",
     "StackedBars",
-    "banner_script",
-    "banner_stylesheet",
-    "privacy_script",
     "render",
     "stacked_bars",
-    "stylesheet",
+    "static_file",
 ]

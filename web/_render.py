@@ -27,21 +27,12 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
-@cache
-def stylesheet() -> bytes:
-    return (_HERE / "static" / "pages.css").read_bytes()
+STATIC_FILES = frozenset({"pages.css", "privacy.js", "consent.js", "banner.css"})
 
 
 @cache
-def banner_script() -> bytes:
-    return (_HERE / "static" / "consent.js").read_bytes()
-
-
-@cache
-def banner_stylesheet() -> bytes:
-    return (_HERE / "static" / "banner.css").read_bytes()
-
-
-@cache
-def privacy_script() -> bytes:
-    return (_HERE / "static" / "privacy.js").read_bytes()
+def static_file(name: str) -> bytes:
+    """One of the pages' static files (`STATIC_FILES`), read once."""
+    if name not in STATIC_FILES:
+        raise KeyError(name)
+    return (_HERE / "static" / name).read_bytes()
