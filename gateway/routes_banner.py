@@ -76,7 +76,7 @@ async def _source(request: Request[Any, Any, Any], body: bytes = b"") -> Source:
 async def consent_script() -> Response[bytes]:
     return Response(
         static_file("consent.js"),
-        media_type="text/javascript; charset=utf-8",
+        media_type="text/javascript",
         headers=_STATIC_HEADERS,
     )
 

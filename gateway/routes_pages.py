@@ -136,7 +136,7 @@ async def pages_stylesheet() -> Response[bytes]:
 async def privacy_center_script() -> Response[bytes]:
     return Response(
         static_file("privacy.js"),
-        media_type="text/javascript; charset=utf-8",
+        media_type="text/javascript",
         headers={"cache-control": "public, max-age=300", "x-content-type-options": "nosniff"},
     )
 
