@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, insert, or_, select
@@ -233,11 +234,14 @@ def _read_states(conn: Connection, source_id: str, subjects: list[str]) -> dict[
     return states
 
 
-def _keep_current(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Each record becomes its purpose's current one unless a later one is there already
-    (later: by collection time, then recording time, then id, as `current_state` orders)."""
-    insert_for = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_for(_current)
+_KEPT = ("granted", "signal_source", "collected_at", "recorded_at", "record_id")
+
+
+@cache
+def _keep_current_statement(dialect: str) -> Any:
+    """The upsert of `_keep_current`, built once per dialect (building it cost more than
+    running it)."""
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_current)
     new, old = statement.excluded, _current.c
     later = or_(
         new.collected_at > old.collected_at,
@@ -248,12 +252,17 @@ def _keep_current(conn: Connection, rows: list[dict[str, Any]]) -> None:
             new.record_id > old.record_id,
         ),
     )
-    kept = ("granted", "signal_source", "collected_at", "recorded_at", "record_id")
+    return statement.on_conflict_do_update(
+        index_elements=["source_id", "subject", "purpose"],
+        set_={name: new[name] for name in _KEPT},
+        where=later,
+    )
+
+
+def _keep_current(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Each record becomes its purpose's current one unless a later one is there already
+    (later: by collection time, then recording time, then id, as `current_state` orders)."""
     conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["source_id", "subject", "purpose"],
-            set_={name: new[name] for name in kept},
-            where=later,
-        ),
-        [{name: row[name] for name in ("source_id", "subject", "purpose", *kept)} for row in rows],
+        _keep_current_statement(conn.dialect.name),
+        [{name: row[name] for name in ("source_id", "subject", "purpose", *_KEPT)} for row in rows],
     )

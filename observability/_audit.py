@@ -208,12 +208,15 @@ class AuditLog:
         )
 
 
+# built once: an append runs inside the commits of consent writes, on their hot path
+_LAST_ENTRY = select(_entries.c.seq, _entries.c.chain).order_by(_entries.c.seq.desc()).limit(1)
+_INSERT_ENTRY = insert(_entries)
+
+
 def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], now: datetime) -> int:
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE observability_audit_log IN EXCLUSIVE MODE"))
-    last = conn.execute(
-        select(_entries.c.seq, _entries.c.chain).order_by(_entries.c.seq.desc()).limit(1)
-    ).first()
+    last = conn.execute(_LAST_ENTRY).first()
     seq = 1 if last is None else last.seq + 1
     entry = canonical(
         {
@@ -227,9 +230,15 @@ def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], no
     leaf = leaf_hash(entry)
     chain = hashlib.sha256((_GENESIS if last is None else last.chain) + leaf).digest()
     conn.execute(
-        insert(_entries).values(
-            seq=seq, entry=entry, leaf_hash=leaf, chain=chain, kind=kind, created_at=now
-        )
+        _INSERT_ENTRY,
+        {
+            "seq": seq,
+            "entry": entry,
+            "leaf_hash": leaf,
+            "chain": chain,
+            "kind": kind,
+            "created_at": now,
+        },
     )
     return seq
 
