@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
@@ -22,21 +21,17 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from gateway.admin import Role, role_of_digest
+from gateway.console_views import WINDOWS, decisions_by_action, minute, queue_row
 from gateway.errors import GatewayError
 from gateway.route_helpers import runtime_of, set_session_cookie
 from gateway.runtime import Runtime
 from gateway.sources import Source, hash_key
-from observability import BucketUnit, DecisionQuery, verify_inclusion
+from observability import DecisionQuery, verify_inclusion
 from privacy import NotSuppressed
-from web import PAGE_HEADERS, SESSION_SECONDS, Session, SessionError, render, stacked_bars
+from web import PAGE_HEADERS, SESSION_SECONDS, Session, SessionError, render
 
 COOKIE = "cg_console"
 _ROLES: tuple[Role, ...] = ("auditor", "admin")
-_ACTIONS = ("forward", "strip", "drop")
-_WINDOWS: dict[str, tuple[timedelta, BucketUnit]] = {
-    "24h": (timedelta(hours=24), "hour"),
-    "14d": (timedelta(days=14), "day"),
-}
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _ENTRIES_PER_PAGE = 50
 _QUEUE_SHOWN = 50
@@ -106,7 +101,7 @@ async def console_home(
     staff = await _staff(request)
     if staff is None:
         return _signin_page(request)
-    if window not in _WINDOWS:
+    if window not in WINDOWS:
         window = "24h"
     runtime = runtime_of(request)
     await runtime.trail.query_made(staff.role, "console", {"window": window})
@@ -114,68 +109,21 @@ async def console_home(
     queue = await runtime.privacy.store.listing(open_only=True, limit=_QUEUE_SHOWN)
     done = await runtime.privacy.store.listing(status="completed", latest_first=True, limit=20)
     names = {s.source_id: s.name for s in await runtime.sources.every()}
-    chart, reasons = await _decisions(runtime, now, window)
+    chart, reasons = await decisions_by_action(runtime.decision_log, now, window)
     return _console(
         "console.html",
         staff,
-        queue=[_queue_row(runtime.privacy.view(r), names, now) for r in queue],
+        queue=[queue_row(runtime.privacy.view(r), names, now) for r in queue],
         queue_more=len(queue) == _QUEUE_SHOWN,
-        completed=[_queue_row(runtime.privacy.view(r), names, now) for r in done],
+        completed=[queue_row(runtime.privacy.view(r), names, now) for r in done],
         verification=await runtime.audit.verify(),
         checkpoint=await runtime.audit.latest_checkpoint(),
         chart=chart,
         reasons=reasons,
         window=window,
-        windows=list(_WINDOWS),
+        windows=list(WINDOWS),
         keys=runtime.receipts.public_keys(),
     )
-
-
-def _queue_row(view: Any, names: dict[str, str], now: datetime) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "type": view.type,
-        "status": view.status.replace("_", " "),
-        "source": names.get(view.source_id, view.source_id),
-        "subject": view.subject,
-        "received": _minute(view.received_at),
-        "deadline": _minute(view.deadline),
-        "deadline_iso": view.deadline.isoformat(),
-        "overdue": view.deadline < now and view.status != "completed",
-        "completed": _minute(view.completed_at) if view.completed_at else None,
-        "receipts": len(view.receipts),
-    }
-
-
-async def _decisions(
-    runtime: Runtime, now: datetime, window: str
-) -> tuple[Any, list[dict[str, Any]]]:
-    """The chart of decisions by action over the window, and the reasons' counts by action."""
-    span, unit = _WINDOWS[window]
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    if unit == "day":
-        end = now.replace(hour=0, minute=0, second=0, microsecond=0) + step
-    start = end - span
-    buckets = [start + i * step for i in range(int(span / step))]
-    index = {bucket: i for i, bucket in enumerate(buckets)}
-    series = {action: [0] * len(buckets) for action in _ACTIONS}
-    by_reason: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in await runtime.decision_log.counts(start, end, unit):
-        i = index.get(row.bucket)
-        if i is None or row.action not in series:
-            continue
-        series[row.action][i] += row.count
-        for reason in row.reasons:
-            by_reason[reason][row.action] += row.count
-    labels = [b.strftime("%H:00") if unit == "hour" else b.strftime("%d %b") for b in buckets]
-    chart = stacked_bars(labels, series, label_every=3 if unit == "hour" else 2)
-    ranked = sorted(by_reason.items(), key=lambda item: (-item[1].total(), item[0]))
-    reasons = [
-        {"reason": reason, **{a: counts[a] for a in _ACTIONS}, "total": counts.total()}
-        for reason, counts in ranked
-    ]
-    return chart, reasons
 
 
 @get("/console/audit", include_in_schema=False)
@@ -283,7 +231,7 @@ async def console_lookup(request: Request[Any, Any, Any], q: FromQuery[str] = ""
     names = {s.source_id: s.name for s in sources}
     history = [
         {
-            "at": _minute(r.recorded_at),
+            "at": minute(r.recorded_at),
             "source": names.get(source_id, source_id),
             "subject": subject,
             "purpose": r.purpose,
@@ -304,7 +252,7 @@ async def console_lookup(request: Request[Any, Any, Any], q: FromQuery[str] = ""
             {
                 **d,
                 "source": names.get(d["source_id"], d["source_id"]),
-                "at": _minute(d["decided_at"]),
+                "at": minute(d["decided_at"]),
                 "reasons": ", ".join(d["reasons"]),
             }
             for d in decisions
@@ -338,7 +286,7 @@ async def _suppressions_page(
                 "source_id": s.source_id,
                 "source": names.get(s.source_id, s.source_id),
                 "subject": s.subject,
-                "since": _minute(s.since),
+                "since": minute(s.since),
                 "by": s.by,
             }
             for s in found
@@ -398,10 +346,6 @@ async def console_signout(request: Request[Any, Any, Any]) -> Response[Any]:
         return response
     response.delete_cookie(COOKIE, path="/console")
     return response
-
-
-def _minute(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 CONSOLE_HANDLERS = [

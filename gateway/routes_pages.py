@@ -12,8 +12,6 @@ subject only.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,7 +19,6 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath
 
-from consent import ConsentStore
 from gateway.callers import SubjectCaller
 from gateway.dependencies import (
     AuditTrailDep,
@@ -35,12 +32,13 @@ from gateway.dependencies import (
     SubjectTokensDep,
 )
 from gateway.errors import GatewayError
+from gateway.privacy_center_view import KINDS, privacy_center_html, request_row
 from gateway.route_helpers import set_session_cookie
-from gateway.routes_consent import ConsentChange, SignedReceipt, current_consent, record_consent
+from gateway.routes_consent import ConsentChange, record_consent
 from gateway.routes_privacy import export_of
 from gateway.sources import SourceRegistry
 from gateway.tokens import SubjectTokens
-from privacy import PrivacyError, PrivacyRequests, PrivacyRequestView
+from privacy import PrivacyError
 from web import (
     PAGE_HEADERS,
     SCRIPTED_PAGE_HEADERS,
@@ -54,18 +52,6 @@ from web import (
 
 COOKIE = "cg_privacy"
 POLICY_VERSION = "privacy-center"  # what the receipts name as the policy the choice was made on
-_THROUGH = {
-    "banner": "the consent banner",
-    "gpc": "Global Privacy Control",
-    "tcf": "a TCF consent string",
-    "consent_mode": "Google Consent Mode",
-    "api": "the app",
-    "import": "an import",
-    "subject": "you, through the app",
-    "privacy_center": "you, here",
-    "opt_out": "your opt-out",
-}
-_KINDS = {"access": "Download of my data", "erasure": "Deletion of my data"}
 
 
 def _page(html: str, status: int = 200, scripted: bool = False) -> Response[str]:
@@ -157,7 +143,7 @@ async def my_requests_now(
         return Response(ended, status_code=401, headers=PAGE_HEADERS)
     caller, _ = found
     listed = await privacy.store.listing(source_id=caller.source.source_id, subject=caller.subject)
-    rows = [_request_row(privacy.view(r)) for r in listed]
+    rows = [request_row(privacy.view(r)) for r in listed]
     return Response(
         [
             {
@@ -197,7 +183,7 @@ async def privacy_center(
     if isinstance(found, Response):
         return found
     caller, session = found
-    html = await _center(caller, pages.csrf_token(session), consent, privacy)
+    html = await privacy_center_html(caller, pages.csrf_token(session), consent, privacy)
     return _page(html, scripted=True)
 
 
@@ -233,7 +219,7 @@ async def save_choices(
         (consent, trail, receipts),
         fixed_method="privacy_center",
     )
-    html = await _center(
+    html = await privacy_center_html(
         caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
     )
     return _page(html, scripted=True)
@@ -253,7 +239,7 @@ async def submit_from_page(
         return posted
     caller, session, form = posted
     kind = form.get("type")
-    if kind not in _KINDS:
+    if kind not in KINDS:
         return _message("Nothing was requested", "Choose download or deletion.", 400, True)
     if kind == "erasure" and form.get("confirm") != "yes":
         return _message(
@@ -271,7 +257,7 @@ async def submit_from_page(
         if kind == "access"
         else "Your data is being deleted. The receipts appear below as each store confirms."
     )
-    html = await _center(caller, pages.csrf_token(session), consent, privacy, notice)
+    html = await privacy_center_html(caller, pages.csrf_token(session), consent, privacy, notice)
     return _page(html, scripted=True)
 
 
@@ -310,94 +296,6 @@ async def download_export(
             "content-disposition": f'attachment; filename="my-data-{request_id}.json"',
         },
     )
-
-
-async def _center(
-    caller: SubjectCaller,
-    csrf: str,
-    consent: ConsentStore,
-    privacy: PrivacyRequests,
-    notice: str | None = None,
-    receipt: SignedReceipt | None = None,
-) -> str:
-    source = caller.source
-    view = await current_consent(consent, source, (caller.subject,))
-    definitions = source.consent.known_purposes()
-    purposes = []
-    for key in definitions:
-        choice = view.purposes.get(key)
-        state = (
-            "Not decided yet: the default applies."
-            if choice is None
-            else f"{'Allowed' if choice.granted else 'Refused'} by "
-            f"{_THROUGH.get(choice.source, choice.source)} on {_day(choice.recorded_at)}."
-        )
-        purposes.append(
-            {
-                "key": key,
-                "name": key.replace("_", " ").capitalize(),
-                "description": definitions[key].description,
-                "granted": bool(choice and choice.granted),
-                "state": state,
-            }
-        )
-    history = sorted(
-        await consent.history(source.source_id, caller.subject),
-        key=lambda r: (r.recorded_at, r.record_id),
-        reverse=True,
-    )
-    requests = await privacy.store.listing(source_id=source.source_id, subject=caller.subject)
-    return render(
-        "privacy.html",
-        source_name=source.name,
-        purposes=purposes,
-        csrf=csrf,
-        notice=notice,
-        suppressed=view.suppressed,
-        receipt=None
-        if receipt is None
-        else {
-            "key_id": receipt.key_id,
-            "signature": receipt.signature,
-            "json": json.dumps(receipt.receipt, indent=2, sort_keys=True),
-        },
-        requests=[_request_row(privacy.view(r)) for r in requests],
-        history=[
-            {
-                "at": _minute(r.recorded_at),
-                "at_iso": r.recorded_at.isoformat(),
-                "purpose": r.purpose.replace("_", " ").capitalize(),
-                "choice": "Allowed" if r.granted else "Refused",
-                "through": _THROUGH.get(r.source, r.source),
-            }
-            for r in history
-        ],
-    )
-
-
-def _request_row(view: PrivacyRequestView) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "kind_name": _KINDS.get(view.type, view.type),
-        "status": view.status.replace("_", " "),
-        "status_code": view.status,
-        "received": _minute(view.received_at),
-        "received_iso": view.received_at.isoformat(),
-        "deadline": _day(view.deadline),
-        "deadline_iso": view.deadline.isoformat(),
-        "download": f"/privacy/requests/{view.id}/export"
-        if view.type == "access" and view.status == "completed"
-        else None,
-        "receipts": [f"{r.store}: {r.action} ({r.count})" for r in view.receipts],
-    }
-
-
-def _day(moment: datetime) -> str:
-    return moment.strftime("%d %B %Y")
-
-
-def _minute(moment: datetime) -> str:
-    return moment.strftime("%d %B %Y, %H:%M UTC")
 
 
 PAGE_HANDLERS = [
