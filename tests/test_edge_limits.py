@@ -18,6 +18,13 @@ from gateway.settings import Settings
 from gateway.sources import CreatedSource, create_source
 from tests.helpers import basic, bearer, profile_when
 
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 Client = TestClient
 EVENT = {"userId": "u", "event": "Clicked"}
 

@@ -10,9 +10,17 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from personalization import FlagError, parse_flow, two_proportion_p_value
 from tests.helpers import basic, bearer, completed_privacy_request, profile_when, sqlite_rows
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
 
 Client = TestClient
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True, "personalization": True}}}

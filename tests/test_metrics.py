@@ -15,6 +15,13 @@ from gateway.sources import CreatedSource
 from observability import METRIC_NAMES
 from tests.helpers import MakeSource, basic, bearer
 
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 Client = TestClient
 _SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
 

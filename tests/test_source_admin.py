@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import Table, update
 
 import gateway.sources
+from gateway._tables import RetiredKeyRow
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.helpers import basic, bearer
+from tests.helpers import basic, bearer, execute
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
 
 Client = TestClient
 EVENT = {"userId": "u", "event": "Clicked"}
@@ -57,8 +66,10 @@ def test_rotated_keys_overlap_then_the_old_ones_stop(
         assert client.post("/v1/track", headers=basic(key), json=EVENT).status_code == 200
     for key in (source.server_key, rotated["server_key"]):
         assert client.get("/v1/consent/u", headers=bearer(key)).status_code == 200
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE gateway_retired_keys SET expires_at = '2000-01-01 00:00:00'")
+    retired = cast(Table, RetiredKeyRow.__table__)
+    execute(
+        migrated.database_url, update(retired).values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+    )
     old = client.post("/v1/track", headers=basic(source.write_key), json=EVENT)
     assert old.status_code == 401
     assert client.get("/v1/consent/u", headers=bearer(source.server_key)).status_code == 401

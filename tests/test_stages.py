@@ -22,6 +22,13 @@ from gateway.request_stages import build_pipeline
 from gateway.settings import Settings
 from gateway.sources import Source
 
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 LIMITS = Limits(max_request_bytes=512_000, max_event_bytes=32_768, max_batch_events=2500)
 CONFIG = ConsentConfig(
     field_purposes={"properties.campaign": "marketing", "traits.company": "sale_sharing"}
