@@ -30,11 +30,11 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
-from bus._dead_letters import insert_dead_letters
+from bus._outbox_rows import commit_group, count_failure, delete_units
 from bus._tables import outbox
 from bus._transport import AlsoInCommit, BusUnavailable, DeliveryHandler
 from bus.envelope import BusMessage
@@ -192,7 +192,7 @@ class OutboxBus:
             also = [work for _, _, work, _ in group if work is not None]
             try:
                 unit_ids = await self._db.transaction(
-                    partial(_commit_group, rows=rows, returning=self._own_first, also=also)
+                    partial(commit_group, rows=rows, returning=self._own_first, also=also)
                 )
             except asyncio.CancelledError:
                 _fail(group, "the outbox is shutting down")
@@ -291,7 +291,7 @@ class OutboxBus:
     def _settle(self, conn: Connection, delivered: list[tuple[int, int | None]]) -> None:
         """Delete the handled units, or mark them and delete those kept long enough."""
         if not self._keep:
-            _delete_units(conn, [unit_id for unit_id, _ in delivered])
+            delete_units(conn, [unit_id for unit_id, _ in delivered])
             return
         now = datetime.now(UTC)
         if delivered:
@@ -347,7 +347,7 @@ class OutboxBus:
     ) -> None:
         """Count an attempt on the unit; past `max_attempts`, dead-letter what failed."""
         dead = await self._db.transaction(
-            lambda conn: _count_failure(conn, unit_id, failed, self._max_attempts)
+            lambda conn: count_failure(conn, unit_id, failed, self._max_attempts)
         )
         for message, exc in failed if dead else ():
             log.error("outbox_dead_letter", message_id=message.message_id, error=type(exc).__name__)
@@ -365,48 +365,6 @@ def _last_receipts(
         end += len(unit)
         ends.append((unit_id, receipts[end - 1]))
     return ends
-
-
-def _commit_group(
-    conn: Connection, rows: list[dict[str, Any]], returning: bool, also: list[AlsoInCommit]
-) -> list[int]:
-    """A group's units, then the work committed with them; the units' ids when `returning`."""
-    unit_ids = _insert_units(conn, rows, returning) if rows else []
-    for work in also:
-        work(conn)
-    return unit_ids
-
-
-def _insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
-    """Insert the units; their ids, in the order of `rows`, when `returning`."""
-    if not returning:
-        conn.execute(insert(outbox), rows)
-        return []
-    statement = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
-    return [int(unit_id) for unit_id in conn.execute(statement, rows).scalars()]
-
-
-def _delete_units(conn: Connection, unit_ids: list[int]) -> None:
-    if unit_ids:
-        conn.execute(delete(outbox).where(outbox.c.id.in_(unit_ids)))
-
-
-def _count_failure(
-    conn: Connection, unit_id: int, failed: list[tuple[BusMessage, Exception]], max_attempts: int
-) -> bool:
-    """Record one more failed attempt; True when the failures were moved to dead letters."""
-    attempts = conn.execute(select(outbox.c.attempts).where(outbox.c.id == unit_id)).scalar_one()
-    attempts += 1
-    if attempts < max_attempts:
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id == unit_id)
-            .values(attempts=attempts, last_error=type(failed[-1][1]).__name__)
-        )
-        return False
-    insert_dead_letters(conn, failed, attempts)
-    conn.execute(delete(outbox).where(outbox.c.id == unit_id))
-    return True
 
 
 def _fail(group: list[_Publish], why: str) -> None:

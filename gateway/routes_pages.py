@@ -20,31 +20,17 @@ from litestar.datastructures import FormMultiDict
 from litestar.params import FromPath
 
 from gateway.callers import SubjectCaller
-from gateway.dependencies import (
-    AuditTrailDep,
-    ConsentStoreDep,
-    DecisionLogDep,
-    PagesDep,
-    PrivacyRequestsDep,
-    ProfileReaderDep,
-    ReceiptSignerDep,
-    SourceRegistryDep,
-    SubjectTokensDep,
-)
 from gateway.errors import GatewayError
 from gateway.privacy_center_view import KINDS, privacy_center_html, request_row
-from gateway.route_helpers import set_session_cookie
-from gateway.routes_consent import ConsentChange, record_consent
+from gateway.route_helpers import runtime_of, set_session_cookie
+from gateway.routes_consent import ConsentChange, SignedReceipt, record_consent
 from gateway.routes_privacy import export_of
-from gateway.sources import SourceRegistry
-from gateway.tokens import SubjectTokens
 from privacy import PrivacyError
 from web import (
     PAGE_HEADERS,
     SCRIPTED_PAGE_HEADERS,
     SESSION_SECONDS,
     Session,
-    SessionCodec,
     SessionError,
     render,
     static_file,
@@ -70,23 +56,19 @@ def _message(title: str, detail: str, status: int, back: bool = False) -> Respon
     return _page(html, status)
 
 
-async def _caller(
-    request: Request[Any, Any, Any],
-    codec: SessionCodec,
-    tokens: SubjectTokens,
-    sources: SourceRegistry,
-) -> tuple[SubjectCaller, Session] | Response[str]:
+async def _caller(request: Request[Any, Any, Any]) -> tuple[SubjectCaller, Session] | Response[str]:
     """The session's subject, or the page that says why there is none."""
+    runtime = runtime_of(request)
     try:
-        session = codec.decode(request.cookies.get(COOKIE))
-        claims = await tokens.verify(session.token)
+        session = runtime.pages.decode(request.cookies.get(COOKIE))
+        claims = await runtime.tokens.verify(session.token)
     except (SessionError, GatewayError):
         return _message(
             "Your session has ended",
             "Open your privacy center again from the link in the app.",
             401,
         )
-    source = await sources.by_id(claims.source_id)
+    source = await runtime.sources.by_id(claims.source_id)
     if source is None:
         return _message("Your session has ended", "This app no longer exists.", 401)
     return SubjectCaller(source=source, subject=claims.subject), session
@@ -94,19 +76,32 @@ async def _caller(
 
 async def _posted_form(
     request: Request[Any, Any, Any],
-    codec: SessionCodec,
-    tokens: SubjectTokens,
-    sources: SourceRegistry,
 ) -> tuple[SubjectCaller, Session, FormMultiDict] | Response[str]:
     """A form's session subject and fields, once its CSRF token matched the session's."""
-    found = await _caller(request, codec, tokens, sources)
+    found = await _caller(request)
     if isinstance(found, Response):
         return found
     caller, session = found
     form = await request.form()
-    if not codec.check_csrf(session, form.get("csrf")):
+    if not runtime_of(request).pages.check_csrf(session, form.get("csrf")):
         return _message("This form has expired", "Reload the page and try again.", 403, True)
     return caller, session, form
+
+
+async def _center_page(
+    request: Request[Any, Any, Any],
+    caller: SubjectCaller,
+    session: Session,
+    notice: str | None = None,
+    receipt: SignedReceipt | None = None,
+) -> Response[str]:
+    """The privacy center, with a notice (and the receipt) of what was just done."""
+    runtime = runtime_of(request)
+    csrf = runtime.pages.csrf_token(session)
+    html = await privacy_center_html(
+        caller, csrf, runtime.consent, runtime.privacy, notice, receipt
+    )
+    return _page(html, scripted=True)
 
 
 @get("/pages/pages.css", include_in_schema=False)
@@ -130,18 +125,15 @@ async def privacy_center_script() -> Response[bytes]:
 @get("/privacy/requests.json", include_in_schema=False)
 async def my_requests_now(
     request: Request[Any, Any, Any],
-    pages: PagesDep,
-    tokens: SubjectTokensDep,
-    sources: SourceRegistryDep,
-    privacy: PrivacyRequestsDep,
 ) -> Response[Any]:
     """The session subject's requests as the page's script updates them (status, receipts,
     the download once ready)."""
-    found = await _caller(request, pages, tokens, sources)
+    found = await _caller(request)
     if isinstance(found, Response):
         ended = {"error": "session_ended", "detail": "open the privacy center again from the app"}
         return Response(ended, status_code=401, headers=PAGE_HEADERS)
     caller, _ = found
+    privacy = runtime_of(request).privacy
     listed = await privacy.store.listing(source_id=caller.source.source_id, subject=caller.subject)
     rows = [request_row(privacy.view(r)) for r in listed]
     return Response(
@@ -162,16 +154,12 @@ async def my_requests_now(
 @get("/privacy", include_in_schema=False)
 async def privacy_center(
     request: Request[Any, Any, Any],
-    pages: PagesDep,
-    tokens: SubjectTokensDep,
-    sources: SourceRegistryDep,
-    consent: ConsentStoreDep,
-    privacy: PrivacyRequestsDep,
 ) -> Response[str]:
     token = request.query_params.get("token")
+    pages = runtime_of(request).pages
     if token is not None:
         try:
-            await tokens.verify(token)
+            await runtime_of(request).tokens.verify(token)
         except GatewayError:
             return _message(
                 "This link no longer works",
@@ -179,26 +167,18 @@ async def privacy_center(
                 401,
             )
         return _entered(request, pages.encode(pages.new(token)))
-    found = await _caller(request, pages, tokens, sources)
+    found = await _caller(request)
     if isinstance(found, Response):
         return found
     caller, session = found
-    html = await privacy_center_html(caller, pages.csrf_token(session), consent, privacy)
-    return _page(html, scripted=True)
+    return await _center_page(request, caller, session)
 
 
 @post("/privacy/consent", include_in_schema=False, status_code=200)
 async def save_choices(
     request: Request[Any, Any, Any],
-    pages: PagesDep,
-    tokens: SubjectTokensDep,
-    sources: SourceRegistryDep,
-    consent: ConsentStoreDep,
-    privacy: PrivacyRequestsDep,
-    trail: AuditTrailDep,
-    receipts: ReceiptSignerDep,
 ) -> Response[str]:
-    posted = await _posted_form(request, pages, tokens, sources)
+    posted = await _posted_form(request)
     if isinstance(posted, Response):
         return posted
     caller, session, form = posted
@@ -210,31 +190,24 @@ async def save_choices(
     change = ConsentChange(
         purposes={purpose: purpose in granted for purpose in shown}, policy_version=POLICY_VERSION
     )
+    runtime = runtime_of(request)
     signed = await record_consent(
         request,
         change,
         caller.source,
         caller.subject,
         "subject_token",
-        (consent, trail, receipts),
+        (runtime.consent, runtime.trail, runtime.receipts),
         fixed_method="privacy_center",
     )
-    html = await privacy_center_html(
-        caller, pages.csrf_token(session), consent, privacy, "Your choices are saved.", signed
-    )
-    return _page(html, scripted=True)
+    return await _center_page(request, caller, session, "Your choices are saved.", signed)
 
 
 @post("/privacy/requests", include_in_schema=False, status_code=200)
 async def submit_from_page(
     request: Request[Any, Any, Any],
-    pages: PagesDep,
-    tokens: SubjectTokensDep,
-    sources: SourceRegistryDep,
-    consent: ConsentStoreDep,
-    privacy: PrivacyRequestsDep,
 ) -> Response[str]:
-    posted = await _posted_form(request, pages, tokens, sources)
+    posted = await _posted_form(request)
     if isinstance(posted, Response):
         return posted
     caller, session, form = posted
@@ -249,7 +222,9 @@ async def submit_from_page(
             True,
         )
     try:
-        await privacy.submit(caller.source, kind, [caller.subject], "privacy_center", [])
+        await runtime_of(request).privacy.submit(
+            caller.source, kind, [caller.subject], "privacy_center", []
+        )
     except PrivacyError as exc:
         return _message("Nothing was requested", str(exc), 400, True)
     notice = (
@@ -257,26 +232,20 @@ async def submit_from_page(
         if kind == "access"
         else "Your data is being deleted. The receipts appear below as each store confirms."
     )
-    html = await privacy_center_html(caller, pages.csrf_token(session), consent, privacy, notice)
-    return _page(html, scripted=True)
+    return await _center_page(request, caller, session, notice)
 
 
 @get("/privacy/requests/{request_id:str}/export", include_in_schema=False)
 async def download_export(
     request: Request[Any, Any, Any],
     request_id: FromPath[str],
-    pages: PagesDep,
-    tokens: SubjectTokensDep,
-    sources: SourceRegistryDep,
-    consent: ConsentStoreDep,
-    privacy: PrivacyRequestsDep,
-    decision_log: DecisionLogDep,
-    profile_reader: ProfileReaderDep,
 ) -> Response[Any]:
-    found = await _caller(request, pages, tokens, sources)
+    found = await _caller(request)
     if isinstance(found, Response):
         return found
     caller, _ = found
+    runtime = runtime_of(request)
+    privacy = runtime.privacy
     stored = await privacy.store.get(request_id)
     if stored is None or (stored.source_id, stored.subject) != (
         caller.source.source_id,
@@ -286,7 +255,10 @@ async def download_export(
     if stored.kind != "access" or stored.status != "completed":
         return _message("Not ready yet", "Your download is still being prepared.", 409, True)
     exported = await export_of(
-        stored, "privacy_center", privacy, (consent, decision_log, profile_reader)
+        stored,
+        "privacy_center",
+        privacy,
+        (runtime.consent, runtime.decision_log, runtime.profile_reader),
     )
     return Response(
         msgspec.json.encode(exported),

@@ -1,0 +1,57 @@
+"""The outbox's units in the database, inside the caller's transaction: a group committed
+with the work that rides it, handled units deleted, failed attempts counted and, past the
+last one, moved to the dead letters. `bus._outbox` drives them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from bus._dead_letters import insert_dead_letters
+from bus._tables import outbox
+from bus._transport import AlsoInCommit
+from bus.envelope import BusMessage
+
+
+def commit_group(
+    conn: Connection, rows: list[dict[str, Any]], returning: bool, also: list[AlsoInCommit]
+) -> list[int]:
+    """A group's units, then the work committed with them; the units' ids when `returning`."""
+    unit_ids = insert_units(conn, rows, returning) if rows else []
+    for work in also:
+        work(conn)
+    return unit_ids
+
+
+def insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
+    """Insert the units; their ids, in the order of `rows`, when `returning`."""
+    if not returning:
+        conn.execute(insert(outbox), rows)
+        return []
+    statement = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+    return [int(unit_id) for unit_id in conn.execute(statement, rows).scalars()]
+
+
+def delete_units(conn: Connection, unit_ids: list[int]) -> None:
+    if unit_ids:
+        conn.execute(delete(outbox).where(outbox.c.id.in_(unit_ids)))
+
+
+def count_failure(
+    conn: Connection, unit_id: int, failed: list[tuple[BusMessage, Exception]], max_attempts: int
+) -> bool:
+    """Record one more failed attempt; True when the failures were moved to dead letters."""
+    attempts = conn.execute(select(outbox.c.attempts).where(outbox.c.id == unit_id)).scalar_one()
+    attempts += 1
+    if attempts < max_attempts:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == unit_id)
+            .values(attempts=attempts, last_error=type(failed[-1][1]).__name__)
+        )
+        return False
+    insert_dead_letters(conn, failed, attempts)
+    conn.execute(delete(outbox).where(outbox.c.id == unit_id))
+    return True
