@@ -15,6 +15,13 @@ from typing import Literal
 
 from anonymization._network import truncate_ip
 
+try:
+    from anonymization import _scan  # the native scanner, built at install
+except ImportError:  # a source tree used without `pip install`: the regex path answers alone
+    _scan = None  # type: ignore[assignment]
+
+NATIVE_SCANNER = _scan is not None
+
 PiiKind = Literal["email", "phone", "card", "iban", "ip", "ssn"]
 PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "card", "iban", "ip", "ssn")
 
@@ -126,6 +133,32 @@ def find_pii(text: str) -> list[tuple[PiiKind, int, int]]:
 
 
 def _find(text: str) -> list[tuple[PiiKind, int, int]]:
+    found = _scan.find(text) if _scan is not None else None
+    if found is None:  # not ASCII, or the native scanner is not built
+        found = _candidates(text)
+    return _leftmost(found) if found else []
+
+
+def _find_regex(text: str) -> list[tuple[PiiKind, int, int]]:
+    """What `_find` answers, from the regular expressions alone: the native scanner's oracle."""
+    return _leftmost(_candidates(text))
+
+
+def _leftmost(found: list[tuple[int, int, PiiKind]]) -> list[tuple[PiiKind, int, int]]:
+    """Left to right, each match kept unless it overlaps one kept before it."""
+    if len(found) > 1:
+        found.sort()
+    kept: list[tuple[PiiKind, int, int]] = []
+    covered = 0
+    for start, end, kind in found:
+        if start >= covered:
+            covered = end
+            kept.append((kind, start, end))
+    return kept
+
+
+def _candidates(text: str) -> list[tuple[int, int, PiiKind]]:
+    """(start, end, kind) of every match that passes its check, overlaps included."""
     found: list[tuple[int, int, PiiKind]] = []
     if "@" in text:
         _emails(text, found)
@@ -143,17 +176,7 @@ def _find(text: str) -> list[tuple[PiiKind, int, int]]:
             if check(match.group()):
                 found.append((match.start(), match.end(), kind))
         run = _NUMERIC_RUN.search(text, run.end())
-    if not found:
-        return []
-    if len(found) > 1:
-        found.sort()
-    kept: list[tuple[PiiKind, int, int]] = []
-    covered = 0
-    for start, end, kind in found:
-        if start >= covered:
-            covered = end
-            kept.append((kind, start, end))
-    return kept
+    return found
 
 
 def _emails(text: str, found: list[tuple[int, int, PiiKind]]) -> None:

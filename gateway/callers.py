@@ -15,6 +15,8 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import SkipValidation
@@ -93,6 +95,31 @@ ERROR_RESPONSES = {
         (404, "nothing the caller may see has this id"),
     )
 }
+
+
+class _GuardedWithoutCopy(HTTPRouteHandler):
+    """The hot routes' handler: its guards get the handler itself.
+
+    litestar hands each guard a copy of the handler (`copy(self)`, so that a guard cannot
+    change it): 6% of a consent read's CPU. Our guards only read `handler.opt`.
+    """
+
+    async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        for guard in self.resolve_guards():
+            await guard(connection, self)  # type: ignore[misc]
+
+
+def get(path: str, **options: Any) -> HTTPRouteHandler:
+    """litestar's `@get`, for a route whose guards get the handler uncopied."""
+    return _GuardedWithoutCopy(path, http_method=HttpMethod.GET, **options)
+
+
+def put(path: str, **options: Any) -> HTTPRouteHandler:
+    return _GuardedWithoutCopy(path, http_method=HttpMethod.PUT, **options)
+
+
+def post(path: str, **options: Any) -> HTTPRouteHandler:
+    return _GuardedWithoutCopy(path, http_method=HttpMethod.POST, **options)
 
 
 def access(*accepted: Credential) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, get, put
+from litestar import Request
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from anonymization import truncate_ip
@@ -37,6 +37,8 @@ from gateway.callers import (
     Subject,
     SubjectCaller,
     access,
+    get,
+    put,
 )
 from gateway.dependencies import (
     AuditTrailDep,

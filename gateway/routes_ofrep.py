@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     OpenAPIMediaType,
@@ -35,6 +35,7 @@ from gateway.callers import (
     AnyCaller,
     ServerKeyCaller,
     SubjectCaller,
+    post,
     require,
 )
 from gateway.dependencies import (

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -171,3 +174,123 @@ _FRAGMENTS += ["1.2.3.4", "+4930123", "@", "x@", ".io", " ", "\n"]
 def test_fast_detection_finds_what_the_precise_patterns_find(text: str) -> None:
     """Locating candidates first (at "@", in digit runs) changes nothing that is found."""
     assert _detect._find(text) == _reference_find(text)
+
+
+def test_the_native_scanner_is_built() -> None:
+    """`make` (pip install) compiles it; without it every string would take the regex path."""
+    assert _detect.NATIVE_SCANNER
+
+
+_ASCII_ALPHABETS = [
+    "0123456789 .-+()",  # phones, cards, SSNs, IPv4
+    "0123456789abcdefABCDEF:. x",  # IPv6 and what is close to it
+    "GBDEFR0123456789 ",  # IBANs
+    "ab.c-@xy.1%+_Z",  # addresses
+    "0123456789./ vVersionBUILD",  # versions and builds beside addresses
+    "".join(map(chr, range(128))),  # any ASCII, control characters included
+]
+
+
+# Each kind's pattern without its lookarounds: text that matches, or nearly, in every way the
+# regex can parse it (the digits split differently, separators in or out, groups repeated).
+_SHAPES = [
+    r"\+[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}",
+    r"\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}",
+    r"0\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}",
+    r"\d{3}[.-]\d{3}[.-]\d{4}",
+    r"(?:\d{1,3}\.){3}\d{1,3}",
+    r"\d{3}-\d{2}-\d{4}",
+    r"\d(?:[ -]?\d){12,18}",
+    r"[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}",
+    r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}",
+    r"[A-Za-z0-9._%+\-]{1,8}@[A-Za-z0-9\-]{1,6}(?:\.[A-Za-z0-9\-]{1,5}){0,3}\.[A-Za-z]{2,4}",
+]
+_VALID_PII = st.one_of(
+    st.builds(
+        _iban,
+        st.sampled_from(["DE", "GB"]),
+        st.from_regex(re.compile(r"[A-Z0-9]{9,32}", re.ASCII), fullmatch=True),
+    ),
+    st.from_regex(re.compile(r"[0-9]{12,18}", re.ASCII), fullmatch=True).map(_with_luhn),
+)
+_NEAR_PII = st.one_of(
+    _VALID_PII,
+    *(st.from_regex(re.compile(shape, re.ASCII), fullmatch=True) for shape in _SHAPES),
+)
+
+
+@settings(max_examples=3000)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_FRAGMENTS),
+            _NEAR_PII,
+            st.sampled_from(_ASCII_ALPHABETS).flatmap(
+                lambda alphabet: st.text(alphabet=alphabet, max_size=12)
+            ),
+        ),
+        max_size=6,
+    ).map("".join)
+)
+def test_native_scanner_finds_what_the_regex_finds(text: str) -> None:
+    """The differential test: the regular expressions are the oracle of the native scanner."""
+    assert _detect._find(text) == _detect._find_regex(text)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=60))
+def test_text_beyond_ascii_is_found_as_the_regex_finds_it(text: str) -> None:
+    assert _detect._find(text) == _detect._find_regex(text)
+
+
+def test_beyond_ascii_the_regex_answers() -> None:
+    """\\d and \\w are Unicode classes: the native scanner leaves such text to the regex."""
+    from anonymization import _scan
+
+    text = "café, écrivez à jane.doe@example.com ou au +44 20 7946 0958"
+    assert _scan.find(text) is None
+    assert [kind for kind, _, _ in find_pii(text)] == ["email", "phone"]
+
+
+def test_the_fuzz_target_runs_clean_for_a_while() -> None:
+    """atheris on arbitrary bytes, bounded: no crash, no hang, no finding unlike the oracle's."""
+    target = Path(__file__).parent / "fuzz" / "fuzz_scan.py"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(target),
+            f"-dict={target.with_name('scan.dict')}",
+            "-max_total_time=20",
+            "-timeout=5",
+            "-rss_limit_mb=1024",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Done" in finished.stderr
+
+
+def _limits_corpus() -> list[str]:
+    """Valid IBANs and cards at and around every length limit, compact and spaced, in text."""
+    texts = []
+    for length in range(9, 34):
+        iban = _iban("GB", ("WEST12345698765432" * 2)[:length])
+        spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+        texts += [iban, spaced, f"iban {iban}.", f"{spaced}x"]
+    for length in range(11, 21):
+        card = _with_luhn(("4111111111111111111111")[:length])
+        texts += [
+            card,
+            f"card {card}, thanks",
+            "-".join(card[i : i + 4] for i in range(0, length, 4)),
+        ]
+    return texts
+
+
+@pytest.mark.parametrize("text", _limits_corpus())
+def test_native_scanner_at_the_length_limits(text: str) -> None:
+    assert _detect._find(text) == _detect._find_regex(text)
