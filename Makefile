@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint bench profile migrate constraints clean
 
-$(STAMP): pyproject.toml constraints.txt anonymization/_scan.pyx
+$(STAMP): pyproject.toml constraints.txt $(wildcard anonymization/*.pyx)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'

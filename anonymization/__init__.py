@@ -3,6 +3,8 @@
 Imports no other domain package (only the `bus.Database` contract for its key tables).
 """
 
+from typing import TYPE_CHECKING
+
 from anonymization._agent import generalize_user_agent
 from anonymization._detect import PII_KINDS, PiiKind, find_pii, iban_valid, luhn_valid
 from anonymization._fieldcrypt import (
@@ -29,7 +31,16 @@ from anonymization._policy import (
     truncate_value,
 )
 from anonymization._pseudonym import IdentifierKind, Pseudonymizer, normalize_identifier
-from anonymization._scrub import DEFAULT_PII_ACTIONS, Scrubber
+from anonymization._scrub import DEFAULT_PII_ACTIONS
+from anonymization._scrub import Scrubber as PythonScrubber
+
+if TYPE_CHECKING:
+    Scrubber = PythonScrubber
+else:
+    try:  # the same class compiled (anonymization/_scrub_native.pyx), built at install
+        from anonymization._scrub_native import Scrubber
+    except ImportError:  # a source tree used without `pip install`
+        Scrubber = PythonScrubber
 from anonymization._tables import metadata
 
 __all__ = [
@@ -50,6 +61,7 @@ __all__ = [
     "PiiAction",
     "PiiKind",
     "Pseudonymizer",
+    "PythonScrubber",
     "Scrubber",
     "SourceKeys",
     "UnwrapError",

@@ -1,4 +1,5 @@
-"""atheris fuzz target: the native PII scanner on arbitrary input, against its regex oracle.
+"""atheris fuzz target: the native PII scanner and scrubber on arbitrary input, against their
+oracles (the regex scanner, the Python scrubber).
 
     python tests/fuzz/fuzz_scan.py -dict=tests/fuzz/scan.dict -max_total_time=60
 
@@ -15,7 +16,9 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from anonymization import _detect
+    from anonymization import PythonScrubber, Scrubber, _detect
+
+IDENTIFIERS = {"alice.smith@example.com": "p1_a", "alice.smith": "p1_b"}
 
 
 def check(data: bytes) -> None:
@@ -27,6 +30,10 @@ def check(data: bytes) -> None:
         oracle = _detect._find_regex(text)
         if native != oracle:
             raise AssertionError(f"{text!r}: native {native} != regex {oracle}")
+    event = {ascii_text: [unicode_text, {"note": ascii_text}]}
+    scrubbed = Scrubber(IDENTIFIERS).value(event)
+    if scrubbed != PythonScrubber(IDENTIFIERS).value(event):
+        raise AssertionError(f"{event!r}: the native scrubber differs from its oracle")
 
 
 def main() -> None:

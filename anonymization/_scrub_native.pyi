@@ -1,0 +1,1 @@
+from anonymization._scrub import Scrubber as Scrubber
