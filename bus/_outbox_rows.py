@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus._dead_letters import insert_dead_letters
 from bus._tables import outbox
 from bus._transport import AlsoInCommit
 from bus.envelope import BusMessage
+
+# built once: building a statement (and its cache key) cost more than running it
+_INSERT_UNITS = insert(outbox)
+_INSERT_UNITS_RETURNING = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+_DELETE_UNITS = delete(outbox).where(outbox.c.id.in_(bindparam("unit_ids", expanding=True)))
 
 
 def commit_group(
@@ -28,15 +33,14 @@ def commit_group(
 def insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
     """Insert the units; their ids, in the order of `rows`, when `returning`."""
     if not returning:
-        conn.execute(insert(outbox), rows)
+        conn.execute(_INSERT_UNITS, rows)
         return []
-    statement = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
-    return [int(unit_id) for unit_id in conn.execute(statement, rows).scalars()]
+    return [int(unit_id) for unit_id in conn.execute(_INSERT_UNITS_RETURNING, rows).scalars()]
 
 
 def delete_units(conn: Connection, unit_ids: list[int]) -> None:
     if unit_ids:
-        conn.execute(delete(outbox).where(outbox.c.id.in_(unit_ids)))
+        conn.execute(_DELETE_UNITS, {"unit_ids": unit_ids})
 
 
 def count_failure(

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -26,6 +26,12 @@ from consent._tables import ConsentCurrentRow, ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
 _current = cast(Table, ConsentCurrentRow.__table__)
+# The hot statements, built once: building one (and its cache key) cost more than running it.
+_INSERT_RECORDS = insert(_records)
+_CURRENT_STATES = select(_current).where(
+    _current.c.source_id == bindparam("source_id"),
+    _current.c.subject.in_(bindparam("subjects", expanding=True)),
+)
 CONSENT_CACHE_LIMIT = 200_000
 
 SubjectKey = tuple[str, str]  # (source_id, subject pseudonym)
@@ -184,7 +190,7 @@ def _insert_then_read(
     conn: Connection, key: SubjectKey, records: Sequence[ConsentRecord]
 ) -> ConsentState:
     rows = [record_row(r) for r in records]
-    conn.execute(insert(_records), rows)
+    conn.execute(_INSERT_RECORDS, rows)
     _keep_current(conn, rows)
     return _read_states(conn, key[0], [key[1]]).get(key[1], {})
 
@@ -220,10 +226,8 @@ def _read_history(conn: Connection, key: SubjectKey) -> list[ConsentRecord]:
 def _read_states(conn: Connection, source_id: str, subjects: list[str]) -> dict[str, ConsentState]:
     """The current state of each subject, from `consent_current`: its cost does not grow with
     a subject's history."""
-    table = _current
-    query = select(table).where(table.c.source_id == source_id, table.c.subject.in_(subjects))
     states: dict[str, ConsentState] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(_CURRENT_STATES, {"source_id": source_id, "subjects": subjects}):
         states.setdefault(row.subject, {})[row.purpose] = PurposeState(
             granted=bool(row.granted),
             source=row.signal_source,

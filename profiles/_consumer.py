@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from bus import (
@@ -44,6 +44,16 @@ log = structlog.get_logger("consentgate.profiles")
 
 _processed = cast(Table, ProcessedMessage.__table__)
 _erasures = cast(Table, ErasureRow.__table__)
+# The hot statements, built once: building one (and its cache key) cost more than running it.
+_ERASED = select(_erasures.c.subject, _erasures.c.erased_at).where(
+    _erasures.c.source_id == bindparam("source_id"),
+    _erasures.c.subject.in_(bindparam("subjects", expanding=True)),
+)
+_PROCESSED = select(_processed.c.source_id, _processed.c.message_id).where(
+    _processed.c.source_id == bindparam("source_id"),
+    _processed.c.message_id.in_(bindparam("message_ids", expanding=True)),
+)
+_INSERT_PROCESSED = insert(_processed)
 
 
 class ProfileConsumer:
@@ -228,11 +238,7 @@ class ProfileConsumer:
         }
         erased = {
             row.subject: as_utc(row.erased_at)
-            for row in conn.execute(
-                select(_erasures.c.subject, _erasures.c.erased_at).where(
-                    _erasures.c.source_id == source_id, _erasures.c.subject.in_(candidates)
-                )
-            )
+            for row in conn.execute(_ERASED, {"source_id": source_id, "subjects": list(candidates)})
         }
         if not erased:
             return envelopes
@@ -301,11 +307,7 @@ def _claim_new(conn: Connection, envelopes: list[EventEnvelope]) -> list[EventEn
     seen = {
         (row.source_id, row.message_id)
         for source_id, message_ids in by_source.items()
-        for row in conn.execute(
-            select(_processed.c.source_id, _processed.c.message_id).where(
-                _processed.c.source_id == source_id, _processed.c.message_id.in_(message_ids)
-            )
-        )
+        for row in conn.execute(_PROCESSED, {"source_id": source_id, "message_ids": message_ids})
     }
     fresh = [envelope for pair, envelope in unique.items() if pair not in seen]
     if fresh:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -55,6 +56,23 @@ def state_of(row: Any) -> ProfileState:
     )
 
 
+# The hot statements, built once: building one (and its cache key) cost more than running it.
+_PROFILES = select(_profiles).where(
+    _profiles.c.source_id == bindparam("source_id"),
+    _profiles.c.subject.in_(bindparam("subjects", expanding=True)),
+)
+_PROFILES_FOR_UPDATE = _PROFILES.with_for_update()
+
+
+@cache
+def _upsert_statement(postgres: bool) -> Any:
+    upsert = postgresql_insert(_profiles) if postgres else sqlite_insert(_profiles)
+    return upsert.on_conflict_do_update(
+        index_elements=[_profiles.c.source_id, _profiles.c.subject],
+        set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
+    )
+
+
 class ProfileRows:
     def __init__(self, *, postgres: bool) -> None:
         self._postgres = postgres
@@ -62,12 +80,9 @@ class ProfileRows:
     def load(self, conn: Connection, source_id: str, subjects: set[str]) -> dict[str, ProfileState]:
         if not subjects:
             return {}
-        query = select(_profiles).where(
-            _profiles.c.source_id == source_id, _profiles.c.subject.in_(subjects)
-        )
-        if self._postgres:
-            query = query.with_for_update()
-        return {row.subject: state_of(row) for row in conn.execute(query)}
+        query = _PROFILES_FOR_UPDATE if self._postgres else _PROFILES
+        found = conn.execute(query, {"source_id": source_id, "subjects": list(subjects)})
+        return {row.subject: state_of(row) for row in found}
 
     def upsert(self, conn: Connection, source_id: str, states: Iterable[ProfileState]) -> None:
         """One statement for every profile given."""
@@ -89,14 +104,7 @@ class ProfileRows:
         ]
         if not rows:
             return
-        upsert = postgresql_insert(_profiles) if self._postgres else sqlite_insert(_profiles)
-        conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[_profiles.c.source_id, _profiles.c.subject],
-                set_={name: upsert.excluded[name] for name in _UPDATED_COLUMNS},
-            ),
-            rows,
-        )
+        conn.execute(_upsert_statement(self._postgres), rows)
 
     def remove(
         self,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast, overload
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from profiles._compiled import Predicate, compile_rule
@@ -31,6 +31,10 @@ from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
 
 _segments = cast(Table, SegmentRow.__table__)
 _members = cast(Table, SegmentMemberRow.__table__)
+_MEMBERSHIPS = select(_members.c.subject, _members.c.segment_key).where(
+    _members.c.source_id == bindparam("source_id"),
+    _members.c.subject.in_(bindparam("subjects", expanding=True)),
+)
 _changes = cast(Table, SegmentChangeRow.__table__)
 # how long the core keeps the definitions it read before reading them again
 DEFINITIONS_SECONDS = 1.0
@@ -177,11 +181,7 @@ def current_memberships(
 ) -> dict[str, set[str]]:
     """Each subject's segments, from the membership table."""
     current: dict[str, set[str]] = {subject: set() for subject in subjects}
-    for row in conn.execute(
-        select(_members.c.subject, _members.c.segment_key).where(
-            _members.c.source_id == source_id, _members.c.subject.in_(subjects)
-        )
-    ):
+    for row in conn.execute(_MEMBERSHIPS, {"source_id": source_id, "subjects": subjects}):
         current[row.subject].add(row.segment_key)
     return current
 
