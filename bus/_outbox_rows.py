@@ -10,12 +10,12 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus._dead_letters import insert_dead_letters
+from bus._driver import insert_many, stored_time
 from bus._tables import outbox
 from bus._transport import AlsoInCommit
 from bus.envelope import BusMessage
 
 # built once: building a statement (and its cache key) cost more than running it
-_INSERT_UNITS = insert(outbox)
 _INSERT_UNITS_RETURNING = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
 _DELETE_UNITS = delete(outbox).where(outbox.c.id.in_(bindparam("unit_ids", expanding=True)))
 
@@ -32,8 +32,16 @@ def commit_group(
 
 def insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
     """Insert the units; their ids, in the order of `rows`, when `returning`."""
-    if not returning:
-        conn.execute(_INSERT_UNITS, rows)
+    if not returning:  # through the driver: no per-row statement processing
+        insert_many(
+            conn,
+            outbox,
+            ("messages", "message_count", "created_at"),
+            [
+                (row["messages"], row["message_count"], stored_time(conn, row["created_at"]))
+                for row in rows
+            ],
+        )
         return []
     return [int(unit_id) for unit_id in conn.execute(_INSERT_UNITS_RETURNING, rows).scalars()]
 

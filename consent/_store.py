@@ -15,19 +15,18 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import AlsoInCommit, BusMessage, Database, as_utc
+from bus import AlsoInCommit, BusMessage, Database, as_utc, insert_many, stored_time
 from consent._records import SUPPRESSION, ConsentRecord, ConsentState, PurposeState
 from consent._tables import ConsentCurrentRow, ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
 _current = cast(Table, ConsentCurrentRow.__table__)
 # The hot statements, built once: building one (and its cache key) cost more than running it.
-_INSERT_RECORDS = insert(_records)
 _CURRENT_STATES = select(_current).where(
     _current.c.source_id == bindparam("source_id"),
     _current.c.subject.in_(bindparam("subjects", expanding=True)),
@@ -168,6 +167,23 @@ def _to_record(row: Any) -> ConsentRecord:
     )
 
 
+_RECORD_COLUMNS = (
+    "record_id",
+    "source_id",
+    "subject",
+    "purpose",
+    "granted",
+    "signal_source",
+    "policy_version",
+    "jurisdiction",
+    "collected_at",
+    "recorded_at",
+    "ip_truncated",
+    "user_agent_hash",
+)
+_TIME_COLUMNS = frozenset({"collected_at", "recorded_at"})
+
+
 def record_row(r: ConsentRecord) -> dict[str, Any]:
     """A record as its `consent_records` row."""
     return {
@@ -190,7 +206,18 @@ def _insert_then_read(
     conn: Connection, key: SubjectKey, records: Sequence[ConsentRecord]
 ) -> ConsentState:
     rows = [record_row(r) for r in records]
-    conn.execute(_INSERT_RECORDS, rows)
+    insert_many(  # through the driver: no per-row statement processing
+        conn,
+        _records,
+        _RECORD_COLUMNS,
+        [
+            tuple(
+                stored_time(conn, row[name]) if name in _TIME_COLUMNS else row[name]
+                for name in _RECORD_COLUMNS
+            )
+            for row in rows
+        ],
+    )
     _keep_current(conn, rows)
     return _read_states(conn, key[0], [key[1]]).get(key[1], {})
 

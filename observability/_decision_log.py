@@ -16,11 +16,9 @@ from typing import Any, Literal, cast
 import msgspec
 from sqlalchemy import String, Table, delete, func, or_, select
 from sqlalchemy import cast as cast_as
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import BusMessage, Database
+from bus import BusMessage, Database, insert_many, stored_json, stored_time
 from observability._decisions import DecisionRecord
 from observability._tables import DecisionRow
 
@@ -64,19 +62,24 @@ class DecisionLog:
 
     def prepare(self, messages: Sequence[BusMessage]) -> Callable[[Connection], None] | None:
         """Decode here; the returned unit inserts inside the caller's transaction."""
-        rows = [
-            _to_row(record)
+        records = [
+            record
             for message in messages
             if message.subject == DECISIONS_SUBJECT
             for record in _decoder.decode(message.payload)
         ]
-        if not rows:
+        if not records:
             return None
-        insert = postgresql_insert if self._postgres else sqlite_insert
-        statement = insert(_decisions).on_conflict_do_nothing()
 
         def work(conn: Connection) -> None:
-            conn.execute(statement, rows)
+            # through the driver: SQLAlchemy's per-row processing cost ~10 us a decision
+            insert_many(
+                conn,
+                _decisions,
+                _DECISION_COLUMNS,
+                [_to_values(conn, record) for record in records],
+                skip_existing=True,
+            )
 
         return work
 
@@ -118,22 +121,40 @@ class DecisionLog:
         return int(await self._db.transaction(lambda conn: conn.execute(statement).rowcount or 0))
 
 
-def _to_row(record: DecisionRecord) -> dict[str, Any]:
-    return {
-        "source_id": record.source_id,
-        "message_id": record.message_id,
-        "decided_at": record.decided_at,
-        "subject": record.subject,
-        "anonymous": record.anonymous,
-        "type": record.type,
-        "event": record.event,
-        "purposes_required": list(record.purposes_required),
-        "purposes_allowed": list(record.purposes_allowed),
-        "action": record.action,
-        "reasons": list(record.reasons),
-        "consent_ref": record.consent_ref,
-        "trace_id": record.trace_id,
-    }
+_DECISION_COLUMNS = (
+    "source_id",
+    "message_id",
+    "decided_at",
+    "subject",
+    "anonymous",
+    "type",
+    "event",
+    "purposes_required",
+    "purposes_allowed",
+    "action",
+    "reasons",
+    "consent_ref",
+    "trace_id",
+)
+
+
+def _to_values(conn: Connection, record: DecisionRecord) -> tuple[Any, ...]:
+    """A record's values in `_DECISION_COLUMNS`' order, as the columns store them."""
+    return (
+        record.source_id,
+        record.message_id,
+        stored_time(conn, record.decided_at),
+        record.subject,
+        record.anonymous,
+        record.type,
+        record.event,
+        stored_json(list(record.purposes_required)),
+        stored_json(list(record.purposes_allowed)),
+        record.action,
+        stored_json(list(record.reasons)),
+        record.consent_ref,
+        record.trace_id,
+    )
 
 
 def _query(conn: Connection, ask: DecisionQuery) -> tuple[list[dict[str, Any]], str | None]:

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple, cast, overload
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
+from bus import delete_many, insert_many, stored_time
 from profiles._compiled import Predicate, compile_rule
 from profiles._computed import ComputedView
-from profiles._driver import delete_many, insert_many, stored_time
 from profiles._rules import (
     ProfileView,
     evaluation_order,

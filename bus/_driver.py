@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
@@ -33,14 +34,29 @@ def stored_time(conn: Connection, moment: datetime) -> Any:
 
 
 def insert_many(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    skip_existing: bool = False,
 ) -> None:
+    """Insert `rows` (values in `columns`' order); `skip_existing`: a row whose key is there
+    already is left out (ON CONFLICT DO NOTHING: SQLite and PostgreSQL alike)."""
     if not rows:
         return
     names = _columns(table, columns)
     marks = ", ".join(_marks(conn, len(columns)))
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
     conn.exec_driver_sql(sql, list(rows))
+
+
+def stored_json(value: Any) -> str:
+    """`value` as a JSON column takes it through the driver: the text the engines'
+    `json_serializer` (msgspec) writes."""
+    return msgspec.json.encode(value).decode()
 
 
 def delete_many(
