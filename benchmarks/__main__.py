@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from benchmarks import compute, consent_api, core, e2e, ofrep, report, scale_out, servers
-from benchmarks.http import load_client, run_load
+from benchmarks.http import load_client, run_at_rate, run_load
 from benchmarks.payloads import batch_body, track_body
 from observability import configure_logging
 
@@ -66,6 +66,19 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
             figures["gateway_rss_mb"] = server.peak_rss_mb()
             figures["core_backlog_events_after_load"] = _outbox_backlog(workdir)
             figures["core_drain_s"] = _drain(workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        # A fresh gateway (no backlog from the loads above): /v1/track's latency at half the
+        # rate it peaked at
+        server, source = servers.gateway(Path(tmp))
+        with server:
+            print("gateway /v1/track at half its peak rate …", flush=True)
+            rate = figures["track_req_per_s"] / 2
+            url = server.url + "/v1/track"
+            half = run_at_rate(url, track_body(), rate, seconds, write_key=source["write_key"])
+            figures["track_half_rate_req_per_s"] = half["requests"] / half["seconds"]
+            figures["track_half_rate_p50_ms"] = half["p50_ms"]
+            figures["track_half_rate_p99_ms"] = half["p99_ms"]
+            figures["track_half_rate_errors"] = float(half["errors"])
     with tempfile.TemporaryDirectory() as tmp:
         # A fresh gateway: the latency at a steady rate, not the recovery from the load above.
         workdir = Path(tmp)

@@ -45,6 +45,38 @@ def run_load(
     return result
 
 
+def run_at_rate(
+    url: str,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    write_key: str | None = None,
+    authorization: str | None = None,
+) -> dict[str, Any]:
+    """`body` to `url` at a steady `rate` (requests a second, the connections taking turns)
+    from another process (benchmarks.load: wrk has no steady rate); req/s, p50, p99, errors."""
+    if write_key:
+        authorization = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    with tempfile.NamedTemporaryFile(suffix=".json") as handle:
+        handle.write(body)
+        handle.flush()
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            url,
+            handle.name,
+            f"--seconds={seconds}",
+            f"--connections={CONNECTIONS}",
+            f"--rate={rate}",
+        ]
+        if authorization:
+            command.append(f"--authorization={authorization}")
+        done = subprocess.run(command, capture_output=True, check=True, timeout=seconds + 60)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 def _wrk(
     url: str,
     body_file: str,

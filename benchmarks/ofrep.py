@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 import httpx
 
 from benchmarks import servers
-from benchmarks.http import CONNECTIONS, run_load
+from benchmarks.http import run_at_rate, run_load
 from benchmarks.payloads import batch_body
 
 FLAG_COUNT = 50
@@ -100,30 +97,6 @@ def _prepare(url: str, source: dict[str, Any], admin: str) -> None:
         time.sleep(0.05)
 
 
-def _at_rate(url: str, body: bytes, authorization: str, rate: float, seconds: float) -> Any:
-    """benchmarks.load at a steady `rate` (its own process, as the other loads)."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as handle:
-        handle.write(body)
-        handle.flush()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.load",
-                url,
-                handle.name,
-                f"--seconds={seconds}",
-                f"--connections={CONNECTIONS}",
-                f"--authorization={authorization}",
-                f"--rate={rate}",
-            ],
-            capture_output=True,
-            check=True,
-            timeout=seconds + 60,
-        )
-    return json.loads(done.stdout)
-
-
 async def _flip_latencies(
     url: str, source: dict[str, Any], probes: int, rate: float
 ) -> list[float]:
@@ -181,7 +154,9 @@ def measure(url: str, source: dict[str, Any], admin: str, seconds: float) -> dic
     figures["ofrep_single_p50_ms"] = single["p50_ms"]
     figures["ofrep_single_p99_ms"] = single["p99_ms"]
     figures["ofrep_single_errors"] = float(single["errors"])
-    half = _at_rate(single_url, SINGLE_BODY, authorization, single["req_per_s"] / 2, seconds)
+    half = run_at_rate(
+        single_url, SINGLE_BODY, single["req_per_s"] / 2, seconds, authorization=authorization
+    )
     figures["ofrep_half_rate_p50_ms"] = half["p50_ms"]
     figures["ofrep_half_rate_p99_ms"] = half["p99_ms"]
     bulk = run_load(

@@ -16,6 +16,7 @@ RESULTS = Path(__file__).with_name("results")
 TARGETS: dict[str, tuple[str, float]] = {
     "batch_vs_floor": (">=", 0.6),
     "track_vs_bare": (">=", 0.75),
+    "track_half_rate_p99_ms": ("<", 20.0),
     "e2e_p99_ms": ("<", 100.0),
     "gateway_rss_mb": ("<", 200.0),
     "consent_decision_us": ("<", 3.0),
