@@ -74,6 +74,8 @@ def run_at_rate(
             command.append(f"--authorization={authorization}")
         done = subprocess.run(command, capture_output=True, check=True, timeout=seconds + 60)
     result: dict[str, Any] = json.loads(done.stdout)
+    statuses = result.pop("statuses")
+    result["errors"] = sum(n for code, n in statuses.items() if code != "200")
     return result
 
 
