@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from litestar.testing import TestClient
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
 from gateway.sources import CreatedSource
@@ -68,16 +69,22 @@ async def _postgres_rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
 def execute(database_url: str, statement: Executable) -> None:
     """Run one SQLAlchemy statement in a transaction on the database at `database_url`, SQLite
     or PostgreSQL, with the column types doing the conversions (what a test seeds or ages)."""
+    transact(database_url, lambda conn: conn.execute(statement))
+
+
+def transact(database_url: str, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` in one transaction on the database at `database_url`, SQLite or
+    PostgreSQL (what a test tampers with, straight in SQL)."""
     from gateway.database import open_database
 
-    async def run() -> None:
+    async def run() -> T:
         database = open_database(database_url)
         try:
-            await database.transaction(lambda conn: conn.execute(statement))
+            return await database.transaction(work)
         finally:
             await database.dispose()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def dump_table(database_url: str, table: str) -> str:

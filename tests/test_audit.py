@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from anonymization import KekSet
 from gateway.app import create_app
@@ -20,9 +21,17 @@ from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from observability._merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.helpers import bearer, last_json_line
+from tests.helpers import bearer, last_json_line, sqlite_rows, transact
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
 CHANGE = {"purposes": {"analytics": True}, "policy_version": "1"}
 
 
@@ -97,57 +106,58 @@ def test_jsonl_export_carries_inclusion_proofs_and_consistency(
 
 
 def _root_at(settings: Settings, size: int) -> bytes:
-    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
-        row = conn.execute(
-            "SELECT root FROM observability_audit_checkpoints WHERE tree_size = ?", (size,)
-        ).fetchone()
-    return bytes(row[0])
+    query = f"SELECT root FROM observability_audit_checkpoints WHERE tree_size = {int(size)}"
+    return bytes(sqlite_rows(settings.database_url, query)[0][0])
 
 
-def _tamper_update(conn: sqlite3.Connection) -> None:
-    row = conn.execute("SELECT entry FROM observability_audit_log WHERE seq = 3").fetchone()
-    entry = json.loads(row[0])
+_ENTRY = "SELECT entry FROM observability_audit_log WHERE seq = 3"
+
+
+def _tamper_update(conn: Connection) -> None:
+    entry = json.loads(conn.execute(text(_ENTRY)).scalar_one())
     entry["details"]["policy_version"] = "forged"
     conn.execute(
-        "UPDATE observability_audit_log SET entry = ? WHERE seq = 3",
-        (json.dumps(entry, sort_keys=True, separators=(",", ":")).encode(),),
+        text("UPDATE observability_audit_log SET entry = :entry WHERE seq = 3"),
+        {"entry": json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()},
     )
 
 
-def _tamper_update_with_hashes(conn: sqlite3.Connection) -> None:
+def _tamper_update_with_hashes(conn: Connection) -> None:
     """A careful forger also rewrites the leaf hash (but cannot re-sign the checkpoint)."""
-    row = conn.execute("SELECT entry FROM observability_audit_log WHERE seq = 3").fetchone()
-    entry = json.loads(row[0])
+    entry = json.loads(conn.execute(text(_ENTRY)).scalar_one())
     entry["actor"] = "nobody"
     forged = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
     conn.execute(
-        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ? WHERE seq = 3",
-        (forged, leaf_hash(forged)),
+        text("UPDATE observability_audit_log SET entry = :entry, leaf_hash = :leaf WHERE seq = 3"),
+        {"entry": forged, "leaf": leaf_hash(forged)},
     )
 
 
-def _tamper_delete(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM observability_audit_log WHERE seq = 3")
+def _tamper_delete(conn: Connection) -> None:
+    conn.execute(text("DELETE FROM observability_audit_log WHERE seq = 3"))
 
 
-def _tamper_reorder(conn: sqlite3.Connection) -> None:
+def _tamper_reorder(conn: Connection) -> None:
     rows = conn.execute(
-        "SELECT seq, entry, leaf_hash, chain FROM observability_audit_log WHERE seq IN (3, 4)"
-    ).fetchall()
+        text(
+            "SELECT seq, entry, leaf_hash, chain FROM observability_audit_log"
+            " WHERE seq IN (3, 4) ORDER BY seq"
+        )
+    ).all()
     (_, e3, l3, c3), (_, e4, l4, c4) = rows
-    conn.execute(
-        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ?, chain = ? WHERE seq = 3",
-        (e4, l4, c4),
+    swap = text(
+        "UPDATE observability_audit_log SET entry = :entry, leaf_hash = :leaf, chain = :chain"
+        " WHERE seq = :seq"
     )
-    conn.execute(
-        "UPDATE observability_audit_log SET entry = ?, leaf_hash = ?, chain = ? WHERE seq = 4",
-        (e3, l3, c3),
-    )
+    conn.execute(swap, {"entry": e4, "leaf": l4, "chain": c4, "seq": 3})
+    conn.execute(swap, {"entry": e3, "leaf": l3, "chain": c3, "seq": 4})
 
 
-def _tamper_truncate(conn: sqlite3.Connection) -> None:
-    last = conn.execute("SELECT max(tree_size) FROM observability_audit_checkpoints").fetchone()[0]
-    conn.execute("DELETE FROM observability_audit_log WHERE seq >= ?", (last - 1,))
+def _tamper_truncate(conn: Connection) -> None:
+    last = conn.execute(
+        text("SELECT max(tree_size) FROM observability_audit_checkpoints")
+    ).scalar_one()
+    conn.execute(text("DELETE FROM observability_audit_log WHERE seq >= :cut"), {"cut": last - 1})
 
 
 @pytest.mark.parametrize(
@@ -166,7 +176,7 @@ def test_tampering_is_detected_and_named(
     source: CreatedSource,
     migrated: Settings,
     capsys: pytest.CaptureFixture[str],
-    tamper: Callable[[sqlite3.Connection], None],
+    tamper: Callable[[Connection], None],
     first_bad: int | None,
     auditor: dict[str, str],
 ) -> None:
@@ -175,16 +185,15 @@ def test_tampering_is_detected_and_named(
     _fill(client, source, 6)
     size = _checkpoint(client)
     assert _verify(client, auditor)["ok"] is True
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        tamper(conn)
+    transact(migrated.database_url, tamper)
     result = _verify(client, auditor)
     assert result["ok"] is False
     if first_bad is not None:
         assert result["first_bad"] == first_bad
     else:  # the first entry the checkpoint covers and the log no longer holds (the read of
         # verify is itself audited first, so the log may have grown again since the cut)
-        with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-            held = conn.execute("SELECT count(*) FROM observability_audit_log").fetchone()[0]
+        query = "SELECT count(*) FROM observability_audit_log"
+        held = sqlite_rows(migrated.database_url, query)[0][0]
         assert held < size
         assert result["first_bad"] == held + 1
     assert main(["audit", "verify"]) == 1
@@ -303,9 +312,8 @@ def test_the_default_source_serve_creates_is_audited(
 
     asyncio.run(_create_default_source(migrated))
     created = last_json_line(capsys.readouterr().out)
-    with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
-        rows = conn.execute("SELECT entry FROM observability_audit_log").fetchall()
-    entries = [json.loads(row[0]) for row in rows]
+    rows = sqlite_rows(migrated.database_url, "SELECT entry FROM observability_audit_log")
+    entries = [json.loads(bytes(row[0])) for row in rows]
     assert [e["kind"] for e in entries] == ["source.created"]
     assert entries[0]["details"] == {
         "source_id": created["source_id"],

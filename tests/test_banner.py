@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import re
 
+import pytest
 from litestar.testing import TestClient
 
 from gateway.database import open_database
@@ -16,6 +17,12 @@ from gateway.sources import CreatedSource, create_source
 from tests.helpers import basic, bearer
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def test_the_script_is_small_first_party_and_embeddable(client: Client) -> None:

@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.helpers import MakeSource, basic, bearer, dump_sqlite, wait_for
+from tests.helpers import MakeSource, basic, bearer, dump_database, wait_for
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def _decisions(client: Client, auditor: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -173,4 +180,4 @@ def test_user_ids_and_message_ids_are_searched_across_sources(
     narrowed = _decisions(client, auditor, messageId=message_id, source_id=first.source_id)
     assert [i["event"] for i in narrowed["items"]] == ["In one"]
     url = client.app.state.runtime.settings.database_url
-    assert message_id not in dump_sqlite(url.removeprefix("sqlite:///"))
+    assert message_id not in dump_database(url)

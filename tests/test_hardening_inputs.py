@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.helpers import basic, bearer, sqlite_rows
 
 Client = TestClient
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def _nested(depth: int) -> Any:
