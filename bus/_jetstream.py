@@ -17,6 +17,9 @@ consumer: explicit acks, redelivery with backoff, and after `max_attempts` deliv
 message that fails on its own goes to the dead-letter table (counted in `/metrics`), never
 dropped. Control messages also fan out to every process that asks (`subscribe_control`), each
 with its own ephemeral consumer of new messages: consent changes reach every gateway replica.
+What a core commit changed (profiles touched, segment memberships) is announced on plain NATS
+(`announce_changes`, `subscribe_changes`): gateways forget their cached views of those
+profiles and tell their evaluation streams, as the in-process core does in one process.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ _STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 _DUPLICATE_WINDOW_SECONDS = 120.0
 
 ControlListener = Callable[[BusMessage], Awaitable[None]]
+ChangeListener = Callable[[bytes], Awaitable[None]]
 
 
 class JetStreamBus:
@@ -81,6 +85,7 @@ class JetStreamBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._listeners: list[ControlListener] = []
+        self._change_listeners: list[ChangeListener] = []
         self._fetch_failures = 0
 
     async def start(self, handler: MessageHandler | None = None) -> None:
@@ -111,11 +116,40 @@ class JetStreamBus:
             )
         if self._listeners:
             await self._fan_out()
+        if self._change_listeners:
+            await self._nc.subscribe(self._changes_subject, cb=self._heard_changes)
 
     def subscribe_control(self, listener: ControlListener) -> None:
         """Hear every control message published from now on, by any process (call before
         `start`)."""
         self._listeners.append(listener)
+
+    @property
+    def _changes_subject(self) -> str:
+        # one token, so outside the stream's `<prefix>.>`: never stored
+        return f"{self._prefix}-changed"
+
+    def subscribe_changes(self, listener: ChangeListener) -> None:
+        """Hear what core processes say they changed (call before `start`)."""
+        self._change_listeners.append(listener)
+
+    async def announce_changes(self, payload: bytes) -> None:
+        """Tell every process what a commit changed, at most once: plain NATS, not JetStream.
+        What it invalidates is a cache, which also expires by itself; a notice lost while NATS
+        is down costs only freshness."""
+        if self._nc is None or not self._nc.is_connected:
+            return
+        try:
+            await self._nc.publish(self._changes_subject, payload)
+        except Exception as exc:  # never fail the commit that was made
+            log.warning("changes_not_announced", error=type(exc).__name__)
+
+    async def _heard_changes(self, raw: Any) -> None:
+        for listener in self._change_listeners:
+            try:
+                await listener(raw.data)
+            except Exception as exc:  # one listener's failure must not stop the others
+                log.error("change_listener_failed", error=type(exc).__name__)
 
     async def publish(
         self, messages: Sequence[BusMessage], also: AlsoInCommit | None = None

@@ -16,6 +16,7 @@ from datetime import timedelta
 import structlog
 
 from bus import count_dead_letters
+from gateway import core_changes
 from gateway.runtime import Runtime
 from personalization import build_model
 from profiles import interaction_key, interaction_sets
@@ -70,9 +71,9 @@ async def _maintain_segments(runtime: Runtime) -> None:
             more = True
             while more:  # a page per transaction, requests served in between
                 more = await maintenance.backfill_step()
-                _tell_streams(runtime)
+                await _tell_streams(runtime)
             changed = await maintenance.sweep_windows()
-            _tell_streams(runtime)
+            await _tell_streams(runtime)
             if changed:  # None: swept already today
                 log.info("segment_windows_swept", changes=changed)
         except Exception as exc:  # the next round retries
@@ -101,10 +102,10 @@ async def _refresh_recommendations(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.recommend_refresh_seconds)
 
 
-def _tell_streams(runtime: Runtime) -> None:
-    for source_id, subject in runtime.consumer.segments.take_changes():
-        runtime.views.forget(source_id, subject)
-        runtime.evaluation_events.changed(source_id, [subject])
+async def _tell_streams(runtime: Runtime) -> None:
+    changes = core_changes.collect((), runtime.consumer.segments.take_changes())
+    core_changes.apply(changes, runtime.views, runtime.evaluation_events)
+    await core_changes.announce(runtime.bus, changes)  # to the gateways of other processes
 
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:

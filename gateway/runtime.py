@@ -30,6 +30,7 @@ from bus import (
     erase_dead_letters,
 )
 from consent import CONSENT_CACHE_LIMIT, ConsentRecord, ConsentStore
+from gateway import core_changes
 from gateway._validate import Limits
 from gateway.audit import AuditTrail
 from gateway.auth import WriteKeyAuthenticator
@@ -231,8 +232,11 @@ async def _opened_runtime(
     subscribe_control = getattr(bus, "subscribe_control", None)
     if subscribe_control is not None:
         subscribe_control(control_listener(evaluation_events, views))
+    subscribe_changes = getattr(bus, "subscribe_changes", None)
+    if subscribe_changes is not None:  # what core processes change (scaled out)
+        subscribe_changes(core_changes.listener(views, evaluation_events))
     await bus.start(
-        _route(database, consumer, decision_log, tracer, metrics, (evaluation_events, views))
+        _route(database, consumer, decision_log, tracer, metrics, (bus, evaluation_events, views))
         if settings.core
         else None
     )
@@ -330,7 +334,7 @@ def _route(
     decision_log: DecisionLog,
     tracer: Tracer,
     metrics: Metrics,
-    readers: tuple[EvaluationEvents, ViewCache],
+    readers: tuple[Bus, EvaluationEvents, ViewCache],
 ) -> MessageHandler:
     """One bus handler: decisions to the decision log, everything else to the core, both in
     one transaction (one commit for both, not two).
@@ -339,7 +343,7 @@ def _route(
     (the W3C traceparent rides in the message headers).
     """
     propagator = TraceContextTextMapPropagator()
-    evaluation_events, views = readers
+    bus, evaluation_events, views = readers
 
     async def handle(messages: Sequence[BusMessage]) -> None:
         decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
@@ -363,10 +367,10 @@ def _route(
         ]
         try:
             await database.transaction(lambda conn: [unit(conn) for unit in units])
-            for source_id, pseudonym in consumer.take_touched():
-                views.forget(source_id, pseudonym)
-            for source_id, subject in consumer.segments.take_changes():
-                evaluation_events.changed(source_id, [subject])
+            changes = core_changes.collect(
+                consumer.take_touched(), consumer.segments.take_changes()
+            )
+            core_changes.apply(changes, views, evaluation_events)
         except Exception as exc:
             consumer.take_touched()  # rolled back: nothing changed
             consumer.segments.take_changes()
@@ -377,5 +381,6 @@ def _route(
         finally:
             for span in spans:
                 span.end()
+        await core_changes.announce(bus, changes)  # to the gateways of other processes
 
     return handle

@@ -5,16 +5,29 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
+from sqlalchemy import text
 
-from bus import EventEnvelope, encode_event
+from bus import Database, EventEnvelope, encode_event
 from gateway.database import open_database
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from profiles import ProfileConsumer, SegmentMaintenance, SegmentStore
-from tests.helpers import basic, bearer, sqlite_rows, wait_for
+from tests.helpers import basic, bearer, wait_for
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
+
+
+async def _rows(database: Database, sql: str) -> list[tuple[Any, ...]]:
+    found = await database.read(lambda conn: conn.execute(text(sql)).all())
+    return [tuple(row) for row in found]
 
 
 def _event(message_id: str, at: datetime) -> EventEnvelope:
@@ -45,15 +58,14 @@ async def test_a_subject_leaves_a_window_segment_when_the_window_slides(
         consumer = ProfileConsumer(database)
         await consumer([encode_event(_event("m1", NOW - timedelta(days=6)))])
         members = "SELECT segment_key FROM profiles_segment_members WHERE subject='p1_quiet'"
-        assert sqlite_rows(migrated.database_url, members) == [("active",)]
+        assert await _rows(database, members) == [("active",)]
         maintenance = SegmentMaintenance(database, consumer)
         assert await maintenance.sweep_windows(NOW.date()) == 0  # today: nothing slid out
         assert await maintenance.sweep_windows(NOW.date()) is None  # once a day
         assert await maintenance.sweep_windows((NOW + timedelta(days=2)).date()) == 2
-        assert sqlite_rows(migrated.database_url, members) == [("inactive",)]
-        log = sqlite_rows(
-            migrated.database_url,
-            "SELECT segment_key, joined, cause FROM profiles_segment_changes ORDER BY id",
+        assert await _rows(database, members) == [("inactive",)]
+        log = await _rows(
+            database, "SELECT segment_key, joined, cause FROM profiles_segment_changes ORDER BY id"
         )
         window = f"window:{(NOW + timedelta(days=2)).date().isoformat()}"
         assert log[-2:] == [("inactive", 1, window), ("active", 0, window)]

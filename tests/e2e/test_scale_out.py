@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.server import Gateway
+from tests.e2e.server import CoreProcess, Gateway
 from tests.helpers import wait_for
 
 CONSENT = {"policy_version": "2026-11"}
@@ -80,3 +80,70 @@ def test_a_consent_change_through_one_replica_holds_for_the_next_event_on_anothe
     finally:
         first.stop()
         second.stop()
+
+
+PRO_FLAG = {
+    "type": "boolean",
+    "variants": {"on": True, "off": False},
+    "default_variant": "off",
+    "rules": [{"when": {"trait": "plan", "op": "eq", "value": "pro"}, "variant": "on"}],
+}
+PERSONAL = {"consent": {"categoryPreferences": {"analytics": True, "personalization": True}}}
+
+
+def _variant(gateway: Gateway, server_key: str, user_id: str) -> str:
+    answer = httpx.post(
+        f"{gateway.url}/ofrep/v1/evaluate/flags/pro-onboarding",
+        json={"context": {"targetingKey": user_id}},
+        headers={"Authorization": f"Bearer {server_key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    variant: str = answer.json()["variant"]
+    return variant
+
+
+def test_a_gateway_sees_what_a_core_process_changed_at_once(
+    tmp_path: Path, postgres_database: str, nats_stream: tuple[str, str]
+) -> None:
+    """With the core in its own process, a gateway's cached profile views are forgotten as the
+    core commits: a flag flips within a second of the identify, not after the views expire."""
+    nats_url, stream = nats_stream
+    gateway = Gateway(
+        tmp_path,
+        CONSENTGATE_DATABASE_URL=postgres_database,
+        CONSENTGATE_BUS_URL=nats_url,
+        CONSENTGATE_NATS_STREAM=stream,
+    )
+    source = gateway.cli("sources", "create", "app", "--jurisdiction", "gdpr")
+    write, server = source["write_key"], source["server_key"]
+    admin = gateway.cli("tokens", "create", "--role", "admin")["token"]
+    gateway.start("--no-core")
+    core = CoreProcess(gateway)
+    core.start()
+    try:
+        saved = httpx.put(
+            f"{gateway.url}/v1/flags/pro-onboarding",
+            json=PRO_FLAG,
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert saved.status_code == 200, saved.text
+        consented = httpx.put(
+            f"{gateway.url}/v1/consent/ana",
+            json={"purposes": {"analytics": True, "personalization": True}, **CONSENT},
+            headers={"Authorization": f"Bearer {server}"},
+        )
+        assert consented.status_code == 200, consented.text
+        basic_plan = {"userId": "ana", "traits": {"plan": "basic"}, "context": PERSONAL}
+        sent = httpx.post(f"{gateway.url}/v1/identify", auth=(write, ""), json=basic_plan)
+        assert sent.status_code == 200, sent.text
+        profile = f"{gateway.url}/v1/profiles/ana"
+        bearer = {"Authorization": f"Bearer {server}"}
+        wait_for(lambda: httpx.get(profile, headers=bearer).status_code == 200 or None)
+        assert _variant(gateway, server, "ana") == "off"  # the gateway now holds ana's view
+        pro_plan = {"userId": "ana", "traits": {"plan": "pro"}, "context": PERSONAL}
+        sent = httpx.post(f"{gateway.url}/v1/identify", auth=(write, ""), json=pro_plan)
+        assert sent.status_code == 200, sent.text
+        wait_for(lambda: _variant(gateway, server, "ana") == "on" or None, timeout=5.0)
+    finally:
+        core.stop()
+        gateway.stop()
