@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from litestar.testing import TestClient
@@ -11,13 +10,18 @@ from litestar.testing import TestClient
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
-from tests.helpers import bearer, last_json_line
+from tests.helpers import bearer, last_json_line, sqlite_rows
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs in both shapes (tests/conftest.py, `shaped`)."""
+    return shaped
 
 
 def _kinds(settings: Settings) -> list[str]:
-    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
-        rows = conn.execute("SELECT kind FROM observability_audit_log ORDER BY seq").fetchall()
-    return [row[0] for row in rows]
+    query = "SELECT kind FROM observability_audit_log ORDER BY seq"
+    return [row[0] for row in sqlite_rows(settings.database_url, query)]
 
 
 def test_admin_tokens_are_listed_and_revoked_once(

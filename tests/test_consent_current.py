@@ -5,6 +5,7 @@ of collection times, ties included, and after the migration that fills it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,11 +37,13 @@ _CHOICES = st.lists(
 )
 
 
-def _records(choices: list[tuple[str, str, bool, int]]) -> list[ConsentRecord]:
+def _records(
+    choices: list[tuple[str, str, bool, int]], source_id: str = "src"
+) -> list[ConsentRecord]:
     return [
         ConsentRecord(
-            record_id=f"cr_{n:04d}",
-            source_id="src",
+            record_id=f"cr_{source_id}_{n:04d}",
+            source_id=source_id,
             subject=subject,
             purpose=purpose,
             granted=granted,
@@ -56,33 +59,55 @@ def _records(choices: list[tuple[str, str, bool, int]]) -> list[ConsentRecord]:
     ]
 
 
+async def _check_kept_state(url: str, records: list[ConsentRecord]) -> None:
+    """Appended one at a time, the records leave each subject's kept state equal to the state
+    its whole history gives."""
+    source_id = records[0].source_id
+    database = open_database(url)
+    try:
+        store = ConsentStore(database, cache_limit=0)  # every read from the database
+        for record in records:  # one append per record, in the order generated
+            await store.append([record])
+        states = await store.states(source_id, ["s1", "s2"])
+        for subject in ("s1", "s2"):
+            history = sorted(
+                (r for r in records if r.subject == subject),
+                key=lambda r: (r.recorded_at, r.record_id),
+            )
+            assert states[subject] == current_state(history)
+    finally:
+        await database.dispose()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(choices=_CHOICES)
 def test_the_kept_state_is_the_historys_current_state(
     choices: list[tuple[str, str, bool, int]], tmp_path_factory: object
 ) -> None:
-    records = _records(choices)
     folder: Path = tmp_path_factory.mktemp("current")  # type: ignore[attr-defined]
     url = f"sqlite:///{folder}/consent.db"
     upgrade_to_head(url)
+    asyncio.run(_check_kept_state(url, _records(choices)))
 
-    async def run() -> None:
-        database = open_database(url)
-        try:
-            store = ConsentStore(database, cache_limit=0)  # every read from the database
-            for record in records:  # one append per record, in the order generated
-                await store.append([record])
-            states = await store.states("src", ["s1", "s2"])
-            for subject in ("s1", "s2"):
-                history = sorted(
-                    (r for r in records if r.subject == subject),
-                    key=lambda r: (r.recorded_at, r.record_id),
-                )
-                assert states[subject] == current_state(history)
-        finally:
-            await database.dispose()
 
-    asyncio.run(run())
+def test_the_kept_state_is_the_historys_current_state_on_postgresql(
+    postgres_database: str,
+) -> None:
+    """The same on PostgreSQL, whose upsert is its own statement: one database, a source of
+    its own for each example."""
+    upgrade_to_head(postgres_database)
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(choices=_CHOICES)
+    def check(choices: list[tuple[str, str, bool, int]]) -> None:
+        records = _records(choices, source_id=f"src-{uuid.uuid4().hex[:12]}")
+        asyncio.run(_check_kept_state(postgres_database, records))
+
+    check()
 
 
 def test_the_migration_fills_it_from_the_existing_history(tmp_path: Path) -> None:

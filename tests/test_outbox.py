@@ -7,12 +7,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bus import BusMessage, EventEnvelope, OutboxBus, decode_payload, encode_event
 from bus._tables import dead_letters, outbox
 from gateway.database import open_database
 from gateway.settings import Settings
+
+
+@pytest.fixture
+def migrated(shaped: Settings) -> Settings:
+    """Every test here runs on both databases (tests/conftest.py, `shaped`): the outbox is the
+    embedded bus and, on PostgreSQL, what the JetStream relay publishes from."""
+    return shaped
 
 
 def _message(n: int) -> BusMessage:
