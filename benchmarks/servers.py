@@ -77,10 +77,16 @@ class Server:
             stop_process(self.process)
 
     def cpu_seconds(self) -> float:
-        """User and system CPU the process has used so far (its own, not its children's)."""
+        """User and system CPU used so far by the process and the children it runs (`serve`'s
+        core child): the server's whole cost."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pid = self.process.pid
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+        return sum(_cpu_seconds(process) for process in (pid, *children))
 
     def peak_rss_mb(self) -> float:
         """The process's high-water resident set size (VmHWM), in MiB."""
@@ -89,6 +95,14 @@ class Server:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # it has just exited
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def gateway_env(workdir: Path, port: int) -> dict[str, str]:

@@ -74,11 +74,13 @@ def create_bus(
     batch_size: int = 500,
     nats_sync_seconds: float = 120.0,
     nats_stream: str = "CONSENTGATE",
+    poll_interval: float = 1.0,
 ) -> Bus:
     """The transport for `bus_url`: `memory://` is the outbox in `database`, delivered in this
-    process; `nats://host:port` is that outbox relayed to NATS JetStream."""
+    process; `nats://host:port` is that outbox relayed to NATS JetStream. `poll_interval`:
+    how often the outbox looks for units other processes committed (a core child's)."""
     if bus_url.startswith("memory://"):
-        return OutboxBus(database, batch_size=batch_size)
+        return OutboxBus(database, batch_size=batch_size, poll_interval=poll_interval)
     if bus_url.startswith(("nats://", "tls://")):
         return JetStreamBus(
             bus_url,

@@ -105,7 +105,7 @@ async def _refresh_recommendations(runtime: Runtime) -> None:
 async def _tell_streams(runtime: Runtime) -> None:
     changes = core_changes.collect((), runtime.consumer.segments.take_changes())
     core_changes.apply(changes, runtime.views, runtime.evaluation_events)
-    await core_changes.announce(runtime.bus, changes)  # to the gateways of other processes
+    await core_changes.announce(runtime.changes_sink, changes)  # to other processes' gateways
 
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:

@@ -96,6 +96,9 @@ def _serve(args: argparse.Namespace) -> int:
                 "url": f"http://{settings.host}:{settings.port}",
                 "workers": args.workers,
                 "core": settings.core,
+                "core_process": (
+                    settings.core and settings.core_process and not settings.shared_bus
+                ),
                 **data_locations(settings),
             }
         ),
@@ -105,8 +108,22 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         from gateway.app import create_app
 
+        child = None
+        if settings.core_process and settings.core and not settings.shared_bus:
+            import msgspec
+
+            from gateway.core_child import CoreChild
+
+            read_end, write_end = os.pipe()  # the child tells the gateway what it changed
+            settings = msgspec.structs.replace(settings, core=False, core_changes_fd=read_end)
+            child = CoreChild(write_end, _as_environment(args, overrides))
+            child.start()
         server = StoppingServer(uvicorn.Config(create_app(settings, keks_of(settings)), **options))
-        server.run()
+        try:
+            server.run()
+        finally:
+            if child is not None:
+                child.stop()
         return 0 if server.started else 1
     # Each worker builds its app from the environment (settings given on the command line
     # travel there), on one listening socket bound here.
@@ -135,7 +152,7 @@ def _as_environment(args: argparse.Namespace, overrides: dict[str, Any]) -> dict
 def _core(args: argparse.Namespace) -> int:
     """A core process: the runtime without HTTP, until SIGTERM or SIGINT."""
     settings = settings_for(args, core=True)
-    if not settings.shared_bus:
+    if not settings.shared_bus and settings.core_changes_fd is None:  # (serve's core child)
         raise SettingsError(
             "consentgate core needs CONSENTGATE_BUS_URL=nats://… (with the embedded bus, "
             "`serve` runs the core)"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.params import HeaderParameter
 
 from gateway.auth import bearer_token
-from gateway.dependencies import BusDep, DatabaseDep, MetricsDep, SettingsDep
+from gateway.dependencies import MetricsDep, SettingsDep
 from gateway.errors import Unauthorized
+from gateway.route_helpers import runtime_of
 from gateway.runtime import check_ready
 
 
@@ -31,9 +32,13 @@ async def healthz() -> Health:
 
 
 @get("/readyz", operation_id="readyz", tags=["health"])
-async def readyz(database: DatabaseDep, bus: BusDep) -> Response[Readiness]:
-    """200 when the database and the bus are reachable, else 503 naming what is not."""
-    checks = await check_ready(database, bus)
+async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
+    """200 when the database and the bus are reachable (and `serve`'s core child has
+    started, with `core_process`), else 503 naming what is not."""
+    runtime = runtime_of(request)
+    checks = await check_ready(runtime.database, runtime.bus)
+    if runtime.core_child is not None:
+        checks["core"] = "ok" if runtime.core_child.heard else "starting"
     ready = all(value == "ok" for value in checks.values())
     return Response(
         Readiness(status="ready" if ready else "not_ready", checks=checks),

@@ -65,6 +65,8 @@ from web import SessionCodec
 
 log = structlog.get_logger("consentgate.runtime")
 VERSION = "0.1.0"
+# a core child looks for the gateway's commits this often (the event -> profile latency floor)
+_CORE_CHILD_POLL_SECONDS = 0.005
 
 
 @dataclass(slots=True)
@@ -99,6 +101,10 @@ class Runtime:
     console: SessionCodec  # the compliance console's, under a key of its own
     write_keys: WriteKeyAuthenticator  # the consent banner's routes (ingestion has its own)
     banner_limiter: RateLimiter  # banner reads and choices per source, as events are
+    # where this process's core tells the others what it changed (None: there are none)
+    changes_sink: core_changes.Sink | None
+    # `serve`'s core child, as the gateway hears it (None: no core child)
+    core_child: core_changes.PipeReader | None = None
 
 
 @contextlib.asynccontextmanager
@@ -126,13 +132,19 @@ async def _opened_runtime(
     tracer_provider: TracerProvider | None,
 ) -> AsyncIterator[Runtime]:
     database = open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    core_child = settings.core and settings.core_changes_fd is not None  # `serve`'s core child
     bus = create_bus(
         settings.bus_url,
         database,
         batch_size=settings.outbox_batch_size,
         nats_sync_seconds=settings.nats_sync_seconds,
         nats_stream=settings.nats_stream,
+        # the gateway commits in another process: nothing wakes the dispatcher here
+        poll_interval=_CORE_CHILD_POLL_SECONDS if core_child else 1.0,
     )
+    changes_sink: core_changes.Sink | None = getattr(bus, "announce_changes", None)
+    if core_child and settings.core_changes_fd is not None:
+        changes_sink = core_changes.PipeSink(settings.core_changes_fd)
     metrics = Metrics(VERSION)
     recommenders = Recommenders()
     consumer = ProfileConsumer(
@@ -194,6 +206,7 @@ async def _opened_runtime(
         console=SessionCodec(keks.derive("consentgate/console-session/v1")),
         write_keys=WriteKeyAuthenticator(sources),
         banner_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        changes_sink=changes_sink,
         keyring=keyring,
         receipts=signer,
         consumer=consumer,
@@ -235,14 +248,23 @@ async def _opened_runtime(
     subscribe_changes = getattr(bus, "subscribe_changes", None)
     if subscribe_changes is not None:  # what core processes change (scaled out)
         subscribe_changes(core_changes.listener(views, evaluation_events))
+    if not settings.core and settings.core_changes_fd is not None:  # what `serve`'s child changes
+        runtime.core_child = core_changes.PipeReader(
+            settings.core_changes_fd, views, evaluation_events
+        )
+    readers = (changes_sink, evaluation_events, views)
     await bus.start(
-        _route(database, consumer, decision_log, tracer, metrics, (bus, evaluation_events, views))
+        _route(database, consumer, decision_log, tracer, metrics, readers)
         if settings.core
         else None
     )
+    if core_child and changes_sink is not None:
+        await changes_sink(core_changes.HELLO)  # the gateway is ready once it hears this
     try:
         yield runtime
     finally:
+        if runtime.core_child is not None:
+            runtime.core_child.stop()
         await bus.close()
         await database.dispose()
 
@@ -334,7 +356,7 @@ def _route(
     decision_log: DecisionLog,
     tracer: Tracer,
     metrics: Metrics,
-    readers: tuple[Bus, EvaluationEvents, ViewCache],
+    readers: tuple[core_changes.Sink | None, EvaluationEvents, ViewCache],
 ) -> MessageHandler:
     """One bus handler: decisions to the decision log, everything else to the core, both in
     one transaction (one commit for both, not two).
@@ -343,7 +365,7 @@ def _route(
     (the W3C traceparent rides in the message headers).
     """
     propagator = TraceContextTextMapPropagator()
-    bus, evaluation_events, views = readers
+    changes_sink, evaluation_events, views = readers
 
     async def handle(messages: Sequence[BusMessage]) -> None:
         decisions = [m for m in messages if m.subject == DECISIONS_SUBJECT]
@@ -381,6 +403,6 @@ def _route(
         finally:
             for span in spans:
                 span.end()
-        await core_changes.announce(bus, changes)  # to the gateways of other processes
+        await core_changes.announce(changes_sink, changes)  # to the gateways of other processes
 
     return handle

@@ -62,6 +62,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # this process runs the core: it takes events off the bus and applies them (off for a
     # gateway that only accepts; `consentgate core` processes apply them)
     core: bool = True
+    # embedded only: `serve` runs the core in a child process of its own, sharing the SQLite
+    # database, so that applying events takes nothing from the gateway's process (its GIL):
+    # /v1/track 25-40% faster (docs/performance.md); false runs the core in the gateway's
+    core_process: bool = True
+    # set by `serve` for its core child (not a setting to choose): the pipe through which the
+    # child tells the gateway what each commit changed
+    core_changes_fd: int | None = None
     # nats:// only: how long a unit relayed to JetStream stays in the outbox, relayed again if
     # NATS reconnects: NATS's sync_interval (2 min by default); 0 once every write is synced
     # (`sync_interval: always`) or the stream is replicated (R3)
