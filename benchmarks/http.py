@@ -60,23 +60,7 @@ def run_at_rate(
     with tempfile.NamedTemporaryFile(suffix=".json") as handle:
         handle.write(body)
         handle.flush()
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.load",
-            url,
-            handle.name,
-            f"--seconds={seconds}",
-            f"--connections={CONNECTIONS}",
-            f"--rate={rate}",
-        ]
-        if authorization:
-            command.append(f"--authorization={authorization}")
-        done = subprocess.run(command, capture_output=True, check=True, timeout=seconds + 60)
-    result: dict[str, Any] = json.loads(done.stdout)
-    statuses = result.pop("statuses")
-    result["errors"] = sum(n for code, n in statuses.items() if code != "200")
-    return result
+        return _asyncio(url, handle.name, seconds, authorization, "POST", CONNECTIONS, rate)
 
 
 def _wrk(
@@ -112,6 +96,7 @@ def _asyncio(
     authorization: str | None,
     method: str,
     connections: int,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -122,6 +107,7 @@ def _asyncio(
         f"--seconds={seconds}",
         f"--connections={connections}",
         f"--method={method}",
+        f"--rate={rate}",
     ]
     if authorization:
         command.append(f"--authorization={authorization}")

@@ -11,16 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.flag_probe import PERSONAL, PRO_FLAG, variant
 from tests.e2e.server import Gateway
 from tests.helpers import wait_for
-
-PRO_FLAG = {
-    "type": "boolean",
-    "variants": {"on": True, "off": False},
-    "default_variant": "off",
-    "rules": [{"when": {"trait": "plan", "op": "eq", "value": "pro"}, "variant": "on"}],
-}
-PERSONAL = {"consent": {"categoryPreferences": {"analytics": True, "personalization": True}}}
 
 
 def _children(pid: int) -> list[int]:
@@ -39,17 +32,6 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status").read_text()
     return "State:\tZ" not in status  # a zombie has exited
-
-
-def _variant(gateway: Gateway, server_key: str, user_id: str) -> str:
-    answer = httpx.post(
-        f"{gateway.url}/ofrep/v1/evaluate/flags/pro-onboarding",
-        json={"context": {"targetingKey": user_id}},
-        headers={"Authorization": f"Bearer {server_key}"},
-    )
-    assert answer.status_code == 200, answer.text
-    variant: str = answer.json()["variant"]
-    return variant
 
 
 def test_the_core_child_applies_events_tells_the_gateway_and_dies_with_it(
@@ -88,16 +70,16 @@ def test_the_core_child_applies_events_tells_the_gateway_and_dies_with_it(
 
         identify("basic")  # applied by the child: the profile appears
         wait_for(lambda: httpx.get(profile, headers=bearer).status_code == 200 or None)
-        assert _variant(gateway, server, "ana") == "off"  # the gateway now holds the view
+        assert variant(gateway, server, "ana") == "off"  # the gateway now holds the view
         identify("pro")
         started = time.monotonic()
-        wait_for(lambda: _variant(gateway, server, "ana") == "on" or None, timeout=5.0)
+        wait_for(lambda: variant(gateway, server, "ana") == "on" or None, timeout=5.0)
         assert time.monotonic() - started < 2.0  # told at once, not when the view expires
 
         os.kill(children[0], signal.SIGKILL)  # a crashed child is started again
         successor = wait_for(lambda: [c for c in _children(pid) if c != children[0]] or None)
         identify("basic")  # accepted meanwhile, applied by the new child
-        wait_for(lambda: _variant(gateway, server, "ana") == "off" or None)
+        wait_for(lambda: variant(gateway, server, "ana") == "off" or None)
 
         gateway.kill()  # -9: no shutdown hook stops the child
         wait_for(lambda: not _alive(successor[0]) or None, timeout=5.0)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.e2e.flag_probe import PERSONAL, PRO_FLAG, variant
 from tests.e2e.server import CoreProcess, Gateway
 from tests.helpers import wait_for
 
@@ -82,26 +83,6 @@ def test_a_consent_change_through_one_replica_holds_for_the_next_event_on_anothe
         second.stop()
 
 
-PRO_FLAG = {
-    "type": "boolean",
-    "variants": {"on": True, "off": False},
-    "default_variant": "off",
-    "rules": [{"when": {"trait": "plan", "op": "eq", "value": "pro"}, "variant": "on"}],
-}
-PERSONAL = {"consent": {"categoryPreferences": {"analytics": True, "personalization": True}}}
-
-
-def _variant(gateway: Gateway, server_key: str, user_id: str) -> str:
-    answer = httpx.post(
-        f"{gateway.url}/ofrep/v1/evaluate/flags/pro-onboarding",
-        json={"context": {"targetingKey": user_id}},
-        headers={"Authorization": f"Bearer {server_key}"},
-    )
-    assert answer.status_code == 200, answer.text
-    variant: str = answer.json()["variant"]
-    return variant
-
-
 def test_a_gateway_sees_what_a_core_process_changed_at_once(
     tmp_path: Path, postgres_database: str, nats_stream: tuple[str, str]
 ) -> None:
@@ -139,11 +120,11 @@ def test_a_gateway_sees_what_a_core_process_changed_at_once(
         profile = f"{gateway.url}/v1/profiles/ana"
         bearer = {"Authorization": f"Bearer {server}"}
         wait_for(lambda: httpx.get(profile, headers=bearer).status_code == 200 or None)
-        assert _variant(gateway, server, "ana") == "off"  # the gateway now holds ana's view
+        assert variant(gateway, server, "ana") == "off"  # the gateway now holds ana's view
         pro_plan = {"userId": "ana", "traits": {"plan": "pro"}, "context": PERSONAL}
         sent = httpx.post(f"{gateway.url}/v1/identify", auth=(write, ""), json=pro_plan)
         assert sent.status_code == 200, sent.text
-        wait_for(lambda: _variant(gateway, server, "ana") == "on" or None, timeout=5.0)
+        wait_for(lambda: variant(gateway, server, "ana") == "on" or None, timeout=5.0)
     finally:
         core.stop()
         gateway.stop()
