@@ -63,9 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # gateway that only accepts; `consentgate core` processes apply them)
     core: bool = True
     # embedded only: `serve` runs the core in a child process of its own, sharing the SQLite
-    # database, so that applying events takes nothing from the gateway's process (its GIL):
-    # /v1/track 25-40% faster (docs/performance.md); false runs the core in the gateway's
-    core_process: bool = True
+    # database, so that applying events takes nothing from the gateway's process (its GIL).
+    # Off by default: on 2 cores shared with the load it was not faster (docs/performance.md)
+    core_process: bool = False
     # set by `serve` for its core child (not a setting to choose): the pipe through which the
     # child tells the gateway what each commit changed
     core_changes_fd: int | None = None
