@@ -219,7 +219,7 @@ _NEAR_PII = st.one_of(
 )
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1500)
 @given(
     st.lists(
         st.one_of(
