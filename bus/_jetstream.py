@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
+from bus._notices import ChangeListener, ChangeNotices
 from bus._outbox import OutboxBus
 from bus._transport import AlsoInCommit, BusUnavailable, MessageHandler, finish_within
 from bus.envelope import CONTROL_SUBJECT, BusMessage
@@ -51,7 +52,6 @@ _STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 _DUPLICATE_WINDOW_SECONDS = 120.0
 
 ControlListener = Callable[[BusMessage], Awaitable[None]]
-ChangeListener = Callable[[bytes], Awaitable[None]]
 
 
 class JetStreamBus:
@@ -85,7 +85,7 @@ class JetStreamBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._listeners: list[ControlListener] = []
-        self._change_listeners: list[ChangeListener] = []
+        self._notices = ChangeNotices(prefix)
         self._fetch_failures = 0
 
     async def start(self, handler: MessageHandler | None = None) -> None:
@@ -116,40 +116,20 @@ class JetStreamBus:
             )
         if self._listeners:
             await self._fan_out()
-        if self._change_listeners:
-            await self._nc.subscribe(self._changes_subject, cb=self._heard_changes)
+        await self._notices.start(self._nc)
 
     def subscribe_control(self, listener: ControlListener) -> None:
         """Hear every control message published from now on, by any process (call before
         `start`)."""
         self._listeners.append(listener)
 
-    @property
-    def _changes_subject(self) -> str:
-        # one token, so outside the stream's `<prefix>.>`: never stored
-        return f"{self._prefix}-changed"
-
     def subscribe_changes(self, listener: ChangeListener) -> None:
         """Hear what core processes say they changed (call before `start`)."""
-        self._change_listeners.append(listener)
+        self._notices.subscribe(listener)
 
     async def announce_changes(self, payload: bytes) -> None:
-        """Tell every process what a commit changed, at most once: plain NATS, not JetStream.
-        What it invalidates is a cache, which also expires by itself; a notice lost while NATS
-        is down costs only freshness."""
-        if self._nc is None or not self._nc.is_connected:
-            return
-        try:
-            await self._nc.publish(self._changes_subject, payload)
-        except Exception as exc:  # never fail the commit that was made
-            log.warning("changes_not_announced", error=type(exc).__name__)
-
-    async def _heard_changes(self, raw: Any) -> None:
-        for listener in self._change_listeners:
-            try:
-                await listener(raw.data)
-            except Exception as exc:  # one listener's failure must not stop the others
-                log.error("change_listener_failed", error=type(exc).__name__)
+        """Tell every process what a commit changed (`bus._notices`)."""
+        await self._notices.announce(payload)
 
     async def publish(
         self, messages: Sequence[BusMessage], also: AlsoInCommit | None = None

@@ -1,4 +1,5 @@
-"""What a core commit changed, told to every process that serves evaluations.
+"""What a core commit changed, and what control messages name, told to every process that
+serves evaluations.
 
 A gateway caches profile views for flag evaluations and holds open evaluation streams. When the
 core runs in the same process it tells them directly. When it runs elsewhere the same notice
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import msgspec
 import structlog
 
+from bus import BusMessage, ConsentChanged, Erase, OptOut, decode_payload
 from gateway.evaluation_events import EvaluationEvents
 from personalization import ViewCache
 
@@ -61,6 +63,28 @@ async def announce(sink: Sink | None, changes: list[Change]) -> None:
 def listener(views: ViewCache, streams: EvaluationEvents) -> Callable[[bytes], Awaitable[None]]:
     async def heard(payload: bytes) -> None:
         _apply_notice(payload, views, streams)
+
+    return heard
+
+
+def control_listener(
+    views: ViewCache, streams: EvaluationEvents
+) -> Callable[[BusMessage], Awaitable[None]]:
+    """What this process forgets when any process publishes a control message (scaled out):
+    cached profile views, and the evaluation streams of the subjects it names refetch."""
+
+    async def heard(message: BusMessage) -> None:
+        payload = decode_payload(message)
+        match payload:
+            case ConsentChanged() | OptOut():
+                subjects: tuple[str, ...] = payload.subjects
+            case Erase():
+                subjects = (payload.subject, *payload.others)
+            case _:
+                return
+        for subject in subjects:
+            views.forget(payload.source_id, subject)
+        streams.changed(payload.source_id, list(subjects))
 
     return heard
 

@@ -20,13 +20,9 @@ from bus import (
     Bus,
     BusMessage,
     BusUnavailable,
-    ConsentChanged,
     Database,
-    Erase,
     MessageHandler,
-    OptOut,
     create_bus,
-    decode_payload,
     erase_dead_letters,
 )
 from consent import CONSENT_CACHE_LIMIT, ConsentRecord, ConsentStore
@@ -244,7 +240,7 @@ async def _opened_runtime(
     )
     subscribe_control = getattr(bus, "subscribe_control", None)
     if subscribe_control is not None:
-        subscribe_control(control_listener(evaluation_events, views))
+        subscribe_control(core_changes.control_listener(views, evaluation_events))
     subscribe_changes = getattr(bus, "subscribe_changes", None)
     if subscribe_changes is not None:  # what core processes change (scaled out)
         subscribe_changes(core_changes.listener(views, evaluation_events))
@@ -267,28 +263,6 @@ async def _opened_runtime(
             runtime.core_child.stop()
         await bus.close()
         await database.dispose()
-
-
-def control_listener(
-    evaluation_events: EvaluationEvents, views: ViewCache
-) -> Callable[[BusMessage], Awaitable[None]]:
-    """What this process forgets when any process publishes a control message (scaled out):
-    cached profile views, and the evaluation streams of the subjects it names refetch."""
-
-    async def heard(message: BusMessage) -> None:
-        payload = decode_payload(message)
-        match payload:
-            case ConsentChanged() | OptOut():
-                subjects: tuple[str, ...] = payload.subjects
-            case Erase():
-                subjects = (payload.subject, *payload.others)
-            case _:
-                return
-        for subject in subjects:
-            views.forget(payload.source_id, subject)
-        evaluation_events.changed(payload.source_id, list(subjects))
-
-    return heard
 
 
 def _observe_privacy_requests(metrics: Metrics, still_open: list[PrivacyRequest]) -> None:
