@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bus import Database, DatabaseUnavailable, finish_within
+from bus import Database, DatabaseUnavailable, finish_within, stored_json
 
 T = TypeVar("T")
 log = structlog.get_logger("consentgate.database")
@@ -54,16 +54,10 @@ def open_database(database_url: str, *, sqlite_synchronous: str = "full") -> Dat
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
-            json_serializer=_json_text,
+            json_serializer=stored_json,
             json_deserializer=msgspec.json.decode,
         )
     )
-
-
-def _json_text(value: Any) -> str:
-    """JSON columns through msgspec both ways (`json_deserializer=msgspec.json.decode`): several
-    times faster than the json module."""
-    return msgspec.json.encode(value).decode()
 
 
 def _unavailable(exc: BaseException) -> DatabaseUnavailable | None:
@@ -146,7 +140,7 @@ def _sqlite_engine(url: URL, synchronous: str, *, immediate: bool) -> Engine:
         pool_size=1,
         max_overflow=0,
         connect_args={"check_same_thread": False},
-        json_serializer=_json_text,
+        json_serializer=stored_json,
         json_deserializer=msgspec.json.decode,
     )
     pragma = synchronous.upper()
