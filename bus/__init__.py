@@ -80,7 +80,9 @@ def create_bus(
     process; `nats://host:port` is that outbox relayed to NATS JetStream. `poll_interval`:
     how often the outbox looks for units other processes committed (a core child's)."""
     if bus_url.startswith("memory://"):
-        return OutboxBus(database, batch_size=batch_size, poll_interval=poll_interval)
+        return OutboxBus(
+            database, batch_size=batch_size, poll_interval=poll_interval, own_units_first=True
+        )
     if bus_url.startswith(("nats://", "tls://")):
         return JetStreamBus(
             bus_url,

@@ -73,6 +73,18 @@ def delete_many(
     conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE {condition}", list(rows))  # noqa: S608
 
 
+def delete_ranges(
+    conn: Connection, table: Table, column: str, ranges: Sequence[tuple[Any, Any]]
+) -> None:
+    """Delete the rows whose `column` lies in each (first, last) of `ranges`, bounds included."""
+    if not ranges:
+        return
+    (name,) = _columns(table, [column])
+    low, high = _marks(conn, 2)
+    sql = f"DELETE FROM {table.name} WHERE {name} >= {low} AND {name} <= {high}"  # noqa: S608
+    conn.exec_driver_sql(sql, list(ranges))
+
+
 def _columns(table: Table, columns: Sequence[str]) -> list[str]:
     """The columns' names as the table defines them (a name it lacks raises KeyError): the
     statements are built from the schema, never from input, hence the S608 exemptions."""

@@ -45,6 +45,9 @@ MSG_ID = "Nats-Msg-Id"
 STREAM = "CONSENTGATE"
 PREFIX = "consentgate"
 CONSUMER = "core"
+# relaying its own outbox units, a process takes over another's only past this age (that
+# process died, or lags this far behind)
+ORPHAN_SECONDS = 10.0
 _PUBLISH_TIMEOUT_SECONDS = 5.0
 _FETCH_WAIT_SECONDS = 1.0
 _CLOSE_TIMEOUT_SECONDS = 5.0
@@ -79,6 +82,7 @@ class JetStreamBus:
             batch_size=batch_size,
             keep_delivered_seconds=sync_seconds,
             own_units_first=True,
+            orphan_seconds=ORPHAN_SECONDS,
         )
         self._nc: Any = None
         self._js: Any = None

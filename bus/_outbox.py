@@ -13,16 +13,20 @@ behind it is down (the JetStream relay): the batch waits and is retried, no atte
 With `keep_delivered_seconds`, handled units are marked instead of deleted (with the
 receipt the handler returned for their last message: the JetStream relay returns stream
 sequences), and deleted only that long after (the relay keeps a unit until JetStream has
-surely synced it); `redeliver(unit_ids)` hands kept units to the handler again. With
-`own_units_first` (the relay: several processes share one outbox) a process hands on the units
-it committed itself, from memory, and reads only orphaned ones from the table.
+surely synced it); `redeliver(unit_ids)` hands kept units to the handler again.
+
+With `own_units_first` a process hands on the units it committed itself straight from memory,
+and reads the table only every `poll_interval` (and at start): for the units of other
+processes and of a previous run, those past `orphan_seconds` of age (the relay, where each
+live process relays its own), or all of them (the embedded core: the CLI's, a sibling
+worker's). Handled units are then deleted in the next group's commit, not in one of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -46,10 +50,11 @@ _Publish = tuple[dict[str, Any] | None, list[BusMessage], AlsoInCommit | None, a
 _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
 _UNITS_PER_READ = 64
-# relaying its own units first, a process takes over another's only past this age (that
-# process died, or lags this far behind)
-_ORPHAN_SECONDS = 10.0
+_IDLE_SETTLE_SECONDS = 0.05
 
+_UNIT_BLOBS = select(outbox.c.id, outbox.c.messages).where(
+    outbox.c.id.in_(bindparam("unit_ids", expanding=True))
+)
 _unit_encoder = msgspec.msgpack.Encoder()
 _unit_decoder = msgspec.msgpack.Decoder(list[BusMessage])
 
@@ -65,11 +70,12 @@ class OutboxBus:
         max_group: int = 1000,
         keep_delivered_seconds: float = 0.0,
         own_units_first: bool = False,
+        orphan_seconds: float = 0.0,
     ) -> None:
-        """`own_units_first` (the relay, where several processes share the outbox): hand the
-        units this process committed to the handler straight from memory, and read from the
-        table only those older than `_ORPHAN_SECONDS`. Each process then relays its own
-        units once, instead of every process reading (and relaying) the same units."""
+        """`own_units_first`: hand the units this process committed to the handler straight
+        from memory; read the others from the table every `poll_interval`, those older than
+        `orphan_seconds` only (the relay, where several processes share the outbox: each
+        relays its own units once, and another's only when that one died or lags this far)."""
         self._db = database
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -85,8 +91,15 @@ class OutboxBus:
         self._delivered: list[tuple[int, int | None]] = []
         self._keep = timedelta(seconds=keep_delivered_seconds)
         self._own_first = own_units_first
+        self._orphan = timedelta(seconds=orphan_seconds)
         self._fresh: collections.deque[tuple[int, list[BusMessage]]] = collections.deque()
         self._take_over_upto = 0  # units up to this id are read whatever their age (redeliver)
+        # own units first: the table is read at start, then every poll_interval
+        self._read_due = True
+        self._next_read = 0.0
+        # a read of the table waits for the commit in flight: the units that commit adds are
+        # this process's own (in memory once it returns), and the units it deletes are handled
+        self._table_lock = asyncio.Lock()
 
     async def start(self, handler: DeliveryHandler | None = None) -> None:
         self._handler = handler
@@ -148,6 +161,9 @@ class OutboxBus:
         """Messages committed but not yet processed (bus lag)."""
         query = select(func.coalesce(func.sum(outbox.c.message_count), 0))
         query = query.where(outbox.c.relayed_at.is_(None))
+        handled = [unit_id for unit_id, _ in self._delivered]  # their deletion is pending
+        if handled:
+            query = query.where(outbox.c.id.not_in(handled))
         return int(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def kept(self) -> list[tuple[int, int | None]]:
@@ -179,6 +195,7 @@ class OutboxBus:
         statement = statement.values(relayed_at=None, relayed_seq=None)
         count = await self._db.transaction(lambda conn: conn.execute(statement).rowcount)
         self._take_over_upto = max(self._take_over_upto, *unit_ids)
+        self._read_due = True
         self._wakeup.set()
         return int(count or 0)
 
@@ -190,24 +207,35 @@ class OutboxBus:
                 return
             rows = [row for row, _, _, _ in group if row is not None]
             also = [work for _, _, work, _ in group if work is not None]
-            try:
-                unit_ids = await self._db.transaction(
-                    partial(commit_group, rows=rows, returning=self._own_first, also=also)
+            own = self._own_first and self._handler is not None
+            async with self._table_lock:
+                handled: list[tuple[int, int | None]] = []
+                if not self._keep:  # the units handled since are deleted in this commit
+                    handled, self._delivered = self._delivered, []
+                work = partial(
+                    commit_group,
+                    rows=rows,
+                    returning=own,
+                    also=also,
+                    handled=[unit_id for unit_id, _ in handled],
                 )
-            except asyncio.CancelledError:
-                _fail(group, "the outbox is shutting down")
-                raise
-            except Exception as exc:  # any database failure fails exactly these publishers
-                log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
-                _fail(group, "the outbox could not commit")
-            else:
-                for _, _, _, done in group:
-                    if not done.done():
-                        done.set_result(None)
-                if self._own_first:
+                try:
+                    unit_ids = await self._db.transaction(work)
+                except asyncio.CancelledError:
+                    _fail(group, "the outbox is shutting down")
+                    raise
+                except Exception as exc:  # any database failure fails exactly these publishers
+                    self._delivered[:0] = handled
+                    log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
+                    _fail(group, "the outbox could not commit")
+                    continue
+                if own:
                     units = (messages for row, messages, _, _ in group if row is not None)
                     self._fresh.extend(zip(unit_ids, units, strict=True))
-                self._wakeup.set()
+            for _, _, _, done in group:
+                if not done.done():
+                    done.set_result(None)
+            self._wakeup.set()
 
     async def _take_group(
         self,
@@ -229,13 +257,25 @@ class OutboxBus:
             raise RuntimeError("the dispatcher starts only with a handler (start())")
         failures = 0
         while not self._closing:
+            idle = False
             if not self._wakeup.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                # handled units wait for the next group's commit, or this long when none comes
+                settle_soon = bool(self._delivered) and self._own_first and not self._keep
+                wait = _IDLE_SETTLE_SECONDS if settle_soon else self._poll_interval
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+                except TimeoutError:
+                    idle = settle_soon
             self._wakeup.clear()
             if self._closing:
                 return
+            now = time.monotonic()
+            if now >= self._next_read:  # by the clock: under load no wait ever times out
+                self._read_due = True
+                self._next_read = now + self._poll_interval
             try:
+                if idle:
+                    await self._settle_handled()
                 delivered = await self._deliver_one_batch(self._handler)
                 failures = 0
             except asyncio.CancelledError:
@@ -250,13 +290,17 @@ class OutboxBus:
                 self._wakeup.set()  # there may be more behind this batch
 
     async def _deliver_one_batch(self, handler: DeliveryHandler) -> int:
-        if self._fresh:
+        if self._own_first and not self._read_due:
+            if not self._fresh:
+                return 0
             units = self._take_fresh()
-            if len(self._delivered) >= _UNITS_PER_READ:
-                delivered, self._delivered = self._delivered, []
-                await self._db.transaction(lambda conn: self._settle(conn, delivered))
+            if len(self._delivered) >= _UNITS_PER_READ:  # no commit took them: settle now
+                await self._settle_handled()
         else:
             units = await self._read_units()
+            if not units:
+                self._read_due = False
+                return 1 if self._fresh else 0  # 1: go on with the units held in memory
         if not units:
             return 0
         messages = [message for _, unit in units for message in unit]
@@ -272,6 +316,15 @@ class OutboxBus:
             await self._deliver_one_by_one(handler, units)
         return len(messages)
 
+    async def _settle_handled(self) -> None:
+        async with self._table_lock:
+            delivered, self._delivered = self._delivered, []
+            try:
+                await self._db.transaction(lambda conn: self._settle(conn, delivered))
+            except Exception:
+                self._delivered[:0] = delivered
+                raise
+
     def _take_fresh(self) -> list[tuple[int, list[BusMessage]]]:
         """The oldest units this process committed, up to a batch (one unit at least)."""
         units = [self._fresh.popleft()]
@@ -283,9 +336,12 @@ class OutboxBus:
         return units
 
     async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
-        """Delete the units already handled, then read the next ones, in one transaction."""
-        delivered, self._delivered = self._delivered, []
-        rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered))
+        """Delete the units already handled, then read the next ones, in one transaction
+        (not those this process holds in memory)."""
+        async with self._table_lock:
+            delivered, self._delivered = self._delivered, []
+            held = {unit_id for unit_id, _ in self._fresh}
+            rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered, held))
         return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
 
     def _settle(self, conn: Connection, delivered: list[tuple[int, int | None]]) -> None:
@@ -303,27 +359,32 @@ class OutboxBus:
         conn.execute(delete(outbox).where(outbox.c.relayed_at < now - self._keep))
 
     def _next_units(
-        self, conn: Connection, delivered: list[tuple[int, int | None]]
+        self, conn: Connection, delivered: list[tuple[int, int | None]], held: set[int]
     ) -> list[tuple[int, bytes]]:
         self._settle(conn, delivered)
-        query = select(outbox.c.id, outbox.c.messages, outbox.c.message_count)
+        query = select(outbox.c.id, outbox.c.message_count)
         query = query.where(outbox.c.relayed_at.is_(None))
-        if self._own_first:
-            orphaned = datetime.now(UTC) - timedelta(seconds=_ORPHAN_SECONDS)
+        if self._own_first and self._orphan:
+            orphaned = datetime.now(UTC) - self._orphan
             query = query.where(
                 or_(outbox.c.created_at < orphaned, outbox.c.id <= self._take_over_upto)
             )
-        query = query.order_by(outbox.c.id).limit(_UNITS_PER_READ)
+        query = query.order_by(outbox.c.id).limit(_UNITS_PER_READ + len(held))
         if self._skip_locked:
             query = query.with_for_update(skip_locked=True)
-        units: list[tuple[int, bytes]] = []
+        chosen: list[int] = []
         taken = 0
-        for unit_id, blob, count in conn.execute(query):
-            if units and taken + count > self._batch_size:
+        for unit_id, count in conn.execute(query):
+            if unit_id in held:  # this process's own, in memory
+                continue
+            if len(chosen) == _UNITS_PER_READ or (chosen and taken + count > self._batch_size):
                 break
-            units.append((unit_id, blob))
+            chosen.append(unit_id)
             taken += count
-        return units
+        if not chosen:
+            return []
+        blobs = {row.id: row.messages for row in conn.execute(_UNIT_BLOBS, {"unit_ids": chosen})}
+        return [(unit_id, blobs[unit_id]) for unit_id in chosen]
 
     async def _deliver_one_by_one(
         self, handler: DeliveryHandler, units: list[tuple[int, list[BusMessage]]]

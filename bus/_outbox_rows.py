@@ -6,24 +6,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bus._dead_letters import insert_dead_letters
-from bus._driver import insert_many, stored_time
+from bus._driver import delete_ranges, insert_many, stored_time
 from bus._tables import outbox
 from bus._transport import AlsoInCommit
 from bus.envelope import BusMessage
 
 # built once: building a statement (and its cache key) cost more than running it
 _INSERT_UNITS_RETURNING = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
-_DELETE_UNITS = delete(outbox).where(outbox.c.id.in_(bindparam("unit_ids", expanding=True)))
+_NONE: list[int] = []
+_UNIT_COLUMNS = ("messages", "message_count", "created_at")
+_INSERT_UNIT = f"INSERT INTO {outbox.name} ({', '.join(_UNIT_COLUMNS)}) VALUES (?, ?, ?)"  # noqa: S608
 
 
 def commit_group(
-    conn: Connection, rows: list[dict[str, Any]], returning: bool, also: list[AlsoInCommit]
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    returning: bool,
+    also: list[AlsoInCommit],
+    handled: list[int] = _NONE,
 ) -> list[int]:
-    """A group's units, then the work committed with them; the units' ids when `returning`."""
+    """A group's units, then the work committed with them; the units' ids when `returning`.
+    `handled`: units delivered since, deleted in the same commit (no commit of their own)."""
+    delete_units(conn, handled)
     unit_ids = insert_units(conn, rows, returning) if rows else []
     for work in also:
         work(conn)
@@ -32,23 +40,36 @@ def commit_group(
 
 def insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) -> list[int]:
     """Insert the units; their ids, in the order of `rows`, when `returning`."""
+    values = [
+        (row["messages"], row["message_count"], stored_time(conn, row["created_at"]))
+        for row in rows
+    ]
     if not returning:  # through the driver: no per-row statement processing
-        insert_many(
-            conn,
-            outbox,
-            ("messages", "message_count", "created_at"),
-            [
-                (row["messages"], row["message_count"], stored_time(conn, row["created_at"]))
-                for row in rows
-            ],
-        )
+        insert_many(conn, outbox, _UNIT_COLUMNS, values)
         return []
+    if conn.dialect.name == "sqlite":  # a row at a time: each one's rowid, no RETURNING
+        return [int(conn.exec_driver_sql(_INSERT_UNIT, row).lastrowid) for row in values]
     return [int(unit_id) for unit_id in conn.execute(_INSERT_UNITS_RETURNING, rows).scalars()]
 
 
 def delete_units(conn: Connection, unit_ids: list[int]) -> None:
+    """One range delete per run of consecutive ids (a process's own units mostly are one)."""
     if unit_ids:
-        conn.execute(_DELETE_UNITS, {"unit_ids": unit_ids})
+        delete_ranges(conn, outbox, "id", id_ranges(unit_ids))
+
+
+def id_ranges(ids: list[int]) -> list[tuple[int, int]]:
+    """`ids` as (first, last) runs of consecutive ids."""
+    ordered = sorted(set(ids))
+    ranges: list[tuple[int, int]] = []
+    first = last = ordered[0]
+    for unit_id in ordered[1:]:
+        if unit_id != last + 1:
+            ranges.append((first, last))
+            first = unit_id
+        last = unit_id
+    ranges.append((first, last))
+    return ranges
 
 
 def count_failure(

@@ -24,6 +24,7 @@ from consent._records import (
     is_suppressed,
     merge_states,
     new_records,
+    with_records,
 )
 from consent._signals import (
     GOOGLE_CONSENT_MODE,
@@ -74,4 +75,5 @@ __all__ = [
     "new_records",
     "parse_signals",
     "required_purposes",
+    "with_records",
 ]

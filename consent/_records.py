@@ -117,6 +117,28 @@ def current_state(records: Iterable[ConsentRecord]) -> ConsentState:
     return state
 
 
+def with_records(state: ConsentState, records: Iterable[ConsentRecord]) -> ConsentState:
+    """`state` after `records` (one subject's): a record replaces its purpose's choice when it
+    is later by collection time, then recording time, then id, the order the database's kept
+    state follows (so a write need not read the state back)."""
+    updated = dict(state)
+    for record in records:
+        known = updated.get(record.purpose)
+        if known is None or (record.collected_at, record.recorded_at, record.record_id) > (
+            known.collected_at,
+            known.recorded_at,
+            known.record_id,
+        ):
+            updated[record.purpose] = PurposeState(
+                granted=record.granted,
+                source=record.source,
+                recorded_at=record.recorded_at,
+                collected_at=record.collected_at,
+                record_id=record.record_id,
+            )
+    return updated
+
+
 def merge_states(states: Iterable[ConsentState]) -> ConsentState:
     """One state from several (a subject's pseudonyms across key versions): latest wins."""
     merged: ConsentState = {}

@@ -21,7 +21,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from bus import AlsoInCommit, BusMessage, Database, as_utc, insert_many, stored_time
-from consent._records import SUPPRESSION, ConsentRecord, ConsentState, PurposeState
+from consent._records import (
+    SUPPRESSION,
+    ConsentRecord,
+    ConsentState,
+    PurposeState,
+    with_records,
+)
 from consent._tables import ConsentCurrentRow, ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
@@ -73,19 +79,23 @@ class ConsentStore:
 
     async def append(
         self, records: Sequence[ConsentRecord], also: AlsoInCommit | None = None
-    ) -> ConsentState:
-        """Insert `records` (one subject), with `also(conn)` in the same transaction, and
-        return that subject's new current state."""
+    ) -> None:
+        """Insert `records` (one subject), with `also(conn)` in the same transaction."""
         if not records:
             raise ValueError("no consent records to append")
         key = (records[0].source_id, records[0].subject)
         if any((r.source_id, r.subject) != key for r in records):
             raise ValueError("one append holds the records of one subject")
         self._bump(key)
+        # A cached state takes the records in memory; only an uncached one is read back (in
+        # the same transaction) so that the next event of the subject finds it cached.
+        read_back = key not in self._cache
         states: list[ConsentState] = []
 
         def work(conn: Connection) -> None:
-            states.append(_insert_then_read(conn, key, records))
+            _insert(conn, records)
+            if read_back:
+                states.append(_read_states(conn, key[0], [key[1]]).get(key[1], {}))
             if also is not None:
                 also(conn)
 
@@ -94,12 +104,14 @@ class ConsentStore:
         else:
             messages = [m for announce in self._announcers for m in announce(records)]
             await self._commit_with(messages, work)
-        state = states[0]
         self._bump(key)
-        self._put(key, state)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._put(key, with_records(cached, records))
+        elif states:
+            self._put(key, states[0])
         for listener in self._listeners:
             await listener(records)
-        return state
 
     async def suppressions(self, source_id: str | None = None) -> list[ConsentRecord]:
         """Each suppressed-or-lifted subject's latest suppression record, oldest first."""
@@ -202,9 +214,7 @@ def record_row(r: ConsentRecord) -> dict[str, Any]:
     }
 
 
-def _insert_then_read(
-    conn: Connection, key: SubjectKey, records: Sequence[ConsentRecord]
-) -> ConsentState:
+def _insert(conn: Connection, records: Sequence[ConsentRecord]) -> None:
     rows = [record_row(r) for r in records]
     insert_many(  # through the driver: no per-row statement processing
         conn,
@@ -219,7 +229,6 @@ def _insert_then_read(
         ],
     )
     _keep_current(conn, rows)
-    return _read_states(conn, key[0], [key[1]]).get(key[1], {})
 
 
 def _read_suppressions(conn: Connection, source_id: str | None) -> list[ConsentRecord]:

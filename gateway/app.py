@@ -18,11 +18,10 @@ from anonymization import KekSet
 from bus import BusUnavailable, DatabaseUnavailable
 from gateway.api_docs import render_plugins
 from gateway.background import background_loops
-from gateway.cors import cors_for_ingestion
 from gateway.dependencies import DEPENDENCIES
 from gateway.errors import GatewayError, TooManyRequests, Unavailable
 from gateway.request_class import GatewayRequest
-from gateway.request_ids import with_request_id
+from gateway.request_layer import request_layer
 from gateway.route_helpers import MAX_BODY
 from gateway.routes_audit import AUDIT_HANDLERS
 from gateway.routes_banner import BANNER_HANDLERS, BANNER_PATHS
@@ -41,7 +40,6 @@ from gateway.routes_streams import STREAM_HANDLERS
 from gateway.routes_tokens import TOKEN_HANDLERS
 from gateway.runtime import open_runtime, tracer_provider_for
 from gateway.settings import Settings
-from gateway.tracing import traced
 from observability import configure_logging, remember_raw_identifiers
 
 log = structlog.get_logger("consentgate.http")
@@ -67,6 +65,7 @@ SECURITY_SCHEME_OBJECTS: dict[str, Any] = {
     ),
 }
 
+_INGEST_PATHS = [path for paths in INGEST_ROUTES.values() for path in paths]
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -232,14 +231,13 @@ def create_app(
         # with its own limits)
         request_max_body_size=MAX_BODY,
         before_request=_remember_identifiers,
-        # CORS outermost (its preflights need nothing else); then the request scope: the
-        # server span ends inside it, so the guard knows the request's identifiers
         middleware=[
-            cors_for_ingestion(
-                [*(path for paths in INGEST_ROUTES.values() for path in paths), *BANNER_PATHS]
-            ),
-            with_request_id,
-            lambda app: traced(app, tracer),
+            lambda app: request_layer(
+                app,
+                tracer=tracer,
+                cors_paths=[*_INGEST_PATHS, *BANNER_PATHS],
+                untraced_paths=_INGEST_PATHS,  # ingestion traces its own pipeline
+            )
         ],
         exception_handlers={
             GatewayError: _gateway_error,

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection
 
-from bus import Database, as_utc
+from bus import Database, as_utc, insert_many, stored_time
 from observability._merkle import CompactRange, MerkleTree, leaf_hash, prefix_roots
 from observability._tables import AuditCheckpointRow, AuditEntryRow
 
@@ -208,16 +208,18 @@ class AuditLog:
         )
 
 
-# built once: an append runs inside the commits of consent writes, on their hot path
-_LAST_ENTRY = select(_entries.c.seq, _entries.c.chain).order_by(_entries.c.seq.desc()).limit(1)
-_INSERT_ENTRY = insert(_entries)
+# An append runs inside the commits of consent writes, on their hot path: both statements go
+# straight to the driver (SQLAlchemy's statement processing cost more than running them).
+_ENTRY_COLUMNS = ("seq", "entry", "leaf_hash", "chain", "kind", "created_at")
+_LOCK_LOG = f"LOCK TABLE {_entries.name} IN EXCLUSIVE MODE"
+_LAST_ENTRY = f"SELECT seq, chain FROM {_entries.name} ORDER BY seq DESC LIMIT 1"  # noqa: S608
 
 
 def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], now: datetime) -> int:
     if conn.dialect.name == "postgresql":
-        conn.execute(text("LOCK TABLE observability_audit_log IN EXCLUSIVE MODE"))
-    last = conn.execute(_LAST_ENTRY).first()
-    seq = 1 if last is None else last.seq + 1
+        conn.exec_driver_sql(_LOCK_LOG)
+    last = conn.exec_driver_sql(_LAST_ENTRY).first()
+    seq = 1 if last is None else last[0] + 1
     entry = canonical(
         {
             "seq": seq,
@@ -228,17 +230,12 @@ def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], no
         }
     )
     leaf = leaf_hash(entry)
-    chain = hashlib.sha256((_GENESIS if last is None else last.chain) + leaf).digest()
-    conn.execute(
-        _INSERT_ENTRY,
-        {
-            "seq": seq,
-            "entry": entry,
-            "leaf_hash": leaf,
-            "chain": chain,
-            "kind": kind,
-            "created_at": now,
-        },
+    chain = hashlib.sha256((_GENESIS if last is None else bytes(last[1])) + leaf).digest()
+    insert_many(
+        conn,
+        _entries,
+        _ENTRY_COLUMNS,
+        [(seq, entry, leaf, chain, kind, stored_time(conn, now))],
     )
     return seq
 

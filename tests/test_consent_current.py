@@ -61,20 +61,24 @@ def _records(
 
 async def _check_kept_state(url: str, records: list[ConsentRecord]) -> None:
     """Appended one at a time, the records leave each subject's kept state equal to the state
-    its whole history gives."""
+    its whole history gives: in the database, and in the cache of the store that wrote them
+    (a write updates a cached state in memory, without reading it back)."""
     source_id = records[0].source_id
     database = open_database(url)
     try:
-        store = ConsentStore(database, cache_limit=0)  # every read from the database
+        store = ConsentStore(database)
+        await store.states(source_id, ["s1"])  # s1 cached from the start, s2 not
         for record in records:  # one append per record, in the order generated
             await store.append([record])
-        states = await store.states(source_id, ["s1", "s2"])
+        from_cache = await store.states(source_id, ["s1", "s2"])
+        from_database = await ConsentStore(database, cache_limit=0).states(source_id, ["s1", "s2"])
         for subject in ("s1", "s2"):
             history = sorted(
                 (r for r in records if r.subject == subject),
                 key=lambda r: (r.recorded_at, r.record_id),
             )
-            assert states[subject] == current_state(history)
+            assert from_database[subject] == current_state(history)
+            assert from_cache[subject] == current_state(history)
     finally:
         await database.dispose()
 

@@ -47,8 +47,12 @@ async def _count(settings: Settings, table: object) -> int:
         await engine.dispose()
 
 
-async def test_published_messages_survive_until_a_consumer_takes_them(migrated: Settings) -> None:
-    """Messages published with no consumer are delivered, in order, by the next bus started."""
+@pytest.mark.parametrize("own_units_first", [False, True])
+async def test_published_messages_survive_until_a_consumer_takes_them(
+    migrated: Settings, own_units_first: bool
+) -> None:
+    """Messages published with no consumer are delivered, in order, by the next bus started
+    (one that hands on its own units from memory reads a previous run's from the table)."""
     engine = open_database(migrated.database_url)
     writer = OutboxBus(engine)
     await writer.start()
@@ -65,12 +69,48 @@ async def test_published_messages_survive_until_a_consumer_takes_them(migrated: 
         if len(received) >= 50:
             done.set()
 
-    reader = OutboxBus(engine, batch_size=7)
+    reader = OutboxBus(engine, batch_size=7, own_units_first=own_units_first)
     await reader.start(handler)
     await asyncio.wait_for(done.wait(), 10)
     await reader.close()
     await engine.dispose()
     assert sorted(received, key=lambda m: int(m[1:])) == [f"m{n}" for n in range(50)]
+    assert await _count(migrated, outbox) == 0
+
+
+async def test_own_units_from_memory_and_other_processes_from_the_table_each_once(
+    migrated: Settings,
+) -> None:
+    """The embedded bus hands on the units it committed itself from memory, and reads those
+    another process committed (the CLI, a gateway whose core runs in a child) from the table
+    at its next poll: every message once, none read back twice, the table emptied."""
+    engine = open_database(migrated.database_url)
+    received: list[str] = []
+
+    async def handler(messages: Sequence[BusMessage]) -> None:
+        received.extend(m.message_id for m in messages)
+        await asyncio.sleep(0.001)  # a core takes a while: publishes pile up meanwhile
+
+    own = OutboxBus(engine, batch_size=10, poll_interval=0.05, own_units_first=True)
+    other = OutboxBus(engine)  # no handler: it only commits
+    await own.start(handler)
+    await other.start()
+    try:
+        for round_ in range(5):
+            await asyncio.gather(
+                *(own.publish([_message(round_ * 100 + n)]) for n in range(40)),
+                *(other.publish([_message(round_ * 100 + 50 + n)]) for n in range(10)),
+            )
+        expected = sorted(f"m{r * 100 + n}" for r in range(5) for n in (*range(40), *range(50, 60)))
+        for _ in range(500):
+            if len(received) >= len(expected) and await _count(migrated, outbox) == 0:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await other.close()
+        await own.close()
+        await engine.dispose()
+    assert sorted(received) == expected  # each once
     assert await _count(migrated, outbox) == 0
 
 

@@ -1,0 +1,133 @@
+"""The one ASGI layer around the app: CORS on the ingestion paths, the request scope, and the
+server span of every request outside ingestion. One layer, not three, because each layer costs
+a coroutine, a wrapped `send` and a copy of the response's start message on every request.
+
+- **CORS, ingestion paths only**: analytics.js posts from the app's own origin. Any origin may
+  send events (write keys are public, and no cookie or credential is ever allowed); a source
+  can narrow that to its own origins (`EdgeConfig.allowed_origins`, checked by the pipeline
+  once the write key names the source: a preflight carries no write key). Every other path
+  sends no CORS header, so browsers keep it same-origin. Preflights are answered first, with
+  nothing else.
+- **Request ids**: every HTTP request is served inside a request scope (observability). The id
+  is the caller's `X-Request-Id` when it is a plain id, else a new one; it is on every log line
+  written while serving the request, on the request's span, and sent back in the
+  `X-Request-Id` response header.
+- **A server span** for every request outside ingestion (which traces its own pipeline), named
+  after the route's template once routing chose it (`HTTP GET /v1/consent/{user_id:str}`),
+  never after the raw path, which may hold a user id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from observability import request_id_from, request_scope
+
+ASGIApp = Any
+
+# what a Segment or RudderStack browser SDK may send, and what a page may read back
+_ALLOWED_HEADERS = b"authorization, content-type, content-encoding, traceparent, x-request-id"
+_EXPOSED_HEADERS = b"retry-after, x-request-id"
+PREFLIGHT_MAX_AGE_SECONDS = 86_400
+_REQUEST_ID = b"x-request-id"
+_CORS_HEADERS = (
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", _EXPOSED_HEADERS),
+)
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def request_layer(
+    app: ASGIApp, *, tracer: Tracer, cors_paths: Iterable[str], untraced_paths: Iterable[str]
+) -> ASGIApp:
+    """`app` inside the layer: CORS on `cors_paths`, a span on every path but `untraced_paths`."""
+    cors = frozenset(cors_paths)
+    untraced = frozenset(untraced_paths)
+
+    async def layer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        path = scope["path"]
+        with_cors = path in cors
+        given = None
+        preflight = False
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID:
+                given = value
+            elif name == b"access-control-request-method":
+                preflight = True
+        if with_cors and preflight and scope["method"] == "OPTIONS":
+            await _preflight(send)
+            return
+        request_id = request_id_from(given.decode("latin-1") if given is not None else None)
+        added = [(_REQUEST_ID, request_id.encode()), *(_CORS_HEADERS if with_cors else ())]
+        status = [500]
+
+        async def send_labelled(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                kept = [h for h in message.get("headers", ()) if h[0].lower() != _REQUEST_ID]
+                message = {**message, "headers": [*kept, *added]}
+            await send(message)
+
+        with request_scope(request_id):
+            if path in untraced:
+                await app(scope, receive, send_labelled)
+            else:
+                await _traced(app, tracer, request_id, status, (scope, receive, send_labelled))
+
+    return layer
+
+
+async def _traced(
+    app: ASGIApp,
+    tracer: Tracer,
+    request_id: str,
+    status: list[int],
+    call: tuple[dict[str, Any], Any, Any],
+) -> None:
+    scope = call[0]
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    method = scope.get("method", "GET")
+    with tracer.start_as_current_span(
+        f"HTTP {method}",
+        context=_PROPAGATOR.extract(headers),
+        kind=SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            await app(*call)
+        finally:
+            handler = scope.get("route_handler")
+            paths = sorted(getattr(handler, "paths", ()) or ())
+            if paths:
+                span.update_name(f"HTTP {method} {paths[0]}")
+                span.set_attribute("http.route", paths[0])
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("consentgate.request_id", request_id)
+            span.set_attribute("http.response.status_code", status[0])
+            if status[0] >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+
+
+async def _preflight(send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 204,
+            "headers": [
+                (b"access-control-allow-origin", b"*"),
+                (b"access-control-allow-methods", b"POST"),
+                (b"access-control-allow-headers", _ALLOWED_HEADERS),
+                (b"access-control-max-age", str(PREFLIGHT_MAX_AGE_SECONDS).encode()),
+                (b"vary", b"origin, access-control-request-headers"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
