@@ -73,6 +73,22 @@ ServerKey = NamedDependency[SkipValidation[ServerKeyCaller]]
 Subject = NamedDependency[SkipValidation[SubjectCaller]]
 Staff = NamedDependency[SkipValidation[StaffCaller]]
 
+
+def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The caller the route's guard authenticated, taken without dependency injection (the
+    hot routes: resolving even this one dependency cost 5% of an OFREP evaluation)."""
+    caller: Caller = connection.state.caller
+    return caller
+
+
+def server_key_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ServerKeyCaller:
+    """`caller_of`, on a route whose guard admits server keys only."""
+    caller = caller_of(connection)
+    if not isinstance(caller, ServerKeyCaller):
+        raise TypeError(f"the route's guard admits server keys only, not {caller!r}")
+    return caller
+
+
 _STAFF_ROLES: tuple[tuple[Role, Credential], ...] = (("auditor", AUDITOR), ("admin", ADMIN))
 _PREFIXES = {"sk_": SERVER_KEY, "st_": SUBJECT_TOKEN, "at_": None}  # at_: either staff role
 # the route option naming an auditor-readable endpoint in the audit log

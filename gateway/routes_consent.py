@@ -31,7 +31,6 @@ from gateway.callers import (
     SERVER_KEY,
     SUBJECT_TOKEN,
     AnyCaller,
-    ServerKey,
     ServerKeyCaller,
     StaffCaller,
     Subject,
@@ -39,6 +38,7 @@ from gateway.callers import (
     access,
     get,
     put,
+    server_key_of,
 )
 from gateway.dependencies import (
     AuditTrailDep,
@@ -200,21 +200,19 @@ def _writers(request: Request[Any, Any, Any]) -> tuple[ConsentStore, AuditTrail,
 
 
 @get("/v1/consent/{user_id:str}", operation_id="get_consent", tags=["consent"], **_SERVER_KEY)
-async def get_consent(
-    request: Request[Any, Any, Any], user_id: FromPath[str], caller: ServerKey
-) -> ConsentView:
+async def get_consent(request: Request[Any, Any, Any], user_id: FromPath[str]) -> ConsentView:
     """Current consent per purpose; a purpose never decided is absent (the default applies)."""
-    consent = runtime_of(request).consent
-    return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
+    source = server_key_of(request).source
+    return await current_consent(runtime_of(request).consent, source, source.pseudonyms(user_id))
 
 
 @get("/v1/consent", operation_id="get_consent_by_query", tags=["consent"], **_SERVER_KEY)
 async def get_consent_by_query(
-    request: Request[Any, Any, Any], user_id: UserIdQuery, caller: ServerKey
+    request: Request[Any, Any, Any], user_id: UserIdQuery
 ) -> ConsentView:
     """The same, for any userId (one holding "/" too): `?userId=`."""
-    consent = runtime_of(request).consent
-    return await current_consent(consent, caller.source, caller.source.pseudonyms(user_id))
+    source = server_key_of(request).source
+    return await current_consent(runtime_of(request).consent, source, source.pseudonyms(user_id))
 
 
 @put(
@@ -228,10 +226,9 @@ async def put_consent(
     request: Request[Any, Any, Any],
     user_id: FromPath[str],
     data: JSONBody[ConsentChange],
-    caller: ServerKey,
 ) -> SignedReceipt:
     """Record a change (grant or withdrawal alike); answers the signed receipt."""
-    return await _record_for_user(request, data, caller, user_id, _writers(request))
+    return await _record_for_user(request, data, server_key_of(request), user_id, _writers(request))
 
 
 @put(
@@ -245,10 +242,9 @@ async def put_consent_by_query(
     request: Request[Any, Any, Any],
     user_id: UserIdQuery,
     data: JSONBody[ConsentChange],
-    caller: ServerKey,
 ) -> SignedReceipt:
     """The same, for any userId (one holding "/" too): `?userId=`."""
-    return await _record_for_user(request, data, caller, user_id, _writers(request))
+    return await _record_for_user(request, data, server_key_of(request), user_id, _writers(request))
 
 
 _HISTORY_READERS = access(SERVER_KEY, AUDITOR, ADMIN)

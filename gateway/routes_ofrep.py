@@ -32,9 +32,9 @@ from gateway._body import DECODE_FAILURES, check_depth
 from gateway.callers import (
     SERVER_KEY,
     SUBJECT_TOKEN,
-    AnyCaller,
     ServerKeyCaller,
     SubjectCaller,
+    caller_of,
     post,
     require,
 )
@@ -283,13 +283,11 @@ _CREDENTIALS: list[dict[str, list[str]]] = [{"serverKey": []}, {"subjectToken": 
     operation_class=_operation_class(bulk=False),
     guards=[require(SERVER_KEY, SUBJECT_TOKEN)],
 )
-async def evaluate_one(
-    key: FromPath[str], request: Request[Any, Any, Any], caller: AnyCaller
-) -> Resolution:
+async def evaluate_one(key: FromPath[str], request: Request[Any, Any, Any]) -> Resolution:
     """One flag for the caller's subject: its value, variant and reason; the baseline (reason
     DEFAULT, metadata.fallback) when consent, suppression or the core says so."""
     runtime = runtime_of(request)
-    caller, context = await _begin(caller, runtime.ofrep_limiter, request, key or " ")
+    caller, context = await _begin(caller_of(request), runtime.ofrep_limiter, request, key or " ")
     compiled = (await runtime.flags.compiled()).get(key)
     if compiled is None:
         raise OfrepFailure(404, FlagNotFound(key=key))
@@ -325,12 +323,12 @@ def _anyone() -> Subject:
     guards=[require(SERVER_KEY, SUBJECT_TOKEN)],
 )
 async def evaluate_all(
-    request: Request[Any, Any, Any], caller: AnyCaller
+    request: Request[Any, Any, Any],
 ) -> Response[BulkEvaluation]:
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
     runtime = runtime_of(request)
-    caller, context = await _begin(caller, runtime.ofrep_limiter, request, "")
+    caller, context = await _begin(caller_of(request), runtime.ofrep_limiter, request, "")
     compiled = sorted((await runtime.flags.compiled()).values(), key=lambda c: c.flag.key)
     subject = await _subject(caller, context, "", compiled, _services(runtime))
     results: list[Resolution | EvaluationFailure] = []

@@ -156,8 +156,10 @@ class SegmentEvaluator:
             )
             for state in states
         }
-        write_changes(conn, source_id, current, wanted, causes)
-        self.note_changes(source_id, current, wanted)
+        changed = {subject: had for subject, had in current.items() if had != wanted[subject]}
+        if changed:
+            write_changes(conn, source_id, changed, wanted, causes)
+            self.note_changes(source_id, changed, wanted)
         for state in states:
             state.segments = sorted(wanted[state.subject])
 
