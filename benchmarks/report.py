@@ -22,6 +22,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "consent_decision_us": ("<", 3.0),
     "anonymize_vs_floor": ("<", 2.0),
     "observability_cost": ("<", 0.25),
+    "observability_cost_track": ("<", 0.25),
     "core_segments_vs_none": (">=", 0.7),
     "ofrep_vs_bare": (">=", 0.7),
     "ofrep_half_rate_p99_ms": ("<", 5.0),
@@ -42,6 +43,12 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
     )
     if on and off:
         values["observability_cost"] = 1 - on / off  # the share of throughput they cost
+    on, off = (
+        figures.get("observability_on_track_events_per_s"),
+        figures.get("observability_off_track_events_per_s"),
+    )
+    if on and off:
+        values["observability_cost_track"] = 1 - on / off
     return values
 
 
