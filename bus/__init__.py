@@ -2,7 +2,7 @@
 
 from bus._database import Database, DatabaseUnavailable, as_utc
 from bus._dead_letters import count_dead_letters, erase_dead_letters
-from bus._driver import delete_many, insert_many, stored_json, stored_time
+from bus._driver import delete_many, execute_compiled, insert_many, stored_json, stored_time
 from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
@@ -59,6 +59,7 @@ __all__ = [
     "encode_control",
     "encode_event",
     "erase_dead_letters",
+    "execute_compiled",
     "finish_within",
     "insert_many",
     "metadata",

@@ -73,6 +73,32 @@ def delete_many(
     conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE {condition}", list(rows))  # noqa: S608
 
 
+_COMPILED: dict[tuple[int, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def execute_compiled(
+    conn: Connection, statement: Any, rows: Sequence[dict[str, Any]], times: frozenset[str]
+) -> None:
+    """Run a SQLAlchemy statement (built once, module-level) through the driver's executemany:
+    compiled once per dialect, then no per-execution statement processing. `times` names the
+    DateTime columns (passed as `stored_time` gives them)."""
+    if not rows:
+        return
+    key = (id(statement), conn.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        built = statement.compile(dialect=conn.dialect)
+        compiled = _COMPILED[key] = (built.string, tuple(built.positiontup or ()))
+    sql, names = compiled
+    conn.exec_driver_sql(
+        sql,
+        [
+            tuple(stored_time(conn, row[name]) if name in times else row[name] for name in names)
+            for row in rows
+        ],
+    )
+
+
 def delete_ranges(
     conn: Connection, table: Table, column: str, ranges: Sequence[tuple[Any, Any]]
 ) -> None:

@@ -20,7 +20,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import AlsoInCommit, BusMessage, Database, as_utc, insert_many, stored_time
+from bus import (
+    AlsoInCommit,
+    BusMessage,
+    Database,
+    as_utc,
+    execute_compiled,
+    insert_many,
+    stored_time,
+)
 from consent._records import (
     SUPPRESSION,
     ConsentRecord,
@@ -302,7 +310,4 @@ def _keep_current_statement(dialect: str) -> Any:
 def _keep_current(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Each record becomes its purpose's current one unless a later one is there already
     (later: by collection time, then recording time, then id, as `current_state` orders)."""
-    conn.execute(
-        _keep_current_statement(conn.dialect.name),
-        [{name: row[name] for name in ("source_id", "subject", "purpose", *_KEPT)} for row in rows],
-    )
+    execute_compiled(conn, _keep_current_statement(conn.dialect.name), rows, _TIME_COLUMNS)
