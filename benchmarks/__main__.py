@@ -9,7 +9,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import compute, consent_api, core, e2e, ofrep, report, scale_out, servers
+from benchmarks import (
+    compute,
+    consent_api,
+    core,
+    e2e,
+    ofrep,
+    report,
+    scale_out,
+    servers,
+    tracing_cost,
+)
 from benchmarks.http import load_client, run_at_rate, run_load
 from benchmarks.payloads import batch_body, track_body
 from observability import configure_logging
@@ -66,6 +76,9 @@ def run(seconds: float, e2e_rate: float) -> dict[str, object]:
             figures["gateway_rss_mb"] = server.peak_rss_mb()
             figures["core_backlog_events_after_load"] = _outbox_backlog(workdir)
             figures["core_drain_s"] = _drain(workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        print("gateway /v1/track traced and untraced …", flush=True)
+        figures.update(tracing_cost.measure(Path(tmp), seconds))
     with tempfile.TemporaryDirectory() as tmp:
         # A fresh gateway (no backlog from the loads above): /v1/track's latency at half the
         # rate it peaked at

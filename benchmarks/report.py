@@ -23,6 +23,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "anonymize_vs_floor": ("<", 2.0),
     "observability_cost": ("<", 0.25),
     "observability_cost_track": ("<", 0.25),
+    "tracing_cost_track": ("<", 0.25),
     "core_segments_vs_none": (">=", 0.7),
     "ofrep_vs_bare": (">=", 0.7),
     "ofrep_half_rate_p99_ms": ("<", 5.0),
@@ -49,6 +50,9 @@ def ratios(figures: dict[str, float]) -> dict[str, float]:
     )
     if on and off:
         values["observability_cost_track"] = 1 - on / off
+    traced, untraced = figures.get("track_traced_cpu_us"), figures.get("track_untraced_cpu_us")
+    if traced and untraced:
+        values["tracing_cost_track"] = 1 - untraced / traced  # the share of a request's CPU
     return values
 
 
