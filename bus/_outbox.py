@@ -51,6 +51,9 @@ _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
 _UNITS_PER_READ = 64
 _IDLE_SETTLE_SECONDS = 0.05
+# messages held in memory at most: past that (the handler lags), they are dropped from memory
+# and read from the table in order until it has caught up, so a backlog costs no memory
+FRESH_LIMIT = 5_000
 
 _UNIT_BLOBS = select(outbox.c.id, outbox.c.messages).where(
     outbox.c.id.in_(bindparam("unit_ids", expanding=True))
@@ -93,6 +96,8 @@ class OutboxBus:
         self._own_first = own_units_first
         self._orphan = timedelta(seconds=orphan_seconds)
         self._fresh: collections.deque[tuple[int, list[BusMessage]]] = collections.deque()
+        self._fresh_messages = 0
+        self._lagging = False  # past FRESH_LIMIT: everything from the table until caught up
         self._take_over_upto = 0  # units up to this id are read whatever their age (redeliver)
         # own units first: the table is read at start, then every poll_interval
         self._read_due = True
@@ -230,8 +235,9 @@ class OutboxBus:
                     _fail(group, "the outbox could not commit")
                     continue
                 if own:
-                    units = (messages for row, messages, _, _ in group if row is not None)
-                    self._fresh.extend(zip(unit_ids, units, strict=True))
+                    self._hold(
+                        [messages for row, messages, _, _ in group if row is not None], unit_ids
+                    )
             for _, _, _, done in group:
                 if not done.done():
                     done.set_result(None)
@@ -299,7 +305,6 @@ class OutboxBus:
         else:
             units = await self._read_units()
             if not units:
-                self._read_due = False
                 return 1 if self._fresh else 0  # 1: go on with the units held in memory
         if not units:
             return 0
@@ -310,6 +315,7 @@ class OutboxBus:
         except (BusUnavailable, DatabaseUnavailable):
             if self._own_first:
                 self._fresh.extendleft(reversed(units))  # first again once the transport is back
+                self._fresh_messages += len(messages)
             raise  # the transport or the database is down: nothing failed on its own
         except Exception as exc:
             log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
@@ -325,6 +331,19 @@ class OutboxBus:
                 self._delivered[:0] = delivered
                 raise
 
+    def _hold(self, units: list[list[BusMessage]], unit_ids: list[int]) -> None:
+        """Keep a commit's units in memory for the handler, unless it lags too far behind."""
+        count = sum(len(unit) for unit in units)
+        if self._lagging or self._fresh_messages + count > FRESH_LIMIT:
+            self._lagging = self._read_due = True
+            self._fresh.clear()
+            self._fresh_messages = 0
+            # read whatever their age (the relay otherwise reads only other processes' orphans)
+            self._take_over_upto = max(self._take_over_upto, *unit_ids)
+            return
+        self._fresh.extend(zip(unit_ids, units, strict=True))
+        self._fresh_messages += count
+
     def _take_fresh(self) -> list[tuple[int, list[BusMessage]]]:
         """The oldest units this process committed, up to a batch (one unit at least)."""
         units = [self._fresh.popleft()]
@@ -333,6 +352,7 @@ class OutboxBus:
             unit = self._fresh.popleft()
             units.append(unit)
             taken += len(unit[1])
+        self._fresh_messages -= taken
         return units
 
     async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
@@ -342,6 +362,8 @@ class OutboxBus:
             delivered, self._delivered = self._delivered, []
             held = {unit_id for unit_id, _ in self._fresh}
             rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered, held))
+            if not rows:  # caught up with the table (under the lock: no commit in between)
+                self._read_due = self._lagging = False
         return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
 
     def _settle(self, conn: Connection, delivered: list[tuple[int, int | None]]) -> None:

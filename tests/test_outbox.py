@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+import bus._outbox as bus_outbox
 from bus import BusMessage, EventEnvelope, OutboxBus, decode_payload, encode_event
 from bus._tables import dead_letters, outbox
 from gateway.database import open_database
@@ -112,6 +113,38 @@ async def test_own_units_from_memory_and_other_processes_from_the_table_each_onc
         await engine.dispose()
     assert sorted(received) == expected  # each once
     assert await _count(migrated, outbox) == 0
+
+
+async def test_a_lagging_handler_costs_no_memory_and_misses_nothing(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the handler falls behind, the units past the in-memory limit stay in the table
+    only (a backlog of a million events must not be held in memory), and are handed on from
+    there in order: every message once."""
+    monkeypatch.setattr(bus_outbox, "FRESH_LIMIT", 20)
+    engine = open_database(migrated.database_url)
+    received: list[str] = []
+
+    async def slow(messages: Sequence[BusMessage]) -> None:
+        received.extend(m.message_id for m in messages)
+        await asyncio.sleep(0.005)
+
+    bus = OutboxBus(engine, batch_size=5, poll_interval=0.05, own_units_first=True)
+    await bus.start(slow)
+    held: list[int] = []
+    try:
+        for round_ in range(10):
+            await asyncio.gather(*(bus.publish([_message(round_ * 100 + n)]) for n in range(30)))
+            held.append(bus._fresh_messages)  # private, on purpose: the bound is under test
+        for _ in range(500):
+            if len(received) >= 300 and await _count(migrated, outbox) == 0:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await bus.close()
+        await engine.dispose()
+    assert max(held) <= 20
+    assert sorted(received) == sorted(f"m{r * 100 + n}" for r in range(10) for n in range(30))
 
 
 async def test_a_failing_handler_gets_the_messages_again(migrated: Settings) -> None:
