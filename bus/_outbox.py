@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -53,7 +54,7 @@ _UNITS_PER_READ = 64
 _IDLE_SETTLE_SECONDS = 0.05
 # messages held in memory at most: past that (the handler lags), they are dropped from memory
 # and read from the table in order until it has caught up, so a backlog costs no memory
-FRESH_LIMIT = 5_000
+FRESH_LIMIT = 10_000
 
 _UNIT_BLOBS = select(outbox.c.id, outbox.c.messages).where(
     outbox.c.id.in_(bindparam("unit_ids", expanding=True))
@@ -102,9 +103,13 @@ class OutboxBus:
         # own units first: the table is read at start, then every poll_interval
         self._read_due = True
         self._next_read = 0.0
-        # a read of the table waits for the commit in flight: the units that commit adds are
-        # this process's own (in memory once it returns), and the units it deletes are handled
-        self._table_lock = asyncio.Lock()
+        # A read of all the table's units waits for the commit in flight: the units that commit
+        # adds are this process's own (in memory once it returns), and the units it deletes are
+        # handled. The relay reads only units too old to be in flight: it takes no lock, so
+        # that its commits and settles run side by side on PostgreSQL's pool.
+        self._table_lock: asyncio.Lock | contextlib.nullcontext[None] = (
+            contextlib.nullcontext() if orphan_seconds else asyncio.Lock()
+        )
 
     async def start(self, handler: DeliveryHandler | None = None) -> None:
         self._handler = handler
@@ -265,8 +270,9 @@ class OutboxBus:
         while not self._closing:
             idle = False
             if not self._wakeup.is_set():
-                # handled units wait for the next group's commit, or this long when none comes
-                settle_soon = bool(self._delivered) and self._own_first and not self._keep
+                # handled units are deleted with the next group's commit (the relay marks them
+                # every _UNITS_PER_READ), or after this long when no commit comes
+                settle_soon = bool(self._delivered) and self._own_first
                 wait = _IDLE_SETTLE_SECONDS if settle_soon else self._poll_interval
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), wait)
