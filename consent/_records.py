@@ -52,6 +52,16 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
     ip_truncated: str | None = None
     user_agent_hash: str | None = None
 
+    def choice(self) -> PurposeState:
+        """The record as its purpose's current choice."""
+        return PurposeState(
+            granted=self.granted,
+            source=self.source,
+            recorded_at=self.recorded_at,
+            collected_at=self.collected_at,
+            record_id=self.record_id,
+        )
+
 
 def new_records(
     *,
@@ -107,13 +117,7 @@ def current_state(records: Iterable[ConsentRecord]) -> ConsentState:
             known.collected_at,
             known.recorded_at,
         ):
-            state[record.purpose] = PurposeState(
-                granted=record.granted,
-                source=record.source,
-                recorded_at=record.recorded_at,
-                collected_at=record.collected_at,
-                record_id=record.record_id,
-            )
+            state[record.purpose] = record.choice()
     return state
 
 
@@ -129,13 +133,7 @@ def with_records(state: ConsentState, records: Iterable[ConsentRecord]) -> Conse
             known.recorded_at,
             known.record_id,
         ):
-            updated[record.purpose] = PurposeState(
-                granted=record.granted,
-                source=record.source,
-                recorded_at=record.recorded_at,
-                collected_at=record.collected_at,
-                record_id=record.record_id,
-            )
+            updated[record.purpose] = record.choice()
     return updated
 
 

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from opentelemetry.trace import (
     INVALID_SPAN,
     Span,
-    SpanKind,
     Status,
     StatusCode,
     Tracer,
@@ -32,7 +31,7 @@ from consent import ConsentState, Decision
 from gateway._validate import ValidCall
 from gateway.errors import GatewayError
 from gateway.sources import Source
-from observability import DecisionRecord, Metrics, current_request_id
+from observability import DecisionRecord, Metrics, current_request_id, server_span
 
 PROPAGATOR = TraceContextTextMapPropagator()
 Pseudonymize = Callable[[str, str], str]  # (kind, raw identifier) -> pseudonym
@@ -160,15 +159,7 @@ class Pipeline:
 
     async def run(self, request: IngestRequest) -> None:
         carrier = {"traceparent": request.traceparent} if request.traceparent else {}
-        # Exceptions are not recorded on spans: their text may echo request data. The error
-        # code alone says what went wrong.
-        with self._tracer.start_as_current_span(
-            f"HTTP POST {request.path}",
-            context=PROPAGATOR.extract(carrier),
-            kind=SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with server_span(self._tracer, f"HTTP POST {request.path}", carrier) as span:
             request_id = current_request_id()
             if request_id is not None:
                 span.set_attribute("consentgate.request_id", request_id)

@@ -22,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import Status, StatusCode, Tracer
 
-from observability import request_id_from, request_scope
+from observability import request_id_from, request_scope, server_span
 
 ASGIApp = Any
 
@@ -38,7 +37,6 @@ _CORS_HEADERS = (
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", _EXPOSED_HEADERS),
 )
-_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def request_layer(
@@ -94,13 +92,7 @@ async def _traced(
     scope = call[0]
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     method = scope.get("method", "GET")
-    with tracer.start_as_current_span(
-        f"HTTP {method}",
-        context=_PROPAGATOR.extract(headers),
-        kind=SpanKind.SERVER,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+    with server_span(tracer, f"HTTP {method}", headers) as span:
         try:
             await app(*call)
         finally:

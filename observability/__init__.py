@@ -28,7 +28,12 @@ from observability._request import (
     request_scope,
 )
 from observability._tables import metadata
-from observability._tracing import PiiGuardProcessor, create_tracer_provider, scrub_attributes
+from observability._tracing import (
+    PiiGuardProcessor,
+    create_tracer_provider,
+    scrub_attributes,
+    server_span,
+)
 
 __all__ = [
     "DECISIONS_SUBJECT",
@@ -60,5 +65,6 @@ __all__ = [
     "request_id_from",
     "request_scope",
     "scrub_attributes",
+    "server_span",
     "verify_inclusion",
 ]

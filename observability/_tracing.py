@@ -9,6 +9,7 @@ that a PII detector flags, or that holds a raw identifier of the request, is scr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry.context import Context
@@ -21,10 +22,29 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Span as AnySpan
+from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from observability._request import current_scrubber
 
 Scrub = Callable[[str], str]
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def server_span(
+    tracer: Tracer, name: str, carrier: Mapping[str, str]
+) -> AbstractContextManager[AnySpan]:
+    """A request's server span, current while it runs, in the caller's trace when `carrier`
+    (the request's headers) holds a W3C traceparent. Exceptions are not recorded on it: their
+    text may echo request data (an error code says what went wrong)."""
+    return tracer.start_as_current_span(
+        name,
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
+    )
 
 
 def scrub_attributes(attributes: Mapping[str, Any] | None, scrub: Scrub) -> dict[str, Any]:
