@@ -25,7 +25,6 @@ worker's). Handled units are then deleted in the next group's commit, not in one
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 from collections.abc import Sequence
@@ -39,7 +38,8 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
-from bus._outbox_rows import commit_group, count_failure, delete_units
+from bus._held_units import HeldUnits
+from bus._outbox_rows import commit_group, delete_units, deliver_alone, last_receipts
 from bus._tables import outbox
 from bus._transport import AlsoInCommit, BusUnavailable, DeliveryHandler
 from bus.envelope import BusMessage
@@ -52,9 +52,7 @@ _Pending = _Publish | None  # None: stop
 _CLOSE_GRACE_SECONDS = 5.0
 _UNITS_PER_READ = 64
 _IDLE_SETTLE_SECONDS = 0.05
-# messages held in memory at most: past that (the handler lags), they are dropped from memory
-# and read from the table in order until it has caught up, so a backlog costs no memory
-FRESH_LIMIT = 10_000
+FRESH_LIMIT = 10_000  # messages held in memory for the handler at most (bus._held_units)
 
 _UNIT_BLOBS = select(outbox.c.id, outbox.c.messages).where(
     outbox.c.id.in_(bindparam("unit_ids", expanding=True))
@@ -96,9 +94,7 @@ class OutboxBus:
         self._keep = timedelta(seconds=keep_delivered_seconds)
         self._own_first = own_units_first
         self._orphan = timedelta(seconds=orphan_seconds)
-        self._fresh: collections.deque[tuple[int, list[BusMessage]]] = collections.deque()
-        self._fresh_messages = 0
-        self._lagging = False  # past FRESH_LIMIT: everything from the table until caught up
+        self._fresh = HeldUnits(FRESH_LIMIT)
         self._take_over_upto = 0  # units up to this id are read whatever their age (redeliver)
         # own units first: the table is read at start, then every poll_interval
         self._read_due = True
@@ -239,10 +235,12 @@ class OutboxBus:
                     log.error("outbox_commit_failed", error=type(exc).__name__, rows=len(rows))
                     _fail(group, "the outbox could not commit")
                     continue
-                if own:
-                    self._hold(
-                        [messages for row, messages, _, _ in group if row is not None], unit_ids
-                    )
+                units = [messages for row, messages, _, _ in group if row is not None]
+                if own and not self._fresh.hold(unit_ids, units):
+                    # the handler lags: read the table, whatever the units' age (the relay
+                    # otherwise reads only other processes' orphans)
+                    self._read_due = True
+                    self._take_over_upto = max(self._take_over_upto, *unit_ids)
             for _, _, _, done in group:
                 if not done.done():
                     done.set_result(None)
@@ -305,7 +303,7 @@ class OutboxBus:
         if self._own_first and not self._read_due:
             if not self._fresh:
                 return 0
-            units = self._take_fresh()
+            units = self._fresh.take(self._batch_size)
             if len(self._delivered) >= _UNITS_PER_READ:  # no commit took them: settle now
                 await self._settle_handled()
         else:
@@ -317,15 +315,14 @@ class OutboxBus:
         messages = [message for _, unit in units for message in unit]
         try:
             receipts = await handler(messages)
-            self._delivered.extend(_last_receipts(units, receipts))
+            self._delivered.extend(last_receipts(units, receipts))
         except (BusUnavailable, DatabaseUnavailable):
             if self._own_first:
-                self._fresh.extendleft(reversed(units))  # first again once the transport is back
-                self._fresh_messages += len(messages)
+                self._fresh.put_back(units)  # first again once the transport is back
             raise  # the transport or the database is down: nothing failed on its own
         except Exception as exc:
             log.warning("outbox_batch_failed", error=type(exc).__name__, size=len(messages))
-            await self._deliver_one_by_one(handler, units)
+            self._delivered += await deliver_alone(self._db, handler, units, self._max_attempts)
         return len(messages)
 
     async def _settle_handled(self) -> None:
@@ -337,39 +334,15 @@ class OutboxBus:
                 self._delivered[:0] = delivered
                 raise
 
-    def _hold(self, units: list[list[BusMessage]], unit_ids: list[int]) -> None:
-        """Keep a commit's units in memory for the handler, unless it lags too far behind."""
-        count = sum(len(unit) for unit in units)
-        if self._lagging or self._fresh_messages + count > FRESH_LIMIT:
-            self._lagging = self._read_due = True
-            self._fresh.clear()
-            self._fresh_messages = 0
-            # read whatever their age (the relay otherwise reads only other processes' orphans)
-            self._take_over_upto = max(self._take_over_upto, *unit_ids)
-            return
-        self._fresh.extend(zip(unit_ids, units, strict=True))
-        self._fresh_messages += count
-
-    def _take_fresh(self) -> list[tuple[int, list[BusMessage]]]:
-        """The oldest units this process committed, up to a batch (one unit at least)."""
-        units = [self._fresh.popleft()]
-        taken = len(units[0][1])
-        while self._fresh and taken + len(self._fresh[0][1]) <= self._batch_size:
-            unit = self._fresh.popleft()
-            units.append(unit)
-            taken += len(unit[1])
-        self._fresh_messages -= taken
-        return units
-
     async def _read_units(self) -> list[tuple[int, list[BusMessage]]]:
         """Delete the units already handled, then read the next ones, in one transaction
         (not those this process holds in memory)."""
         async with self._table_lock:
             delivered, self._delivered = self._delivered, []
-            held = {unit_id for unit_id, _ in self._fresh}
+            held = self._fresh.ids()
             rows = await self._db.transaction(lambda conn: self._next_units(conn, delivered, held))
             if not rows:  # caught up with the table (under the lock: no commit in between)
-                self._read_due = self._lagging = False
+                self._read_due = self._fresh.lagging = False
         return [(unit_id, _unit_decoder.decode(blob)) for unit_id, blob in rows]
 
     def _settle(self, conn: Connection, delivered: list[tuple[int, int | None]]) -> None:
@@ -413,47 +386,6 @@ class OutboxBus:
             return []
         blobs = {row.id: row.messages for row in conn.execute(_UNIT_BLOBS, {"unit_ids": chosen})}
         return [(unit_id, blobs[unit_id]) for unit_id in chosen]
-
-    async def _deliver_one_by_one(
-        self, handler: DeliveryHandler, units: list[tuple[int, list[BusMessage]]]
-    ) -> None:
-        for unit_id, unit in units:
-            failed: list[tuple[BusMessage, Exception]] = []
-            receipt: int | None = None
-            for message in unit:
-                try:
-                    receipts = await handler([message])
-                    receipt = receipts[-1] if receipts else None
-                except Exception as exc:
-                    failed.append((message, exc))
-            if failed:
-                await self._record_failures(unit_id, failed)
-            else:
-                self._delivered.append((unit_id, receipt))
-
-    async def _record_failures(
-        self, unit_id: int, failed: list[tuple[BusMessage, Exception]]
-    ) -> None:
-        """Count an attempt on the unit; past `max_attempts`, dead-letter what failed."""
-        dead = await self._db.transaction(
-            lambda conn: count_failure(conn, unit_id, failed, self._max_attempts)
-        )
-        for message, exc in failed if dead else ():
-            log.error("outbox_dead_letter", message_id=message.message_id, error=type(exc).__name__)
-
-
-def _last_receipts(
-    units: list[tuple[int, list[BusMessage]]], receipts: Sequence[int] | None
-) -> list[tuple[int, int | None]]:
-    """Each unit with the receipt of its last message (`receipts` is one per message)."""
-    if not receipts:
-        return [(unit_id, None) for unit_id, _ in units]
-    ends: list[tuple[int, int | None]] = []
-    end = 0
-    for unit_id, unit in units:
-        end += len(unit)
-        ends.append((unit_id, receipts[end - 1]))
-    return ends
 
 
 def _fail(group: list[_Publish], why: str) -> None:

@@ -4,19 +4,24 @@ last one, moved to the dead letters. `bus._outbox` drives them."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from bus._database import Database
 from bus._dead_letters import insert_dead_letters
 from bus._driver import delete_ranges, insert_many, stored_time
 from bus._tables import outbox
-from bus._transport import AlsoInCommit
+from bus._transport import AlsoInCommit, DeliveryHandler
 from bus.envelope import BusMessage
 
 # built once: building a statement (and its cache key) cost more than running it
 _INSERT_UNITS_RETURNING = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+log = structlog.get_logger("consentgate.bus")
 _NONE: list[int] = []
 _UNIT_COLUMNS = ("messages", "message_count", "created_at")
 _INSERT_UNIT = f"INSERT INTO {outbox.name} ({', '.join(_UNIT_COLUMNS)}) VALUES (?, ?, ?)"  # noqa: S608
@@ -88,3 +93,51 @@ def count_failure(
     insert_dead_letters(conn, failed, attempts)
     conn.execute(delete(outbox).where(outbox.c.id == unit_id))
     return True
+
+
+async def deliver_alone(
+    database: Database,
+    handler: DeliveryHandler,
+    units: list[tuple[int, list[BusMessage]]],
+    max_attempts: int,
+) -> list[tuple[int, int | None]]:
+    """Each message of `units` to the handler alone (their batch failed): the units whose every
+    message was handled, with the receipt of the last. For each other unit an attempt is
+    counted and, past `max_attempts`, what failed moves to the dead letters."""
+    handled: list[tuple[int, int | None]] = []
+    for unit_id, unit in units:
+        failed: list[tuple[BusMessage, Exception]] = []
+        receipt: int | None = None
+        for message in unit:
+            try:
+                receipts = await handler([message])
+                receipt = receipts[-1] if receipts else None
+            except Exception as exc:
+                failed.append((message, exc))
+        if not failed:
+            handled.append((unit_id, receipt))
+            continue
+        dead = await database.transaction(
+            functools.partial(
+                count_failure, unit_id=unit_id, failed=failed, max_attempts=max_attempts
+            )
+        )
+        for message, error in failed if dead else ():
+            log.error(
+                "outbox_dead_letter", message_id=message.message_id, error=type(error).__name__
+            )
+    return handled
+
+
+def last_receipts(
+    units: list[tuple[int, list[BusMessage]]], receipts: Sequence[int] | None
+) -> list[tuple[int, int | None]]:
+    """Each unit with the receipt of its last message (`receipts` is one per message)."""
+    if not receipts:
+        return [(unit_id, None) for unit_id, _ in units]
+    ends: list[tuple[int, int | None]] = []
+    end = 0
+    for unit_id, unit in units:
+        end += len(unit)
+        ends.append((unit_id, receipts[end - 1]))
+    return ends
