@@ -34,8 +34,11 @@ async def privacy_center_html(
     privacy: PrivacyRequests,
     notice: str | None = None,
     receipt: SignedReceipt | None = None,
+    submitted: str | None = None,
 ) -> str:
-    """The privacy center's page for the caller's subject."""
+    """The privacy center's page for the caller's subject. `submitted`: the request just made;
+    if it completed before the page was rendered, the page announces it, as its script does
+    for one that completes after."""
     source = caller.source
     view = await current_consent(consent, source, (caller.subject,))
     definitions = source.consent.known_purposes()
@@ -62,7 +65,11 @@ async def privacy_center_html(
         key=lambda r: (r.recorded_at, r.record_id),
         reverse=True,
     )
-    requests = await privacy.store.listing(source_id=source.source_id, subject=caller.subject)
+    requests = [
+        request_row(privacy.view(r))
+        for r in await privacy.store.listing(source_id=source.source_id, subject=caller.subject)
+    ]
+    done = [r for r in requests if r["id"] == submitted and r["status_code"] == "completed"]
     return render(
         "privacy.html",
         source_name=source.name,
@@ -77,7 +84,8 @@ async def privacy_center_html(
             "signature": receipt.signature,
             "json": json.dumps(receipt.receipt, indent=2, sort_keys=True),
         },
-        requests=[request_row(privacy.view(r)) for r in requests],
+        requests=requests,
+        announcement=f"{done[0]['kind_name']}: completed." if done else "",
         history=[
             {
                 "at": _minute(r.recorded_at),

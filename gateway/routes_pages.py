@@ -94,12 +94,14 @@ async def _center_page(
     session: Session,
     notice: str | None = None,
     receipt: SignedReceipt | None = None,
+    submitted: str | None = None,
 ) -> Response[str]:
-    """The privacy center, with a notice (and the receipt) of what was just done."""
+    """The privacy center, with a notice (and the receipt, or the request) of what was just
+    done."""
     runtime = runtime_of(request)
     csrf = runtime.pages.csrf_token(session)
     html = await privacy_center_html(
-        caller, csrf, runtime.consent, runtime.privacy, notice, receipt
+        caller, csrf, runtime.consent, runtime.privacy, notice, receipt, submitted
     )
     return _page(html, scripted=True)
 
@@ -222,7 +224,7 @@ async def submit_from_page(
             True,
         )
     try:
-        await runtime_of(request).privacy.submit(
+        submitted = await runtime_of(request).privacy.submit(
             caller.source, kind, [caller.subject], "privacy_center", []
         )
     except PrivacyError as exc:
@@ -232,7 +234,7 @@ async def submit_from_page(
         if kind == "access"
         else "Your data is being deleted. The receipts appear below as each store confirms."
     )
-    return await _center_page(request, caller, session, notice)
+    return await _center_page(request, caller, session, notice, submitted=submitted.request_id)
 
 
 @get("/privacy/requests/{request_id:str}/export", include_in_schema=False)

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from gateway.callers import SubjectCaller
+from gateway.privacy_center_view import privacy_center_html
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
 from tests.helpers import bearer, completed_privacy_request
@@ -228,3 +230,42 @@ def test_delete_my_data_needs_the_confirmation_then_completes_with_receipts(
     assert request_id is not None
     done = completed_privacy_request(client, bearer(source.server_key), request_id.group(1))
     assert done["status"] == "completed"
+
+
+def test_a_request_done_before_the_page_is_rendered_is_announced_as_the_script_would(
+    client: Client, source: CreatedSource
+) -> None:
+    """The script announces a request that completes while the page is open. One that
+    completed before the page was rendered (the core can erase that fast) leaves the script
+    nothing to follow, so the page itself announces it. Rendered here once the erasure has
+    completed, as the answer to the form would be had the core been that quick."""
+    html = _open(client, source, "pc-fast")
+    asked = client.post(
+        "/privacy/requests", data={"csrf": _csrf(html), "type": "erasure", "confirm": "yes"}
+    )
+    request_id = re.search(r"<code>(pr_\w+)</code>", asked.text)
+    assert request_id is not None
+    done = completed_privacy_request(client, bearer(source.server_key), request_id.group(1))
+    assert done["status"] == "completed"
+    runtime = client.app.state.runtime
+    with client.portal() as portal:
+        found = portal.call(runtime.sources.by_id, source.source_id)
+        caller = SubjectCaller(source=found, subject=found.pseudonymize("subject", "pc-fast"))
+
+        def page(submitted: str | None) -> str:
+            html: str = portal.call(
+                privacy_center_html,
+                caller,
+                "csrf",
+                runtime.consent,
+                runtime.privacy,
+                "Your data is being deleted.",
+                None,
+                submitted,
+            )
+            match = re.search(r'<p id="requests-status"[^>]*>([^<]*)</p>', html)
+            assert match is not None
+            return match.group(1)
+
+        assert page(request_id.group(1)) == "Deletion of my data: completed."
+        assert page(None) == ""  # a plain visit announces nothing
