@@ -236,7 +236,7 @@ class OutboxBus:
                     _fail(group, "the outbox could not commit")
                     continue
                 units = [messages for row, messages, _, _ in group if row is not None]
-                if own and not self._fresh.hold(unit_ids, units):
+                if own and unit_ids and not self._fresh.hold(unit_ids, units):
                     # the handler lags: read the table, whatever the units' age (the relay
                     # otherwise reads only other processes' orphans)
                     self._read_due = True

@@ -136,6 +136,8 @@ async def test_a_lagging_handler_costs_no_memory_and_misses_nothing(
         for round_ in range(10):
             await asyncio.gather(*(bus.publish([_message(round_ * 100 + n)]) for n in range(30)))
             held.append(bus._fresh.messages)  # private, on purpose: the bound is under test
+            # work committed with no message (a unit of none) while it lags
+            await asyncio.wait_for(bus.publish([], also=lambda conn: None), 5)
         for _ in range(500):
             if len(received) >= 300 and await _count(migrated, outbox) == 0:
                 break
