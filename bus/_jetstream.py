@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from bus._database import Database, DatabaseUnavailable
 from bus._dead_letters import insert_dead_letters
+from bus._jetstream_setup import CONSUMER, ensure_consumer, ensure_stream
 from bus._notices import ChangeListener, ChangeNotices
 from bus._outbox import OutboxBus
 from bus._transport import AlsoInCommit, BusUnavailable, MessageHandler, finish_within
@@ -44,15 +45,12 @@ log = structlog.get_logger("consentgate.bus")
 MSG_ID = "Nats-Msg-Id"
 STREAM = "CONSENTGATE"
 PREFIX = "consentgate"
-CONSUMER = "core"
 # relaying its own outbox units, a process takes over another's only past this age (that
 # process died, or lags this far behind)
 ORPHAN_SECONDS = 10.0
 _PUBLISH_TIMEOUT_SECONDS = 5.0
 _FETCH_WAIT_SECONDS = 1.0
 _CLOSE_TIMEOUT_SECONDS = 5.0
-_STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
-_DUPLICATE_WINDOW_SECONDS = 120.0
 
 ControlListener = Callable[[BusMessage], Awaitable[None]]
 
@@ -109,8 +107,18 @@ class JetStreamBus:
         except Exception as exc:  # nats raises several kinds for an unreachable server
             raise BusUnavailable(f"cannot reach NATS at {self._url}: {exc}") from exc
         self._js = self._nc.jetstream()
-        await self._ensure_stream()
-        await self._ensure_consumer()
+        try:
+            await ensure_stream(self._js, self._stream, self._prefix)
+            await ensure_consumer(
+                self._js,
+                self._stream,
+                self._prefix,
+                ack_wait=self._ack_wait,
+                max_ack_pending=self._batch_size * 20,
+            )
+        except Exception as exc:
+            await self._close_connection()  # else its socket outlives the failed start
+            raise BusUnavailable(f"JetStream at {self._url}: {exc}") from exc
         await self.relay_lost()  # a NATS crash while we were down may have lost some
         await self._outbox.start(self._relay)
         if handler is not None:
@@ -166,6 +174,9 @@ class JetStreamBus:
             if late:
                 await asyncio.wait(late, timeout=_CLOSE_TIMEOUT_SECONDS)
         await self._outbox.close()
+        await self._close_connection()
+
+    async def _close_connection(self) -> None:
         if self._nc is not None:
             # close, not drain: what was fetched and not acked is redelivered (we ack only
             # after applying), and a drain waits on the fan-out's ordered consumer forever
@@ -175,44 +186,6 @@ class JetStreamBus:
 
     def _subject(self, message: BusMessage) -> str:
         return f"{self._prefix}.{message.subject}"
-
-    async def _ensure_stream(self) -> None:
-        """Create the stream, or bring an existing one to this configuration (idempotent)."""
-        from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-        from nats.js.errors import NotFoundError
-
-        config = StreamConfig(
-            name=self._stream,
-            subjects=[f"{self._prefix}.>"],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=_STREAM_MAX_AGE_SECONDS,
-            duplicate_window=_DUPLICATE_WINDOW_SECONDS,
-        )
-        try:
-            await self._js.stream_info(self._stream)
-            await self._js.update_stream(config)
-        except NotFoundError:
-            await self._js.add_stream(config)
-
-    async def _ensure_consumer(self) -> None:
-        """The core's durable consumer, created by every process (idempotent): it holds the
-        events from the moment the first gateway starts, whether or not a core runs yet, and
-        its pending count is the bus lag."""
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        await self._js.add_consumer(
-            self._stream,
-            config=ConsumerConfig(
-                durable_name=CONSUMER,
-                filter_subject=f"{self._prefix}.>",
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._ack_wait,
-                max_deliver=-1,  # we dead-letter after max_attempts ourselves: never silently
-                max_ack_pending=self._batch_size * 20,
-            ),
-        )
 
     async def _consumer(self) -> Any:
         return await self._js.pull_subscribe_bind(durable=CONSUMER, stream=self._stream)

@@ -96,7 +96,7 @@ def _envelope(index: int, step: dict[str, Any], source_id: str) -> EventEnvelope
         properties = {"feature": feature, "amount": amount, "plan": step["plan"]}
         if event == "Onboarding Step":
             properties = {"flow": "onboarding", "step": f"step-{amount % 4}"}
-    at = NOW - timedelta(days=6) + timedelta(minutes=step["minutes"])
+    at = NOW - timedelta(days=5) + timedelta(minutes=step["minutes"])  # a day of slack at midnight
     return EventEnvelope(
         message_id=f"m{index}",
         source_id=source_id,

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 from sqlalchemy import insert
 
-from bus import BusMessage, Database, DatabaseUnavailable, JetStreamBus
+from bus import BusMessage, BusUnavailable, Database, DatabaseUnavailable, JetStreamBus
 from bus._tables import outbox
 from gateway.database import open_database
 from gateway.settings import Settings
@@ -296,3 +297,28 @@ def test_a_database_outage_dead_letters_nothing(
     assert sorted(applied) == ["m0", "m1", "m2"]
     with sqlite3.connect(migrated.database_url.removeprefix("sqlite:///")) as conn:
         assert conn.execute("SELECT count(*) FROM bus_dead_letters").fetchone()[0] == 0
+
+
+def test_a_stream_that_cannot_be_created_fails_the_start_clearly_and_closes_the_connection(
+    migrated: Settings, nats_stream: tuple[str, str]
+) -> None:
+    """A stream whose subjects another stream already holds cannot be created: `start` raises
+    BusUnavailable naming the server and the reason, and leaves no connection open."""
+    url, taken = nats_stream
+
+    async def scenario() -> None:
+        import nats
+
+        connection = await nats.connect(url)
+        await connection.jetstream().add_stream(name=taken, subjects=[f"{taken.lower()}.>"])
+        await connection.close()
+        database = open_database(migrated.database_url)
+        bus = JetStreamBus(url, database, stream=taken + "X", prefix=taken.lower())
+        try:
+            with pytest.raises(BusUnavailable, match=r"JetStream at nats://.*overlap"):
+                await bus.start()
+            assert bus._nc.is_closed
+        finally:
+            await database.dispose()
+
+    asyncio.run(scenario())

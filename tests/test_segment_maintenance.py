@@ -16,8 +16,6 @@ from gateway.sources import CreatedSource
 from profiles import ProfileConsumer, SegmentMaintenance, SegmentStore
 from tests.helpers import basic, bearer, wait_for
 
-NOW = datetime.now(UTC)
-
 
 @pytest.fixture
 def migrated(shaped: Settings) -> Settings:
@@ -47,8 +45,13 @@ def _event(message_id: str, at: datetime) -> EventEnvelope:
 async def test_a_subject_leaves_a_window_segment_when_the_window_slides(
     migrated: Settings,
 ) -> None:
-    """Six days after their last event a user is "active in 7 days"; two days later, with no
-    new event, the daily sweep moves them to "inactive" and logs the window as the cause."""
+    """Five days after their last event a user is "active in 7 days"; three days later, with no
+    new event, the daily sweep moves them to "inactive" and logs the window as the cause.
+
+    The consumer reads today from the clock: a day of slack on each side keeps the test right
+    when it runs across midnight."""
+    now = datetime.now(UTC)
+    later = (now + timedelta(days=3)).date()
     database = open_database(migrated.database_url)
     try:
         segments = SegmentStore(database)
@@ -56,18 +59,18 @@ async def test_a_subject_leaves_a_window_segment_when_the_window_slides(
         await segments.put("active", "Active", active)
         await segments.put("inactive", "Inactive", {"not": {"segment": "active"}})
         consumer = ProfileConsumer(database)
-        await consumer([encode_event(_event("m1", NOW - timedelta(days=6)))])
+        await consumer([encode_event(_event("m1", now - timedelta(days=5)))])
         members = "SELECT segment_key FROM profiles_segment_members WHERE subject='p1_quiet'"
         assert await _rows(database, members) == [("active",)]
         maintenance = SegmentMaintenance(database, consumer)
-        assert await maintenance.sweep_windows(NOW.date()) == 0  # today: nothing slid out
-        assert await maintenance.sweep_windows(NOW.date()) is None  # once a day
-        assert await maintenance.sweep_windows((NOW + timedelta(days=2)).date()) == 2
+        assert await maintenance.sweep_windows(now.date()) == 0  # today: nothing slid out
+        assert await maintenance.sweep_windows(now.date()) is None  # once a day
+        assert await maintenance.sweep_windows(later) == 2
         assert await _rows(database, members) == [("inactive",)]
         log = await _rows(
             database, "SELECT segment_key, joined, cause FROM profiles_segment_changes ORDER BY id"
         )
-        window = f"window:{(NOW + timedelta(days=2)).date().isoformat()}"
+        window = f"window:{later.isoformat()}"
         assert log[-2:] == [("inactive", 1, window), ("active", 0, window)]
         assert log[0] == ("active", 1, "event:m1")
     finally:
