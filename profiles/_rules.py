@@ -31,7 +31,7 @@ class RuleError(ValueError):
     """An invalid rule; the message ends with the path of the node at fault."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is built 2.5x slower, once per event
 class ProfileView:
     """What a rule can see of a subject, now."""
 

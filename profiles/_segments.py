@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import heapq
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast, overload
 
@@ -38,6 +38,7 @@ _MEMBERSHIPS = select(_members.c.subject, _members.c.segment_key).where(
 _changes = cast(Table, SegmentChangeRow.__table__)
 # how long the core keeps the definitions it read before reading them again
 DEFINITIONS_SECONDS = 1.0
+_READING_CACHE_SIZE = 4096
 
 
 def _no_custom(state: ProfileState) -> Mapping[str, Any]:
@@ -62,13 +63,21 @@ class RuleSet(Sequence[Rule]):
             for name in rule.inputs:
                 readers.setdefault(name, []).append(index)
         self._readers = {name: tuple(indexes) for name, indexes in readers.items()}
+        # what `reading` answered, by the inputs asked: events touch few distinct sets of them
+        self._reading: dict[frozenset[str], tuple[int, ...]] = {}
 
-    def reading(self, inputs: Iterable[str]) -> list[int]:
-        """The indexes of the rules reading any of `inputs`."""
-        found: set[int] = set()
-        for name in inputs:
-            found.update(self._readers.get(name, ()))
-        return list(found)
+    def reading(self, inputs: Iterable[str]) -> tuple[int, ...]:
+        """The indexes of the rules reading any of `inputs`, in evaluation order."""
+        asked = frozenset(inputs)
+        found = self._reading.get(asked)
+        if found is None:
+            indexes: set[int] = set()
+            for name in asked:
+                indexes.update(self._readers.get(name, ()))
+            if len(self._reading) >= _READING_CACHE_SIZE:
+                self._reading.clear()
+            found = self._reading[asked] = tuple(sorted(indexes))
+        return found
 
     def dependents(self, key: str) -> tuple[int, ...]:
         """The rules referring to segment `key` (all after it in evaluation order)."""
@@ -83,6 +92,9 @@ class RuleSet(Sequence[Rule]):
 
     def __len__(self) -> int:
         return len(self._rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules)  # Sequence's would call __getitem__ for each rule
 
 
 class SegmentEvaluator:
@@ -150,29 +162,35 @@ class SegmentEvaluator:
             return
         current = known_memberships(conn, source_id, states, rules.keys)
         today = datetime.now(UTC).date()
-        wanted = {
-            state.subject: members_of(
-                state, rules, today, functools.partial(custom, state), current[state.subject]
+        wanted: dict[str, Set[str]] = {}
+        changed: dict[str, Set[str]] = {}
+        for state in states:
+            had = current[state.subject]
+            now = wanted[state.subject] = members_of(
+                state, rules, today, functools.partial(custom, state), had
             )
-            for state in states
-        }
-        changed = {subject: had for subject, had in current.items() if had != wanted[subject]}
+            if now != had:
+                changed[state.subject] = had
+            # the row keeps them: written again when they moved or named a deleted segment
+            if now != had or state.segments is None or len(state.segments) != len(now):
+                state.segments = sorted(now)
         if changed:
             write_changes(conn, source_id, changed, wanted, causes)
             self.note_changes(source_id, changed, wanted)
-        for state in states:
-            state.segments = sorted(wanted[state.subject])
 
 
 def known_memberships(
-    conn: Connection, source_id: str, states: Iterable[ProfileState], keys: Set[str]
-) -> dict[str, set[str]]:
+    conn: Connection, source_id: str, states: Iterable[ProfileState], keys: frozenset[str]
+) -> dict[str, Set[str]]:
     """Each state's segments now: as its row keeps them (of the segments that still exist),
     or, for a row written before it kept them, as the membership table says."""
-    current = {
-        state.subject: set(state.segments) & keys for state in states if state.segments is not None
-    }
-    unknown = [state.subject for state in states if state.segments is None]
+    current: dict[str, Set[str]] = {}
+    unknown = []
+    for state in states:
+        if state.segments is None:
+            unknown.append(state.subject)
+        else:
+            current[state.subject] = keys.intersection(state.segments)
     if unknown:
         current.update(current_memberships(conn, source_id, unknown))
     return current
@@ -191,8 +209,8 @@ def current_memberships(
 def write_changes(
     conn: Connection,
     source_id: str,
-    current: Mapping[str, set[str]],
-    wanted: Mapping[str, set[str]],
+    current: Mapping[str, Set[str]],
+    wanted: Mapping[str, Set[str]],
     causes: Mapping[str, str],
     only: str | None = None,
 ) -> int:
@@ -235,17 +253,20 @@ def members_of(
     today: date,
     custom: Callable[[], Mapping[str, Any]] | None = None,
     before: Set[str] | None = None,
-) -> set[str]:
+) -> Set[str]:
     """The segments `state` is in, each rule seeing the memberships decided before it.
 
     Given the memberships `before` and the inputs the state's changes `touched`, only the rules
     reading a touched input are evaluated, then those referring to a segment whose membership
-    changed; the others keep their membership."""
+    changed; the others keep their membership (`before` itself is returned when no rule reads
+    what changed)."""
     every = before is None or EVERYTHING in state.touched
-    members: set[str] = set() if every or before is None else set(before)
-    pending = [] if every else rules.reading(state.touched)
-    if not every and not pending:
-        return members  # nothing any rule reads has changed
+    reading: tuple[int, ...] = ()
+    if not every:
+        reading = rules.reading(state.touched)
+        if not reading:
+            return cast(Set[str], before)
+    members: set[str] = set() if every else set(cast(Set[str], before))
     view = ProfileView(
         traits=state.traits,
         computed=ComputedView(state, today, custom or _nothing),
@@ -260,7 +281,7 @@ def members_of(
             if rule.holds(view):
                 members.add(rule.key)
         return members
-    heapq.heapify(pending)
+    pending = list(reading)  # in evaluation order: already a heap
     done = -1
     while pending:
         index = heapq.heappop(pending)
