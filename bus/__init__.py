@@ -2,7 +2,15 @@
 
 from bus._database import Database, DatabaseUnavailable, as_utc
 from bus._dead_letters import count_dead_letters, erase_dead_letters
-from bus._driver import delete_many, execute_compiled, insert_many, stored_json, stored_time
+from bus._driver import (
+    delete_many,
+    execute_compiled,
+    insert_many,
+    run_one,
+    select_in,
+    stored_json,
+    stored_time,
+)
 from bus._jetstream import JetStreamBus
 from bus._outbox import OutboxBus
 from bus._tables import NAMING_CONVENTION, metadata
@@ -63,6 +71,8 @@ __all__ = [
     "finish_within",
     "insert_many",
     "metadata",
+    "run_one",
+    "select_in",
     "stored_json",
     "stored_time",
 ]

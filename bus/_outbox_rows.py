@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from bus._database import Database
 from bus._dead_letters import insert_dead_letters
-from bus._driver import delete_ranges, insert_many, stored_time
+from bus._driver import delete_ranges, insert_many, run_one, stored_time
 from bus._tables import outbox
 from bus._transport import AlsoInCommit, DeliveryHandler
 from bus.envelope import BusMessage
@@ -53,7 +53,7 @@ def insert_units(conn: Connection, rows: list[dict[str, Any]], returning: bool) 
         insert_many(conn, outbox, _UNIT_COLUMNS, values)
         return []
     if conn.dialect.name == "sqlite":  # a row at a time: each one's rowid, no RETURNING
-        return [int(conn.exec_driver_sql(_INSERT_UNIT, row).lastrowid) for row in values]
+        return [int(run_one(conn, _INSERT_UNIT, row).lastrowid) for row in values]
     return [int(unit_id) for unit_id in conn.execute(_INSERT_UNITS_RETURNING, rows).scalars()]
 
 

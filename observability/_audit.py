@@ -22,7 +22,7 @@ import msgspec
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection
 
-from bus import Database, as_utc, insert_many, stored_time
+from bus import Database, as_utc, insert_many, run_one, stored_time
 from observability._merkle import CompactRange, MerkleTree, leaf_hash, prefix_roots
 from observability._tables import AuditCheckpointRow, AuditEntryRow
 
@@ -217,8 +217,8 @@ _LAST_ENTRY = f"SELECT seq, chain FROM {_entries.name} ORDER BY seq DESC LIMIT 1
 
 def _append(conn: Connection, kind: str, actor: str, details: dict[str, Any], now: datetime) -> int:
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_LOCK_LOG)
-    last = conn.exec_driver_sql(_LAST_ENTRY).first()
+        run_one(conn, _LOCK_LOG)
+    last = run_one(conn, _LAST_ENTRY).fetchone()
     seq = 1 if last is None else last[0] + 1
     entry = canonical(
         {

@@ -14,18 +14,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from bus import EventEnvelope
+from bus import EventEnvelope, select_in
 from profiles._tables import IdentityLinkRow
 
 _links = cast(Table, IdentityLinkRow.__table__)
-# built once: building a statement (and its cache key) cost more than running it
-_LINKS_OF = select(_links.c.alias, _links.c.canonical).where(
-    _links.c.source_id == bindparam("source_id"),
-    _links.c.alias.in_(bindparam("aliases", expanding=True)),
-)
 
 
 def stitch_pair(envelope: EventEnvelope) -> tuple[str, str] | None:
@@ -50,8 +45,10 @@ class IdentityGraph:
         wanted = list(set(pseudonyms))
         self._links: dict[str, str] = {}
         if wanted:
-            found = conn.execute(_LINKS_OF, {"source_id": source_id, "aliases": wanted})
-            self._links = {row.alias: row.canonical for row in found}
+            found = select_in(
+                conn, _links, ("alias", "canonical"), "source_id", source_id, "alias", wanted
+            )
+            self._links = dict(found)
         self._new: dict[str, str] = {}  # alias -> (message id) linked in this transaction
         self._message: dict[str, str] = {}
         self._repointed: list[tuple[str, str]] = []
