@@ -4,6 +4,7 @@ SQLAlchemy still owns the schema; the values are passed as its column types stor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -150,7 +151,12 @@ def delete_ranges(
     run_many(conn, sql, list(ranges))
 
 
-def _columns(table: Table, columns: Sequence[str]) -> list[str]:
+def _columns(table: Table, columns: Sequence[str]) -> tuple[str, ...]:
     """The columns' names as the table defines them (a name it lacks raises KeyError): the
     statements are built from the schema, never from input, hence the S608 exemptions."""
-    return [table.c[column].name for column in columns]
+    return _names(table, tuple(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _names(table: Table, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(table.c[column].name for column in columns)

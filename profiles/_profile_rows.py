@@ -7,16 +7,22 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 
+import msgspec
 import structlog
 from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from bus import Erase, as_utc
+from bus import Erase, as_utc, select_in
 from profiles._identity import forget_links, linked_identities
 from profiles._segments import current_memberships, write_changes
-from profiles._state import ProfileState, decode_accumulated, encode_accumulated
+from profiles._state import (
+    ProfileState,
+    decode_accumulated,
+    decode_accumulated_json,
+    encode_accumulated,
+)
 from profiles._tables import ErasureRow, ProfileRow, SegmentChangeRow, SegmentMemberRow
 
 log = structlog.get_logger("consentgate.profiles")
@@ -73,6 +79,36 @@ def _upsert_statement(postgres: bool) -> Any:
     )
 
 
+# what a state is made of, read straight from SQLite (`_state_of_sqlite`)
+_STATE_COLUMNS = (
+    "subject", "traits", "event_counts", "first_seen", "last_seen", "day_counts", "consent",
+    "accumulated",
+)  # fmt: skip
+_json = msgspec.json.Decoder()
+
+
+def _state_of_sqlite(row: tuple[Any, ...]) -> ProfileState:
+    """`state_of` a row of `_STATE_COLUMNS` as the sqlite3 driver gives it: JSON as text,
+    times as SQLAlchemy stores them (naive UTC text)."""
+    subject, traits, event_counts, first_seen, last_seen, day_counts, consent, stored = row
+    kept = decode_accumulated_json(stored)
+    return ProfileState(
+        subject=subject,
+        traits=_json.decode(traits),
+        event_counts=_json.decode(event_counts),
+        first_seen=datetime.fromisoformat(first_seen).replace(tzinfo=UTC),
+        last_seen=datetime.fromisoformat(last_seen).replace(tzinfo=UTC),
+        day_counts=_json.decode(day_counts),
+        consent=_json.decode(consent),
+        consent_clock=kept.consent_clock,
+        trait_clock=kept.trait_clock,
+        event_last=kept.event_last,
+        accumulated=kept.accumulated,
+        identified=kept.identified,
+        segments=kept.segments,
+    )
+
+
 class ProfileRows:
     def __init__(self, *, postgres: bool) -> None:
         self._postgres = postgres
@@ -80,6 +116,11 @@ class ProfileRows:
     def load(self, conn: Connection, source_id: str, subjects: set[str]) -> dict[str, ProfileState]:
         if not subjects:
             return {}
+        if conn.dialect.name == "sqlite":  # SQLAlchemy's execution cost more than the read
+            rows = select_in(
+                conn, _profiles, _STATE_COLUMNS, "source_id", source_id, "subject", list(subjects)
+            )
+            return {row[0]: _state_of_sqlite(row) for row in rows}
         query = _PROFILES_FOR_UPDATE if self._postgres else _PROFILES
         found = conn.execute(query, {"source_id": source_id, "subjects": list(subjects)})
         return {row.subject: state_of(row) for row in found}

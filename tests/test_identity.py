@@ -11,6 +11,8 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from bus import Database, EventEnvelope, encode_event
 from gateway.database import open_database
@@ -23,6 +25,8 @@ from profiles import (
     put_source_traits,
     read_profile,
 )
+from profiles._profile_rows import ProfileRows, state_of
+from profiles._tables import ProfileRow
 
 USER, OLD_USER = "p1_user", "p1_olduser"
 
@@ -123,8 +127,21 @@ async def _build(
         await consumer([encode_event(envelope) for envelope in batch])
     # the incremental evaluation left every membership as a full evaluation decides
     assert await SegmentMaintenance(database, consumer).reevaluate(source_id) == 0
+    fast, processed = await database.read(lambda conn: _loaded_both_ways(conn, source_id))
+    assert fast == processed
     others = [await read_profile(database, source_id, p) for p in (*ANONYMOUS, OLD_USER)]
     return await read_profile(database, source_id, USER), others
+
+
+def _loaded_both_ways(conn: Connection, source_id: str) -> tuple[Any, Any]:
+    """The source's states as the core loads them (straight from the driver on SQLite) and
+    as SQLAlchemy's column types give them: the oracle of the fast read."""
+    table = ProfileRow.__table__
+    rows = conn.execute(select(table).where(table.c.source_id == source_id)).all()
+    subjects = {row.subject for row in rows}
+    postgres = conn.dialect.name == "postgresql"
+    fast = ProfileRows(postgres=postgres).load(conn, source_id, subjects)
+    return fast, {row.subject: state_of(row) for row in rows}
 
 
 def _comparable(profile: Profile | None) -> Any:
