@@ -25,6 +25,7 @@ log = structlog.get_logger("consentgate.background")
 
 _MAINTENANCE_INTERVAL_SECONDS = 600.0
 _BUS_LAG_INTERVAL_SECONDS = 5.0
+_FIRST_RECHECK_SECONDS = 0.1
 _STOP_SECONDS = 10.0
 
 
@@ -110,13 +111,21 @@ async def _tell_streams(runtime: Runtime) -> None:
 
 async def _advance_privacy_requests(runtime: Runtime) -> None:
     """Resume open privacy requests (after a crash, or until the core has erased), and keep
-    the open-request and deadline gauges current."""
+    the open-request and deadline gauges current. An erasure just handed to the core is looked
+    at again after 0.1 s, then half as often each round it stays open, back to every
+    `privacy_advance_seconds`: it completes as soon as the core has applied it, and a core
+    that is down costs a round every `privacy_advance_seconds`, no more."""
+    longest = runtime.settings.privacy_advance_seconds
+    pause = longest
     while True:
+        still_open = 0
         try:
-            await runtime.privacy.advance()
+            still_open = await runtime.privacy.advance()
         except Exception as exc:  # keep advancing; the gauges show what stays open
             log.error("privacy_requests_failed", error=type(exc).__name__)
-        await asyncio.sleep(runtime.settings.privacy_advance_seconds)
+        pause = min(pause * 2, longest) if still_open else longest
+        if await runtime.privacy.pause(pause):
+            pause = _FIRST_RECHECK_SECONDS / 2  # doubled after the next round
 
 
 async def _checkpoint_audit(runtime: Runtime) -> None:

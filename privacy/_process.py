@@ -118,6 +118,7 @@ class PrivacyRequests:
         self._observe_open = observe_open
         # requests advance one at a time in a process; a lease guards against other replicas
         self._lock = asyncio.Lock()
+        self._waiting_on_core = asyncio.Event()  # an erasure was handed to the core
         # an erasure's own steps: (store, step), run in order, each receipted once
         self._erasure_steps: tuple[tuple[str, Step], ...] = (
             ("consent", self._suppress),
@@ -175,6 +176,16 @@ class PrivacyRequests:
         self._observe_open(still_open)
         return len(still_open)
 
+    async def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less: until an erasure is handed to the core (then True: the core
+        applies it within milliseconds, and the request can complete as soon as it has)."""
+        try:
+            await asyncio.wait_for(self._waiting_on_core.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._waiting_on_core.clear()
+        return True
+
     def view(self, request: PrivacyRequest) -> PrivacyRequestView:
         return request_view(request, self._sign)
 
@@ -222,6 +233,7 @@ class PrivacyRequests:
             )
             await self._bus.publish([encode_control(erase, f"{request.request_id}:erase")])
             await self._set_status(request, "in_progress")
+            self._waiting_on_core.set()
         elif request.kind == "opt_out":
             if "consent" not in done:
                 withdrawn = await self._withdraw(source, request, request.purposes)

@@ -7,13 +7,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar.testing import TestClient
 from sqlalchemy import insert
 
+from anonymization import KekSet
 from bus import EventEnvelope, encode_event
 from bus._tables import dead_letters
+from gateway.app import create_app
 from gateway.cli import main
 from gateway.settings import Settings
 from gateway.sources import CreatedSource
@@ -374,3 +377,22 @@ def test_an_erasure_deletes_the_subjects_dead_letters_only(
     assert sqlite_rows(migrated.database_url, "SELECT message_id FROM bus_dead_letters") == [
         ("dl-1",)
     ]
+
+
+def test_an_erasure_completes_once_the_core_has_applied_it_not_at_the_next_round(
+    migrated: Settings, keks: KekSet, source: CreatedSource
+) -> None:
+    """With the background round an hour apart, an erasure still completes: handing it to the
+    core wakes the round, which looks again until the core has erased."""
+    hourly = msgspec.structs.replace(migrated, privacy_advance_seconds=3600.0)
+    with TestClient(create_app(hourly, keks)) as client:
+        _send_user_events(client, source)
+        server = bearer(source.server_key)
+        request = client.post(
+            "/v1/privacy/requests", json={"type": "erasure", "userId": USER}, headers=server
+        ).json()
+        assert request["status"] == "in_progress"
+        done = completed_privacy_request(client, server, request["id"])
+        assert ("profiles", "deleted", 1) in {
+            (r["store"], r["action"], r["count"]) for r in done["receipts"]
+        }
