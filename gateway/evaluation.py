@@ -6,7 +6,6 @@ it is suppressed, and its profile, read within the core's time budget."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,7 +80,7 @@ async def evaluation_subject(
     if cached is None:
         return _with(subject, None, "unknown_subject")
     if isinstance(cached, ProfileView):
-        return _with(subject, replace(cached, consent=allowed), None)
+        return _with(subject, cached.with_consent(allowed), None)
     started = views.clock() if views is not None else 0.0
     try:
         found = await asyncio.wait_for(

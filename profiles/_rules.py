@@ -44,6 +44,18 @@ class ProfileView:
     consent: frozenset[str] = frozenset()  # purposes the subject allows now
     today: date = date(1970, 1, 1)
 
+    def with_consent(self, consent: frozenset[str]) -> ProfileView:
+        """This view with the purposes allowed now (dataclasses.replace is 10x slower)."""
+        return ProfileView(
+            self.traits,
+            self.computed,
+            self.event_counts,
+            self.day_counts,
+            self.segments,
+            consent,
+            self.today,
+        )
+
 
 def validate_rule(rule: Any, path: str = "$.rule") -> None:
     """Refuse an invalid rule with a `RuleError` naming the node; bound its size and depth."""

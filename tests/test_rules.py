@@ -151,3 +151,21 @@ def test_compiled_rules_answer_as_the_interpreter_on_any_rule(
     except RuleError:
         assume(False)  # only valid rules are compiled
     assert compile_rule(rule)(view) is evaluate(rule, view)
+
+
+def test_a_view_with_the_consent_of_now_keeps_everything_else() -> None:
+    """`with_consent` is `dataclasses.replace(view, consent=…)`, field for field."""
+    import dataclasses
+
+    view = ProfileView(
+        traits={"plan": "pro"},
+        computed={"sessions": 3},
+        event_counts={"Signed Up": 1},
+        day_counts={"Signed Up": {"2026-01-01": 1}},
+        segments={"active"},
+        consent=frozenset({"analytics"}),
+        today=date(2026, 1, 2),
+    )
+    now = frozenset({"analytics", "personalization"})
+    assert view.with_consent(now) == dataclasses.replace(view, consent=now)
+    assert view.consent == frozenset({"analytics"})  # the cached view is left as it was
