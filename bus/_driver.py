@@ -55,6 +55,8 @@ def select_in(
 ) -> list[tuple[Any, ...]]:
     """`columns` of the rows whose `where` equals `value` and `among` is one of `values`
     (string and number columns: the driver's values, with no type processing)."""
+    if not values:
+        return []  # `IN ()` is no SQL
     names = ", ".join(_columns(table, columns))
     first, *marks = _marks(conn, len(values) + 1)
     key, member = _columns(table, [where, among])
