@@ -29,6 +29,8 @@ from bus import (
     insert_many,
     stored_time,
 )
+from consent._decision import Jurisdiction, decide
+from consent._purposes import ConsentConfig
 from consent._records import (
     SUPPRESSION,
     ConsentRecord,
@@ -36,6 +38,7 @@ from consent._records import (
     PurposeState,
     with_records,
 )
+from consent._signals import NO_SIGNALS
 from consent._tables import ConsentCurrentRow, ConsentRecordRow
 
 _records = cast(Table, ConsentRecordRow.__table__)
@@ -72,6 +75,10 @@ class ConsentStore:
         self._generation: dict[SubjectKey, int] = {}
         self._epoch = 0
         self._cache_limit = cache_limit
+        # (source_id, subject) -> (the state, config, jurisdiction it was decided from, allowed)
+        self._allowed: dict[
+            SubjectKey, tuple[ConsentState, ConsentConfig, Jurisdiction, frozenset[str]]
+        ] = {}
         self._listeners: list[Callable[[Sequence[ConsentRecord]], Awaitable[None]]] = []
         self._announcers: list[Announcer] = []
 
@@ -149,6 +156,32 @@ class ConsentStore:
                 if self._epoch == epoch and self._generation.get(key, 0) == started[subject]:
                     self._put(key, state)
         return found
+
+    def allowed(
+        self,
+        source_id: str,
+        subject: str,
+        stored: ConsentState,
+        jurisdiction: Jurisdiction,
+        config: ConsentConfig,
+    ) -> frozenset[str]:
+        """The purposes `stored` (the subject's state, from `states`) allows with no signal
+        and no event time. Remembered with the state object it was decided from: a state is
+        replaced when it changes, never changed in place (`with_records`), so the same object
+        always allows the same; a new state, config or jurisdiction decides again."""
+        key = (source_id, subject)
+        memo = self._allowed.get(key)
+        if memo is not None and memo[0] is stored and memo[1] is config and memo[2] == jurisdiction:
+            return memo[3]
+        allowed = frozenset(
+            purpose
+            for purpose in config.known_purposes()
+            if decide((purpose,), NO_SIGNALS, jurisdiction, stored=stored).action != "drop"
+        )
+        if len(self._allowed) >= self._cache_limit:
+            self._allowed.clear()
+        self._allowed[key] = (stored, config, jurisdiction, allowed)
+        return allowed
 
     def invalidate(self, source_id: str, subject: str) -> None:
         """Forget a cached state (a change made elsewhere: another replica, erasure)."""

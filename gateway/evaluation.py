@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from bus import Database
-from consent import NO_SIGNALS, ConsentStore, decide, is_suppressed
+from consent import ConsentStore, is_suppressed
 from gateway.callers import ServerKeyCaller, SubjectCaller
 from gateway.sources import Source
 from observability import remember_raw_identifiers
@@ -60,10 +60,8 @@ async def evaluation_subject(
     else:
         pseudonyms = source.pseudonyms(raw_key)
     stored = (await consent.states(source.source_id, pseudonyms[:1]))[pseudonyms[0]]
-    allowed = frozenset(
-        purpose
-        for purpose in source.consent.known_purposes()
-        if decide((purpose,), NO_SIGNALS, source.jurisdiction, stored=stored).action != "drop"
+    allowed = consent.allowed(
+        source.source_id, pseudonyms[0], stored, source.jurisdiction, source.consent
     )
     today = datetime.now(UTC).date()
     subject = Subject(

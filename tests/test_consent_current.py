@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
-from consent import ConsentRecord, ConsentStore, current_state
+from consent import (
+    NO_SIGNALS,
+    ConsentConfig,
+    ConsentRecord,
+    ConsentStore,
+    current_state,
+    decide,
+)
 from consent._store import record_row
 from consent._tables import ConsentRecordRow
 from gateway.database import open_database, prepare_sqlite_file
@@ -68,8 +75,17 @@ async def _check_kept_state(url: str, records: list[ConsentRecord]) -> None:
     try:
         store = ConsentStore(database)
         await store.states(source_id, ["s1"])  # s1 cached from the start, s2 not
+        config = ConsentConfig()
         for record in records:  # one append per record, in the order generated
             await store.append([record])
+            # what the state allows, remembered with it, is what the state now decides
+            state = (await store.states(source_id, ["s1"]))["s1"]
+            decided = {
+                purpose
+                for purpose in config.known_purposes()
+                if decide((purpose,), NO_SIGNALS, "gdpr", stored=state).action != "drop"
+            }
+            assert store.allowed(source_id, "s1", state, "gdpr", config) == decided
         from_cache = await store.states(source_id, ["s1", "s2"])
         from_database = await ConsentStore(database, cache_limit=0).states(source_id, ["s1", "s2"])
         for subject in ("s1", "s2"):
