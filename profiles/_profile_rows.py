@@ -19,6 +19,7 @@ from profiles._identity import forget_links, linked_identities
 from profiles._segments import current_memberships, write_changes
 from profiles._state import (
     ProfileState,
+    _Stored,
     decode_accumulated,
     decode_accumulated_json,
     encode_accumulated,
@@ -44,21 +45,43 @@ _UPDATED_COLUMNS = (
 
 
 def state_of(row: Any) -> ProfileState:
-    stored = decode_accumulated(row.accumulated)
+    """A row as SQLAlchemy's column types give it (JSON decoded, times as datetimes)."""
+    return _state(
+        row.subject,
+        dict(row.traits),
+        dict(row.event_counts),
+        as_utc(row.first_seen),
+        as_utc(row.last_seen),
+        {name: dict(days) for name, days in row.day_counts.items()},
+        list(row.consent),
+        decode_accumulated(row.accumulated),
+    )
+
+
+def _state(
+    subject: str,
+    traits: dict[str, Any],
+    event_counts: dict[str, int],
+    first_seen: datetime,
+    last_seen: datetime,
+    day_counts: dict[str, dict[str, int]],
+    consent: list[str],
+    kept: _Stored,
+) -> ProfileState:
     return ProfileState(
-        subject=row.subject,
-        traits=dict(row.traits),
-        event_counts=dict(row.event_counts),
-        first_seen=as_utc(row.first_seen),
-        last_seen=as_utc(row.last_seen),
-        day_counts={name: dict(days) for name, days in row.day_counts.items()},
-        consent=list(row.consent),
-        consent_clock=stored.consent_clock,
-        trait_clock=stored.trait_clock,
-        event_last=stored.event_last,
-        accumulated=stored.accumulated,
-        identified=stored.identified,
-        segments=stored.segments,
+        subject=subject,
+        traits=traits,
+        event_counts=event_counts,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        day_counts=day_counts,
+        consent=consent,
+        consent_clock=kept.consent_clock,
+        trait_clock=kept.trait_clock,
+        event_last=kept.event_last,
+        accumulated=kept.accumulated,
+        identified=kept.identified,
+        segments=kept.segments,
     )
 
 
@@ -91,21 +114,15 @@ def _state_of_sqlite(row: tuple[Any, ...]) -> ProfileState:
     """`state_of` a row of `_STATE_COLUMNS` as the sqlite3 driver gives it: JSON as text,
     times as SQLAlchemy stores them (naive UTC text)."""
     subject, traits, event_counts, first_seen, last_seen, day_counts, consent, stored = row
-    kept = decode_accumulated_json(stored)
-    return ProfileState(
-        subject=subject,
-        traits=_json.decode(traits),
-        event_counts=_json.decode(event_counts),
-        first_seen=datetime.fromisoformat(first_seen).replace(tzinfo=UTC),
-        last_seen=datetime.fromisoformat(last_seen).replace(tzinfo=UTC),
-        day_counts=_json.decode(day_counts),
-        consent=_json.decode(consent),
-        consent_clock=kept.consent_clock,
-        trait_clock=kept.trait_clock,
-        event_last=kept.event_last,
-        accumulated=kept.accumulated,
-        identified=kept.identified,
-        segments=kept.segments,
+    return _state(
+        subject,
+        _json.decode(traits),
+        _json.decode(event_counts),
+        datetime.fromisoformat(first_seen).replace(tzinfo=UTC),
+        datetime.fromisoformat(last_seen).replace(tzinfo=UTC),
+        _json.decode(day_counts),
+        _json.decode(consent),
+        decode_accumulated_json(stored),
     )
 
 
