@@ -74,7 +74,8 @@ async def _consumer_with(database: Database, segments: int) -> ProfileConsumer:
 def core_costs(events: int = 20_000) -> dict[str, float]:
     """The core's events/s applying batches of 100 (1,000 subjects), with 0 and 50 segments,
     each in its own database. The two cores take the same batches in turn, so that the
-    machine's drift during the run falls on both alike."""
+    machine's drift during the run falls on both alike, and which goes first alternates: the
+    second of two identical cores measured 5-10% slower than the first."""
     from benchmarks.compute import _scratch_database
 
     async def measure() -> dict[str, float]:
@@ -82,9 +83,10 @@ def core_costs(events: int = 20_000) -> dict[str, float]:
             cores = {0: await _consumer_with(bare, 0), 50: await _consumer_with(segmented, 50)}
             messages = [encode_event(envelope) for envelope in _envelopes(events)]
             spent = dict.fromkeys(cores, 0.0)
-            for start in range(0, len(messages), BATCH):
+            for turn, start in enumerate(range(0, len(messages), BATCH)):
                 batch = messages[start : start + BATCH]
-                for segments, consumer in cores.items():
+                order = list(cores.items())
+                for segments, consumer in order if turn % 2 == 0 else reversed(order):
                     started = time.perf_counter()
                     await consumer(batch)
                     spent[segments] += time.perf_counter() - started
