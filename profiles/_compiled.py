@@ -30,11 +30,9 @@ _ORDERING: dict[str, Callable[[Any, Any], Any]] = {
 def compile_rule(rule: Mapping[str, Any]) -> Predicate:
     """A predicate over a ProfileView equal to `evaluate(rule, view)` for a valid rule."""
     if "all" in rule:
-        parts = tuple(compile_rule(child) for child in rule["all"])
-        return lambda view: all(part(view) for part in parts)
+        return _every(tuple(compile_rule(child) for child in rule["all"]))
     if "any" in rule:
-        parts = tuple(compile_rule(child) for child in rule["any"])
-        return lambda view: any(part(view) for part in parts)
+        return _some(tuple(compile_rule(child) for child in rule["any"]))
     if "not" in rule:
         inner = compile_rule(rule["not"])
         return lambda view: not inner(view)
@@ -57,18 +55,33 @@ def compile_rule(rule: Mapping[str, Any]) -> Predicate:
     return lambda view: purpose in view.consent
 
 
-def _computed(path: str, compare: Comparison) -> Predicate:
-    head, dot, rest = path.partition(".")
+# `all`/`any` as loops: a generator given to all() costs more than the parts it runs
+def _every(parts: tuple[Predicate, ...]) -> Predicate:
+    def every(view: ProfileView) -> bool:
+        for part in parts:  # noqa: SIM110
+            if not part(view):
+                return False
+        return True
 
+    return every
+
+
+def _some(parts: tuple[Predicate, ...]) -> Predicate:
+    def some(view: ProfileView) -> bool:
+        for part in parts:  # noqa: SIM110
+            if part(view):
+                return True
+        return False
+
+    return some
+
+
+def _computed(path: str, compare: Comparison) -> Predicate:
     def holds(view: ProfileView) -> bool:
         computed = view.computed
-        if not isinstance(computed, ComputedView):
-            return compare(lookup(computed, path))
-        # a ComputedView's fields hold no dots: the path's head is the field, or nothing is
-        value = computed.field(head, _MISSING)
-        if dot and value is not _MISSING:
-            value = lookup(value, rest) if isinstance(value, Mapping) else _MISSING
-        return compare(value)
+        if type(computed) is ComputedView:
+            return compare(computed.path(path))
+        return compare(lookup(computed, path))
 
     return holds
 
@@ -117,6 +130,17 @@ def _comparison(rule: Mapping[str, Any]) -> Comparison:
         return contains
     ordering = _ORDERING[op]
     as_time = _as_time(expected)
+    if as_time is expected:  # not a time: a computed time compares with it as with any value
+
+        def compare_value(actual: Any) -> bool:
+            if actual is _MISSING or actual is None:
+                return missing
+            try:
+                return bool(ordering(actual, expected))
+            except TypeError:  # a type mismatch (a number against a string) matches nothing
+                return False
+
+        return compare_value
 
     def compare(actual: Any) -> bool:
         if actual is _MISSING or actual is None:

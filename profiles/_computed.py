@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from profiles._rules import _MISSING, lookup
 from profiles._state import (
     MAX_FLOW_STEPS,
     MAX_FLOWS,
@@ -177,7 +178,7 @@ class ComputedView(Mapping[str, Any]):
     """What `computed` shows of a profile, and what `{"computed": …}` rules read; each field
     is computed when first read (a segment reads few of them, and runs on every event)."""
 
-    __slots__ = ("_declared", "_done", "_state", "_today")
+    __slots__ = ("_declared", "_done", "_paths", "_state", "_today")
     FIELDS = (
         "first_seen", "last_seen", "event_counts", "event_last", "sessions",
         "last_session_start", "flows", "platform", "device", "windows", "custom", "items",
@@ -191,6 +192,7 @@ class ComputedView(Mapping[str, Any]):
     ) -> None:
         self._state, self._today, self._declared = state, today, custom
         self._done: dict[str, Any] = {}
+        self._paths: dict[str, Any] = {}  # what `path` answered
 
     def __getitem__(self, name: str) -> Any:
         if name in self._done:
@@ -206,6 +208,21 @@ class ComputedView(Mapping[str, Any]):
         if name in done:
             return done[name]
         return self[name] if name in _FIELD_SET else missing
+
+    def path(self, path: str) -> Any:
+        """`lookup(self, path)`: a field ("platform") or a path into one
+        ("flows.onboarding.last_step"), `_MISSING` when absent. Kept once read: the rules of
+        a profile often read the same paths."""
+        paths = self._paths
+        if path in paths:
+            return paths[path]
+        # a field's name holds no dot: the path's head is the field, or nothing is
+        head, dot, rest = path.partition(".")
+        value = self.field(head, _MISSING)
+        if dot and value is not _MISSING:
+            value = lookup(value, rest) if isinstance(value, Mapping) else _MISSING
+        paths[path] = value
+        return value
 
     def __contains__(self, name: object) -> bool:
         return name in _FIELD_SET
