@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Table, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
 from profiles._rules import RuleError, evaluation_order, validate_rule
-from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
+from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow, changed_keys
 
 _segments = cast(Table, SegmentRow.__table__)
 _members = cast(Table, SegmentMemberRow.__table__)
@@ -149,7 +149,13 @@ class SegmentStore:
 
     async def changes(self, key: str, limit: int, before: int | None = None) -> list[Change]:
         """Up to `limit` joins and leaves of segment `key`, newest first, older than `before`."""
-        query = select(_changes).where(_changes.c.segment_key == key)
+        keys = changed_keys([key])
+        query = select(_changes).where(
+            or_(
+                _changes.c.joined_keys.contains(keys, autoescape=True),
+                _changes.c.left_keys.contains(keys, autoescape=True),
+            )
+        )
         if before is not None:
             query = query.where(_changes.c.id < before)
         query = query.order_by(_changes.c.id.desc()).limit(limit)
@@ -159,7 +165,7 @@ class SegmentStore:
                 id=r.id,
                 source_id=r.source_id,
                 subject=r.subject,
-                joined=bool(r.joined),
+                joined=keys in r.joined_keys,
                 cause=r.cause,
                 at=as_utc(r.at),
             )

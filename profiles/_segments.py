@@ -27,7 +27,7 @@ from profiles._rules import (
     rule_inputs,
 )
 from profiles._state import EVERYTHING, ProfileState
-from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow
+from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow, changed_keys
 
 _segments = cast(Table, SegmentRow.__table__)
 _members = cast(Table, SegmentMemberRow.__table__)
@@ -216,35 +216,28 @@ def write_changes(
 ) -> int:
     """Make memberships `wanted` (of the subjects in `current`; of segment `only` if given);
     log each change. Returns the number of changes."""
-    now = datetime.now(UTC)
-    joined, left = [], []
+    at = stored_time(conn, datetime.now(UTC))
+    joined, left, logged = [], [], []
     for subject, had in current.items():
         before, after = had, wanted.get(subject, set())
         if only is not None:
             before, after = before & {only}, after & {only}
-        joined += [(subject, key) for key in sorted(after - before)]
-        left += [(subject, key) for key in sorted(before - after)]
-    at = stored_time(conn, now)
-    insert_many(
-        conn,
-        _members,
-        ("source_id", "subject", "segment_key", "since"),
-        [(source_id, s, k, at) for s, k in joined],
-    )
-    delete_many(
-        conn,
-        _members,
-        ("source_id", "subject", "segment_key"),
-        [(source_id, s, k) for s, k in left],
-    )
-    changes = [(s, k, True) for s, k in joined] + [(s, k, False) for s, k in left]
+        came, went = sorted(after - before), sorted(before - after)
+        if not came and not went:
+            continue
+        joined += [(source_id, subject, key, at) for key in came]
+        left += [(source_id, subject, key) for key in went]
+        cause = causes.get(subject, "")[:160]
+        logged.append((source_id, subject, changed_keys(came), changed_keys(went), cause, at))
+    insert_many(conn, _members, ("source_id", "subject", "segment_key", "since"), joined)
+    delete_many(conn, _members, ("source_id", "subject", "segment_key"), left)
     insert_many(
         conn,
         _changes,
-        ("source_id", "subject", "segment_key", "joined", "cause", "at"),
-        [(source_id, s, k, j, causes.get(s, "")[:160], at) for s, k, j in changes],
+        ("source_id", "subject", "joined_keys", "left_keys", "cause", "at"),
+        logged,
     )
-    return len(changes)
+    return len(joined) + len(left)
 
 
 def members_of(

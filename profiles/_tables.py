@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, MetaData, String
+from sqlalchemy import JSON, DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bus import NAMING_CONVENTION
@@ -108,22 +109,31 @@ class IdentityLinkRow(Base):
 
 
 class SegmentChangeRow(Base):
-    """A subject joining or leaving a segment: when, and why (an event, a merge, a consent
-    change, a window sliding, a backfill, a definition change)."""
+    """The segments a subject joined and left at one moment, and why (an event, a merge, a
+    consent change, a window sliding, a backfill): one row per subject and cause, not per
+    segment, since a new profile joins tens of segments at once."""
 
     __tablename__ = "profiles_segment_changes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(64))
-    segment_key: Mapped[str] = mapped_column(String(100))
-    joined: Mapped[bool] = mapped_column(Boolean)
+    # the keys, each between spaces (" active pro "; "" for none): `changed_keys`
+    joined_keys: Mapped[str] = mapped_column(Text, server_default="")
+    left_keys: Mapped[str] = mapped_column(Text, server_default="")
     cause: Mapped[str] = mapped_column(String(160))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_profiles_segment_changes_source_id_subject", "source_id", "subject"),
     )
+
+
+def changed_keys(keys: Iterable[str]) -> str:
+    """Segment keys as a change row keeps them: `" a b "`, so that `LIKE '% a %'` finds one
+    (keys hold no space)."""
+    joined = " ".join(keys)
+    return f" {joined} " if joined else ""
 
 
 class SourceTraitsRow(Base):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -75,3 +77,86 @@ def test_sqlite_upgrade_head_has_no_drift(tmp_path: Any) -> None:
 def test_postgres_upgrade_head_has_no_drift(postgres_database: str) -> None:
     """On PostgreSQL, upgrade head creates every table and autogenerate finds nothing to add."""
     _assert_head_matches_models(postgres_database)
+
+
+_OLD_CHANGES = [
+    ("src", "p1_a", "active", True, "event:m1"),
+    ("src", "p1_a", "pro", True, "event:m1"),
+    ("src", "p1_b", "active", False, "window:2026-11-30"),
+]
+
+
+def _compacts_the_change_log(database_url: str) -> None:
+    """0019 keeps each earlier change (one key a row, its id kept); its downgrade splits the
+    rows of several keys again."""
+    from sqlalchemy import text
+
+    from gateway.database import prepare_sqlite_file
+    from gateway.migrate import alembic_config
+
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def run(sql: str, *rows: dict[str, Any]) -> list[tuple[Any, ...]]:
+        def work(conn: Any) -> list[tuple[Any, ...]]:
+            if rows:
+                conn.execute(text(sql), list(rows))
+                return []
+            return [tuple(row) for row in conn.execute(text(sql))]
+
+        async def in_transaction() -> list[tuple[Any, ...]]:
+            database = open_database(database_url)
+            try:
+                return await database.transaction(work)
+            finally:
+                await database.dispose()
+
+        return asyncio.run(in_transaction())
+
+    prepare_sqlite_file(database_url)
+    config = alembic_config(database_url)
+    command.upgrade(config, "0018")
+    run(
+        "INSERT INTO profiles_segment_changes (source_id, subject, segment_key, joined, cause, at)"
+        " VALUES (:source, :subject, :key, :joined, :cause, :at)",
+        *(
+            {
+                "source": s,
+                "subject": subject,
+                "key": key,
+                "joined": joined,
+                "cause": cause,
+                "at": at,
+            }
+            for s, subject, key, joined, cause in _OLD_CHANGES
+        ),
+    )
+    command.upgrade(config, "head")
+    columns = "id, subject, joined_keys, left_keys, cause"
+    assert run(f"SELECT {columns} FROM profiles_segment_changes ORDER BY id") == [
+        (1, "p1_a", " active ", "", "event:m1"),
+        (2, "p1_a", " pro ", "", "event:m1"),
+        (3, "p1_b", "", " active ", "window:2026-11-30"),
+    ]
+    run("DELETE FROM profiles_segment_changes WHERE id < :below", {"below": 3})
+    run(  # a row of the new shape: keys joined and left at once
+        "INSERT INTO profiles_segment_changes (source_id, subject, joined_keys, left_keys, cause,"
+        " at) VALUES ('src', 'p1_a', ' active pro ', ' trial ', 'event:m2', :at)",
+        {"at": at},
+    )
+    command.downgrade(config, "0018")
+    columns = "subject, segment_key, joined, cause"
+    assert run(f"SELECT {columns} FROM profiles_segment_changes ORDER BY id") == [
+        ("p1_b", "active", False, "window:2026-11-30"),
+        ("p1_a", "active", True, "event:m2"),
+        ("p1_a", "pro", True, "event:m2"),
+        ("p1_a", "trial", False, "event:m2"),
+    ]
+
+
+def test_the_change_log_compacts_on_sqlite(tmp_path: Any) -> None:
+    _compacts_the_change_log(f"sqlite:///{tmp_path}/changes.db")
+
+
+@pytest.mark.postgres
+def test_the_change_log_compacts_on_postgresql(postgres_database: str) -> None:
+    _compacts_the_change_log(postgres_database)

@@ -119,6 +119,33 @@ def test_erasure_leaves_no_membership(
     assert sqlite_rows(migrated.database_url, members) == []
 
 
+def test_a_segments_change_log_holds_its_own_joins_and_leaves_only(
+    client: Client, source: CreatedSource, admin: dict[str, str], auditor: dict[str, str]
+) -> None:
+    """One event moves a subject in and out of several segments at once; each segment's log
+    shows its own changes, newest first, however alike the keys (`_` is a LIKE wildcard,
+    `a` a prefix of `a_1`)."""
+    signed_up = {"event": "Signed Up"}
+    on_plan = {"trait": "plan", "op": "exists"}
+    for key, rule in (("a_1", signed_up), ("ab1", on_plan), ("a", {"not": signed_up})):
+        _put(client, admin, key, rule)
+    write = basic(source.write_key)
+    client.post("/v1/identify", headers=write, json={"userId": "u1", "traits": {"plan": "pro"}})
+    wait_for(lambda: _segments_of(client, source, "u1") == ["a", "ab1"] or None)
+    client.post("/v1/track", headers=write, json={"userId": "u1", "event": "Signed Up"})
+    wait_for(lambda: _segments_of(client, source, "u1") == ["a_1", "ab1"] or None)
+
+    def log(key: str, **params: Any) -> list[tuple[bool, str]]:
+        found = client.get(f"/v1/segments/{key}/changes", headers=auditor, params=params)
+        return [(c["joined"], c["cause"].partition(":")[0]) for c in found.json()["items"]]
+
+    assert log("a") == [(False, "event"), (True, "event")]
+    assert log("a_1") == log("ab1") == [(True, "event")]
+    newest = client.get("/v1/segments/a/changes", headers=auditor).json()["items"][0]
+    assert log("a", before=newest["id"]) == [(True, "event")]
+    assert log("a", before=newest["id"], limit=1) == [(True, "event")]
+
+
 def test_segment_lists_members_and_changes_come_in_pages(
     client: Client, source: CreatedSource, admin: dict[str, str], auditor: dict[str, str]
 ) -> None:
