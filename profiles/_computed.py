@@ -195,11 +195,9 @@ class ComputedView(Mapping[str, Any]):
         self._paths: dict[str, Any] = {}  # what `path` answered
 
     def __getitem__(self, name: str) -> Any:
-        if name in self._done:
-            return self._done[name]
-        if name not in self.FIELDS:
+        value = self.field(name, _MISSING)
+        if value is _MISSING:
             raise KeyError(name)
-        value = self._done[name] = getattr(self, "_" + name)()
         return value
 
     def field(self, name: str, missing: Any) -> Any:
@@ -207,7 +205,11 @@ class ComputedView(Mapping[str, Any]):
         done = self._done
         if name in done:
             return done[name]
-        return self[name] if name in _FIELD_SET else missing
+        compute = _COMPUTE.get(name)
+        if compute is None:
+            return missing
+        value = done[name] = compute(self)
+        return value
 
     def path(self, path: str) -> Any:
         """`lookup(self, path)`: a field ("platform") or a path into one
@@ -219,7 +221,9 @@ class ComputedView(Mapping[str, Any]):
         # a field's name holds no dot: the path's head is the field, or nothing is
         head, dot, rest = path.partition(".")
         value = self.field(head, _MISSING)
-        if dot and value is not _MISSING:
+        if not dot:
+            return value  # `field` keeps it
+        if value is not _MISSING:
             value = lookup(value, rest) if isinstance(value, Mapping) else _MISSING
         paths[path] = value
         return value
@@ -286,6 +290,9 @@ class ComputedView(Mapping[str, Any]):
 
 
 _FIELD_SET = frozenset(ComputedView.FIELDS)
+_COMPUTE: dict[str, Callable[[ComputedView], Any]] = {
+    name: getattr(ComputedView, f"_{name}") for name in ComputedView.FIELDS
+}
 
 
 def computed_view(state: ProfileState, today: date, custom: Mapping[str, Any]) -> dict[str, Any]:

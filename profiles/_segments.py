@@ -169,10 +169,11 @@ class SegmentEvaluator:
             now = wanted[state.subject] = members_of(
                 state, rules, today, functools.partial(custom, state), had
             )
-            if now != had:
+            if now is not had and now != had:  # members_of answers `had` itself when unchanged
                 changed[state.subject] = had
-            # the row keeps them: written again when they moved or named a deleted segment
-            if now != had or state.segments is None or len(state.segments) != len(now):
+                state.segments = sorted(now)
+            elif state.segments is None or len(state.segments) != len(now):
+                # the row keeps them: written again when it named a deleted segment
                 state.segments = sorted(now)
         if changed:
             write_changes(conn, source_id, changed, wanted, causes)
@@ -259,21 +260,23 @@ def members_of(
         reading = rules.reading(state.touched)
         if not reading:
             return cast(Set[str], before)
-    members: set[str] = set() if every else set(cast(Set[str], before))
     view = ProfileView(
-        traits=state.traits,
-        computed=ComputedView(state, today, custom or _nothing),
-        event_counts=state.event_counts,
-        day_counts=state.day_counts,
-        segments=members,
-        consent=frozenset(state.consent),
-        today=today,
+        state.traits,
+        ComputedView(state, today, custom or _nothing),
+        state.event_counts,
+        state.day_counts,
+        set() if every else cast(Set[str], before),
+        frozenset(state.consent),
+        today,
     )
     if every:
+        joined: set[str] = set()
+        view.segments = joined
         for rule in rules:
             if rule.holds(view):
-                members.add(rule.key)
-        return members
+                joined.add(rule.key)
+        return joined
+    changed: set[str] | None = None  # a copy of `before`, made when a membership first moves
     pending = list(reading)  # in evaluation order: already a heap
     done = -1
     while pending:
@@ -283,14 +286,17 @@ def members_of(
         done = index
         rule = rules[index]
         now_in = rule.holds(view)
-        if now_in != (rule.key in members):
+        if now_in != (rule.key in view.segments):
+            if changed is None:
+                changed = set(view.segments)
+                view.segments = changed
             if now_in:
-                members.add(rule.key)
+                changed.add(rule.key)
             else:
-                members.discard(rule.key)
+                changed.discard(rule.key)
             for dependent in rules.dependents(rule.key):
                 heapq.heappush(pending, dependent)
-    return members
+    return cast(Set[str], before) if changed is None else changed
 
 
 def _nothing() -> Mapping[str, Any]:
