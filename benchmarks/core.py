@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,7 +76,10 @@ def core_costs(events: int = 20_000) -> dict[str, float]:
     """The core's events/s applying batches of 100 (1,000 subjects), with 0 and 50 segments,
     each in its own database. The two cores take the same batches in turn, so that the
     machine's drift during the run falls on both alike, and which goes first alternates: the
-    second of two identical cores measured 5-10% slower than the first."""
+    second of two identical cores measured 5-10% slower than the first. The heap built before
+    is frozen, as `consentgate serve` freezes its own once started: otherwise each full
+    collection scans every module the bench imported (about a fifth of the cores' time, and
+    whichever core it fell on moved the ratio by +-0.08 from run to run)."""
     from benchmarks.compute import _scratch_database
 
     async def measure() -> dict[str, float]:
@@ -83,13 +87,18 @@ def core_costs(events: int = 20_000) -> dict[str, float]:
             cores = {0: await _consumer_with(bare, 0), 50: await _consumer_with(segmented, 50)}
             messages = [encode_event(envelope) for envelope in _envelopes(events)]
             spent = dict.fromkeys(cores, 0.0)
-            for turn, start in enumerate(range(0, len(messages), BATCH)):
-                batch = messages[start : start + BATCH]
-                order = list(cores.items())
-                for segments, consumer in order if turn % 2 == 0 else reversed(order):
-                    started = time.perf_counter()
-                    await consumer(batch)
-                    spent[segments] += time.perf_counter() - started
+            gc.collect()
+            gc.freeze()
+            try:
+                for turn, start in enumerate(range(0, len(messages), BATCH)):
+                    batch = messages[start : start + BATCH]
+                    order = list(cores.items())
+                    for segments, consumer in order if turn % 2 == 0 else reversed(order):
+                        started = time.perf_counter()
+                        await consumer(batch)
+                        spent[segments] += time.perf_counter() - started
+            finally:
+                gc.unfreeze()
         return {
             "core_no_segments_events_per_s": events / spent[0],
             "core_50_segments_events_per_s": events / spent[50],
