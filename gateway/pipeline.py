@@ -22,9 +22,9 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     Tracer,
-    get_current_span,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 from bus import EventEnvelope
 from consent import ConsentState, Decision
@@ -121,6 +121,9 @@ class RequestContext:
     events: list[EventContext] = field(default_factory=list)  # every event of the request
     live: list[EventContext] = field(default_factory=list)  # those no stage has refused
     trace_id: str | None = None
+    # what the stages say of the request, set on its span at once when it ends (one call into
+    # the tracing SDK, not one per attribute: each costs a lock and a cleaning pass)
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
 
     @property
     def authenticated(self) -> Source:
@@ -160,11 +163,10 @@ class Pipeline:
     async def run(self, request: IngestRequest) -> None:
         carrier = {"traceparent": request.traceparent} if request.traceparent else {}
         with server_span(self._tracer, f"HTTP POST {request.path}", carrier) as span:
+            context = RequestContext(request=request, received_at=datetime.now(UTC), span=span)
             request_id = current_request_id()
             if request_id is not None:
-                span.set_attribute("consentgate.request_id", request_id)
-            context = RequestContext(request=request, received_at=datetime.now(UTC), span=span)
-            recording = span.is_recording()
+                context.attributes["consentgate.request_id"] = request_id
             timings: list[tuple[str, float]] = []
             try:
                 started = time.perf_counter()
@@ -176,20 +178,27 @@ class Pipeline:
                     timings.append((stage.name, ended - started))
                     started = ended
             except GatewayError as exc:
-                span.set_attribute("consentgate.error", exc.code)
+                context.attributes["consentgate.error"] = exc.code
                 span.set_status(Status(StatusCode.ERROR, exc.code))
                 raise
             finally:
-                self._timed(span if recording else None, timings)
+                self._timed(span, context.attributes, timings)
 
-    def _timed(self, span: Span | None, timings: list[tuple[str, float]]) -> None:
+    def _timed(
+        self,
+        span: Span,
+        attributes: dict[str, AttributeValue],
+        timings: list[tuple[str, float]],
+    ) -> None:
         """Each stage's time: an attribute of the request's span (when the trace is sampled;
-        one span per request, not one per stage, keeps tracing's cost down) and the
-        stage-duration histogram either way."""
-        for name, seconds in timings:
-            if span is not None:
-                span.set_attribute(f"consentgate.stage.{name}.ms", round(seconds * 1000, 3))
-            if self._metrics is not None:
+        one span per request, not one per stage, keeps tracing's cost down), set with the
+        stages' other attributes, and the stage-duration histogram either way."""
+        if span.is_recording():
+            for name, seconds in timings:
+                attributes[f"consentgate.stage.{name}.ms"] = round(seconds * 1000, 3)
+            span.set_attributes(attributes)
+        if self._metrics is not None:
+            for name, seconds in timings:
                 self._metrics.stage_seconds.record(seconds, {"stage": name})
 
 
@@ -208,8 +217,6 @@ def each(stage: EventStage, refused: Callable[[EventContext], object]) -> Reques
             except EventRefused:
                 refused(event)
         context.live = kept
-        span = get_current_span()
-        if span.is_recording():
-            span.set_attribute("consentgate.events", len(kept))
+        context.attributes["consentgate.events"] = len(kept)
 
     return run

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from observability import request_id_from, request_scope, server_span
 
@@ -98,12 +99,15 @@ async def _traced(
         finally:
             handler = scope.get("route_handler")
             paths = sorted(getattr(handler, "paths", ()) or ())
+            attributes: dict[str, AttributeValue] = {
+                "http.request.method": method,
+                "consentgate.request_id": request_id,
+                "http.response.status_code": status[0],
+            }
             if paths:
                 span.update_name(f"HTTP {method} {paths[0]}")
-                span.set_attribute("http.route", paths[0])
-            span.set_attribute("http.request.method", method)
-            span.set_attribute("consentgate.request_id", request_id)
-            span.set_attribute("http.response.status_code", status[0])
+                attributes["http.route"] = paths[0]
+            span.set_attributes(attributes)  # at once: each set_attribute takes the span's lock
             if status[0] >= 500:
                 span.set_status(Status(StatusCode.ERROR))
 

@@ -96,7 +96,7 @@ class Authenticate:
         if self._rate_limiter is not None:
             self._rate_limiter.admit(source.source_id, source.edge)
         context.source = source
-        context.span.set_attribute("consentgate.source_id", source.source_id)
+        context.attributes["consentgate.source_id"] = source.source_id
 
 
 class Validate:
@@ -112,7 +112,7 @@ class Validate:
         request = context.request
         calls = validate_body(context.body, request.call_type, self._limits, context.received_at)
         remember_raw_identifiers(_raw_identifiers(calls))
-        context.span.set_attribute("consentgate.events", len(calls))
+        context.attributes["consentgate.events"] = len(calls)
         trace_id = format_trace_id(context.span.get_span_context().trace_id)
         pseudonymize = _once_per_request(source)
         context.calls = calls

@@ -93,10 +93,21 @@ def test_the_guard_scrubs_attributes_and_events(exported: InMemorySpanExporter) 
         span.set_attribute("note", "write to leak@example.org or +14155550123")
         span.set_attribute("ids", ["ok", "card 4111 1111 1111 1111"])
         span.add_event("oops", {"detail": "ssn 123-45-6789"})
-    (finished,) = exported.get_finished_spans()
-    assert finished.attributes["note"] == "write to [email] or [phone]"
-    assert finished.attributes["ids"] == ("ok", "card [card]")
-    assert finished.events[0].attributes["detail"] == "ssn [ssn]"
+    with tracer.start_as_current_span("mail leak@example.org") as span:  # the name alone
+        span.set_attribute("fine", "nothing here")
+    with tracer.start_as_current_span("clean") as span:  # an event alone
+        span.set_attribute("fine", "nothing here")
+        span.add_event("oops", {"detail": "ssn 123-45-6789"})
+    with tracer.start_as_current_span("clean") as span:  # nothing: exported as it ended
+        span.set_attribute("fine", "nothing here")
+    leaky, named, evented, clean = exported.get_finished_spans()
+    assert leaky.attributes["note"] == "write to [email] or [phone]"
+    assert leaky.attributes["ids"] == ("ok", "card [card]")
+    assert leaky.events[0].attributes["detail"] == "ssn [ssn]"
+    assert (named.name, dict(named.attributes or {})) == ("mail [email]", {"fine": "nothing here"})
+    assert evented.events[0].attributes["detail"] == "ssn [ssn]"
+    fine = {"fine": "nothing here"}
+    assert dict(evented.attributes or {}) == dict(clean.attributes or {}) == fine
 
 
 def test_other_routes_get_a_server_span_named_by_template(
@@ -115,3 +126,26 @@ def test_other_routes_get_a_server_span_named_by_template(
     }
     assert statuses["/v1/profiles/{user_id:str}"] == 404
     assert "raw-user-in-path" not in "".join(s.to_json() for s in exported.get_finished_spans())
+
+
+def test_the_guard_passes_flush_and_shutdown_to_its_processor() -> None:
+    """Spans still queued in the processor behind the guard are exported on a flush and on
+    shutdown (what a stopping server relies on)."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from observability import PiiGuardProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = create_tracer_provider(service_version="test")
+    provider.add_span_processor(
+        PiiGuardProcessor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    )
+    with provider.get_tracer("t").start_as_current_span("queued"):
+        pass
+    assert exporter.get_finished_spans() == ()
+    assert provider.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == ["queued"]
+    with provider.get_tracer("t").start_as_current_span("at shutdown"):
+        pass
+    provider.shutdown()
+    assert [span.name for span in exporter.get_finished_spans()][-1] == "at shutdown"
