@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -58,6 +59,8 @@ class SegmentMaintenance:
         for source_id, states in by_source.items():
             options = self._consumer.options(conn, source_id)
             current = known_memberships(conn, source_id, states, rules.keys)
+            if only is not None:
+                current = _as_in_table(conn, source_id, only, current)
             wanted = {  # every rule, for every state (nothing `touched`: time moved, or rules)
                 state.subject: members_of(
                     state,
@@ -162,6 +165,27 @@ class SegmentMaintenance:
             return True
 
         return await self._db.transaction(work)
+
+
+def _as_in_table(
+    conn: Connection, source_id: str, key: str, current: dict[str, AbstractSet[str]]
+) -> dict[str, AbstractSet[str]]:
+    """`current`, with membership of segment `key` as its table says: a profile row can
+    still list a segment deleted and then made again under the same key, which the backfill
+    of the new one must not take for a member."""
+    members = set(
+        conn.execute(
+            select(_members.c.subject).where(
+                _members.c.source_id == source_id,
+                _members.c.segment_key == key,
+                _members.c.subject.in_(list(current)),
+            )
+        ).scalars()
+    )
+    return {
+        subject: (had - {key}) | ({key} if subject in members else set())
+        for subject, had in current.items()
+    }
 
 
 def _set_mark(conn: Connection, name: str, value: str) -> None:

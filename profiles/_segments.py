@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast, overload
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from bus import delete_many, insert_many, stored_time
@@ -126,12 +126,17 @@ class SegmentEvaluator:
         changed, self._changed = self._changed, []
         return changed
 
+    def expire_definitions(self) -> None:
+        """Read the definitions again at the next evaluation."""
+        self._read_at = float("-inf")
+
     def definitions(self, conn: Connection, *, fresh: bool = False) -> RuleSet:
         """The rules in evaluation order, read again when older than DEFINITIONS_SECONDS (or
         `fresh`: a backfill must see the version it backfills)."""
         now = time.monotonic()
         if fresh or now - self._read_at >= DEFINITIONS_SECONDS:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
+            known = self._rules.keys
             self._rules = RuleSet(
                 [
                     Rule(key, rules[key], rule_inputs(rules[key]), compile_rule(rules[key]))
@@ -139,6 +144,9 @@ class SegmentEvaluator:
                 ]
             )
             self._read_at = now
+            if known - self._rules.keys:
+                # deleted since: what events applied meanwhile may have joined goes too
+                forget_segments(conn, known - self._rules.keys)
         return self._rules
 
     def update(
@@ -230,7 +238,10 @@ def write_changes(
         left += [(source_id, subject, key) for key in went]
         cause = causes.get(subject, "")[:160]
         logged.append((source_id, subject, changed_keys(came), changed_keys(went), cause, at))
-    insert_many(conn, _members, ("source_id", "subject", "segment_key", "since"), joined)
+    # skip_existing: a row a stale evaluation left of a segment deleted and made again
+    insert_many(
+        conn, _members, ("source_id", "subject", "segment_key", "since"), joined, skip_existing=True
+    )
     delete_many(conn, _members, ("source_id", "subject", "segment_key"), left)
     insert_many(
         conn,
@@ -239,6 +250,11 @@ def write_changes(
         logged,
     )
     return len(joined) + len(left)
+
+
+def forget_segments(conn: Connection, keys: Iterable[str]) -> None:
+    """The memberships of deleted segments."""
+    conn.execute(delete(_members).where(_members.c.segment_key.in_(sorted(keys))))
 
 
 def members_of(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
@@ -102,3 +103,35 @@ def test_a_new_segment_is_backfilled_over_existing_profiles_with_progress(
     segment = wait_for(finished)
     assert segment["backfill"] == {"done": 3, "total": 3, "finished": True}
     assert segment["members"] == 3
+
+
+async def test_a_segment_deleted_while_the_core_still_evaluates_it_leaves_no_member(
+    migrated: Settings,
+) -> None:
+    """The core reads the definitions again about once a second: an event applied in between
+    may still join a segment just deleted. Its membership goes when the core learns of the
+    deletion, and a segment created again under that key counts only its own members (and
+    its backfill is not refused by the old row)."""
+    now = datetime.now(UTC)
+    database = open_database(migrated.database_url)
+    try:
+        segments = SegmentStore(database)
+        consumer = ProfileConsumer(database)
+        rule = {"event": "Feature Used"}
+        await segments.put("used", "Used", rule)
+        await consumer([encode_event(_event("m1", now))])  # reads the definitions
+        assert await segments.delete("used")
+        late = msgspec.structs.replace(_event("m2", now), subject="p1_late")
+        await consumer([encode_event(late)])  # within the second: still evaluates "used"
+        consumer.segments.expire_definitions()  # as a second later
+        again = msgspec.structs.replace(late, message_id="m3")
+        await consumer([encode_event(again)])
+        members = "SELECT subject FROM profiles_segment_members ORDER BY subject"
+        assert await _rows(database, members) == []
+        await segments.put("used", "Used", rule)
+        maintenance = SegmentMaintenance(database, consumer)
+        while await maintenance.backfill_step():
+            pass
+        assert await _rows(database, members) == [("p1_late",), ("p1_quiet",)]
+    finally:
+        await database.dispose()
