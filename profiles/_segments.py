@@ -185,7 +185,7 @@ class SegmentEvaluator:
                 state.segments = sorted(now)
         if changed:
             write_changes(conn, source_id, changed, wanted, causes)
-            self.note_changes(source_id, changed, wanted)
+            self._changed.extend((source_id, subject) for subject in changed)
 
 
 def known_memberships(
