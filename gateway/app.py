@@ -132,10 +132,10 @@ def _validation_detail(exc: ValidationException) -> str:
 
 
 def _where(source: object) -> str:
-    """Where a bad parameter was: litestar names it by a ParamType, or "body"."""
-    if isinstance(source, str):
-        return source
-    return str(getattr(source, "value", None) or "request")
+    """Where a bad parameter was: litestar names it by a ParamType (a str enum, which formats
+    as "ParamType.QUERY"), or "body"."""
+    value = getattr(source, "value", source)
+    return value if isinstance(value, str) and value else "request"
 
 
 def _database_unavailable(
