@@ -93,6 +93,7 @@ def _compacts_the_change_log(database_url: str) -> None:
 
     from gateway.database import prepare_sqlite_file
     from gateway.migrate import alembic_config
+    from tests.helpers import transact
 
     at = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -103,14 +104,7 @@ def _compacts_the_change_log(database_url: str) -> None:
                 return []
             return [tuple(row) for row in conn.execute(text(sql))]
 
-        async def in_transaction() -> list[tuple[Any, ...]]:
-            database = open_database(database_url)
-            try:
-                return await database.transaction(work)
-            finally:
-                await database.dispose()
-
-        return asyncio.run(in_transaction())
+        return transact(database_url, work)
 
     prepare_sqlite_file(database_url)
     config = alembic_config(database_url)
