@@ -16,6 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from gateway.callers import ADMIN, AUDITOR, Staff, access
 from gateway.dependencies import AuditTrailDep, SegmentStoreDep
 from gateway.errors import BadRequest, NotFound
+from personalization import segment_readers
 from profiles import Change, Member, RuleError, Segment
 
 
@@ -160,9 +161,10 @@ async def _existing(segments: SegmentStoreDep, key: str) -> Segment:
 async def delete_segment(
     key: FromPath[str], caller: Staff, segments: SegmentStoreDep, trail: AuditTrailDep
 ) -> None:
-    """Remove a segment and its memberships; refused while another segment refers to it."""
+    """Remove a segment and its memberships; refused while another segment, a flag or a flow
+    refers to it."""
     try:
-        removed = await segments.delete(key)
+        removed = await segments.delete(key, segment_readers)
     except RuleError as exc:
         raise BadRequest(str(exc), code="invalid_rule") from None
     if not removed:

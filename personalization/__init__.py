@@ -35,6 +35,7 @@ from personalization._recommend import (
     build_model,
     recommend,
 )
+from personalization._references import segment_readers
 from personalization._results import (
     FlowResults,
     VariantResult,
@@ -77,6 +78,7 @@ __all__ = [
     "parse_flow",
     "read_flags_file",
     "recommend",
+    "segment_readers",
     "split_hash",
     "split_variant",
     "two_proportion_p_value",

@@ -4,6 +4,7 @@ backfill progress, and what admins read: members, the change log, membership of 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ from sqlalchemy import Table, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bus import Database, as_utc
-from profiles._rules import RuleError, evaluation_order, validate_rule
+from profiles._rules import RuleError, evaluation_order, segment_references, validate_rule
 from profiles._tables import SegmentChangeRow, SegmentMemberRow, SegmentRow, changed_keys
 
 _segments = cast(Table, SegmentRow.__table__)
@@ -172,8 +173,12 @@ class SegmentStore:
             for r in rows
         ]
 
-    async def delete(self, key: str) -> bool:
-        """Remove a segment and its memberships; refused while another refers to it."""
+    async def delete(
+        self, key: str, readers: Callable[[Connection], Iterable[tuple[str, Any]]] | None = None
+    ) -> bool:
+        """Remove a segment and its memberships; refused while another segment refers to it,
+        or a rule of `readers` (where, rule), read in the same transaction: flags and flows,
+        which this package does not know."""
 
         def work(conn: Connection) -> bool:
             rules = dict(conn.execute(select(_segments.c.key, _segments.c.rule)).all())
@@ -181,6 +186,9 @@ class SegmentStore:
                 return False
             rules.pop(key)
             evaluation_order(rules)  # names the segment that still refers to this one
+            for where, rule in readers(conn) if readers is not None else ():
+                if key in segment_references(rule):
+                    raise RuleError(f"segment {key!r} is used at {where}")
             conn.execute(delete(_members).where(_members.c.segment_key == key))
             conn.execute(delete(_segments).where(_segments.c.key == key))
             return True

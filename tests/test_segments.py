@@ -89,6 +89,37 @@ def test_cycles_and_deleting_a_referenced_segment_are_refused(
     assert client.delete("/v1/segments/a", headers=admin).status_code == 204
 
 
+def test_a_segment_a_flag_or_a_flow_targets_cannot_be_deleted(
+    client: Client, admin: dict[str, str]
+) -> None:
+    """A flag's rule or a flow variant's `when` naming a segment keeps it: deleted, the rule
+    would read memberships nothing keeps current. The refusal names the rule; once no rule
+    names the segment, it goes."""
+    _put(client, admin, "pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    flag = {
+        "type": "boolean",
+        "variants": {"on": True, "off": False},
+        "default_variant": "off",
+        "rules": [{"when": {"all": [{"segment": "pro"}]}, "variant": "on"}],
+    }
+    assert client.put("/v1/flags/tour", headers=admin, json=flag).status_code == 200
+    flow = {
+        "baseline": {"steps": ["welcome"]},
+        "variants": [{"name": "guided", "when": {"segment": "pro"}, "steps": ["tour"]}],
+    }
+    assert client.put("/v1/flows/onboarding", headers=admin, json=flow).status_code == 200
+    refused = client.delete("/v1/segments/pro", headers=admin)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_rule")
+    assert "flag 'tour' $.rules[0].when" in refused.json()["detail"]
+    untargeted = {**flag, "rules": [{"when": {"trait": "plan", "op": "exists"}, "variant": "on"}]}
+    assert client.put("/v1/flags/tour", headers=admin, json=untargeted).status_code == 200
+    refused = client.delete("/v1/segments/pro", headers=admin)
+    assert "flow 'onboarding' $.variants[0].when" in refused.json()["detail"]
+    flow["variants"][0]["when"] = None
+    assert client.put("/v1/flows/onboarding", headers=admin, json=flow).status_code == 200
+    assert client.delete("/v1/segments/pro", headers=admin).status_code == 204
+
+
 def test_auditors_read_segments_and_only_admins_change_them(
     client: Client, admin: dict[str, str], auditor: dict[str, str], source: CreatedSource
 ) -> None:
