@@ -144,9 +144,9 @@ class SegmentEvaluator:
                 ]
             )
             self._read_at = now
-            if known - self._rules.keys:
-                # deleted since: what events applied meanwhile may have joined goes too
-                forget_segments(conn, known - self._rules.keys)
+            gone = known - self._rules.keys
+            if gone:  # deleted since: what events applied meanwhile may have joined goes too
+                forget_segments(conn, gone)
         return self._rules
 
     def update(
