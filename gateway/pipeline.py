@@ -23,7 +23,6 @@ from opentelemetry.trace import (
     StatusCode,
     Tracer,
 )
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from bus import EventEnvelope
@@ -33,7 +32,6 @@ from gateway.errors import GatewayError
 from gateway.sources import Source
 from observability import DecisionRecord, Metrics, current_request_id, server_span
 
-PROPAGATOR = TraceContextTextMapPropagator()
 Pseudonymize = Callable[[str, str], str]  # (kind, raw identifier) -> pseudonym
 
 
@@ -142,6 +140,10 @@ class NamedStage:
     name: str
     run: RequestStage
     needed: Callable[[RequestContext], bool] | None = None
+    timing_attribute: str = field(init=False)  # the request span's attribute for its time
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timing_attribute", f"consentgate.stage.{self.name}.ms")
 
 
 class Pipeline:
@@ -167,7 +169,7 @@ class Pipeline:
             request_id = current_request_id()
             if request_id is not None:
                 context.attributes["consentgate.request_id"] = request_id
-            timings: list[tuple[str, float]] = []
+            timings: list[tuple[NamedStage, float]] = []
             try:
                 started = time.perf_counter()
                 for stage in self._stages:
@@ -175,7 +177,7 @@ class Pipeline:
                         continue
                     await stage.run(context)
                     ended = time.perf_counter()
-                    timings.append((stage.name, ended - started))
+                    timings.append((stage, ended - started))
                     started = ended
             except GatewayError as exc:
                 context.attributes["consentgate.error"] = exc.code
@@ -188,18 +190,18 @@ class Pipeline:
         self,
         span: Span,
         attributes: dict[str, AttributeValue],
-        timings: list[tuple[str, float]],
+        timings: list[tuple[NamedStage, float]],
     ) -> None:
         """Each stage's time: an attribute of the request's span (when the trace is sampled;
         one span per request, not one per stage, keeps tracing's cost down), set with the
         stages' other attributes, and the stage-duration histogram either way."""
         if span.is_recording():
-            for name, seconds in timings:
-                attributes[f"consentgate.stage.{name}.ms"] = round(seconds * 1000, 3)
+            for stage, seconds in timings:
+                attributes[stage.timing_attribute] = round(seconds * 1000, 3)
             span.set_attributes(attributes)
         if self._metrics is not None:
-            for name, seconds in timings:
-                self._metrics.stage_seconds.record(seconds, {"stage": name})
+            for stage, seconds in timings:
+                self._metrics.stage_seconds.record(seconds, {"stage": stage.name})
 
 
 EventStage = Callable[[EventContext], EventContext]

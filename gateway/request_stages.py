@@ -20,7 +20,6 @@ from gateway._validate import Limits, ValidCall, validate_body
 from gateway.edge import RateLimiter
 from gateway.errors import Unavailable
 from gateway.pipeline import (
-    PROPAGATOR,
     EventContext,
     NamedStage,
     Pipeline,
@@ -29,7 +28,7 @@ from gateway.pipeline import (
     each,
 )
 from gateway.sources import Source
-from observability import Metrics, decisions_message, remember_raw_identifiers
+from observability import Metrics, decisions_message, remember_raw_identifiers, trace_headers
 
 Authenticator = Callable[[str | None, bytes], Awaitable[Source]]
 
@@ -216,8 +215,7 @@ class Forward:
         self._publish_decisions = publish_decisions
 
     async def __call__(self, context: RequestContext) -> None:
-        headers: dict[str, str] = {}
-        PROPAGATOR.inject(headers)  # the W3C traceparent, for the core's spans
+        headers = trace_headers(context.span)  # the W3C traceparent, for the core's spans
         messages = [encode_event(e.envelope, headers) for e in context.live if e.envelope]
         records = [e.record for e in context.events if e.record is not None]
         if records and self._publish_decisions:

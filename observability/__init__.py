@@ -33,6 +33,7 @@ from observability._tracing import (
     create_tracer_provider,
     scrub_attributes,
     server_span,
+    trace_headers,
 )
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "request_scope",
     "scrub_attributes",
     "server_span",
+    "trace_headers",
     "verify_inclusion",
 ]

@@ -26,6 +26,7 @@ from opentelemetry.trace import Span as AnySpan
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from observability._lean_tracing import LeanTracerProvider
 from observability._request import current_scrubber
 
 Scrub = Callable[[str], str]
@@ -47,6 +48,21 @@ def server_span(
     )
 
 
+def trace_headers(span: AnySpan) -> dict[str, str]:
+    """The W3C `traceparent` (and `tracestate`) naming `span`, as the propagator's `inject`
+    writes them for the current span, without looking the span up in the context."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return {}
+    headers = {
+        "traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+        f"{context.trace_flags:02x}"
+    }
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
+
+
 def scrub_attributes(attributes: Mapping[str, Any] | None, scrub: Scrub) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
@@ -63,9 +79,15 @@ def _scrubbed(attributes: Mapping[str, Any] | None, scrub: Scrub) -> dict[str, A
     """`scrub_attributes`, or None when scrubbing changes nothing."""
     if not attributes:
         return None
-    if any(_changes(value, scrub) for value in attributes.values()):
-        return scrub_attributes(attributes, scrub)
+    for value in attributes.values():
+        if type(value) in _NUMBERS:
+            continue  # most of a span's attributes: timings and counts
+        if _changes(value, scrub):
+            return scrub_attributes(attributes, scrub)
     return None
+
+
+_NUMBERS = (int, float, bool)
 
 
 def _changes(value: Any, scrub: Scrub) -> bool:
@@ -158,7 +180,7 @@ def create_tracer_provider(
     `sample_ratio` below 1 records that share of traces (children follow their parent).
     Unsampled requests still get trace ids, so decisions still name their trace.
     """
-    provider = TracerProvider(
+    provider = LeanTracerProvider(
         resource=Resource.create(
             {"service.name": "consentgate", "service.version": service_version}
         ),

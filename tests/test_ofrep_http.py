@@ -235,17 +235,21 @@ def test_splits_are_stable_across_restarts_and_key_rotations(
     from gateway.source_admin import rotate_keys
 
     users = [f"stable-{n}" for n in range(12)]
+    # A loaded test machine must not turn a split into the time budget's baseline ("a" too).
+    patient = msgspec.structs.replace(migrated, core_time_budget_ms=10_000.0)
 
     def variants(server_key: str) -> list[str]:
-        with TestClient(create_app(migrated, keks)) as fresh:
+        with TestClient(create_app(patient, keks)) as fresh:
             _define(fresh, admin)
             for user in users:
                 if fresh.get(f"/v1/profiles/{user}", headers=bearer(server_key)).status_code != 200:
                     _known_user(fresh, source, user)
-            return [
-                _evaluate(fresh, bearer(server_key), "hero", targetingKey=user).json()["variant"]
+            answers = [
+                _evaluate(fresh, bearer(server_key), "hero", targetingKey=user).json()
                 for user in users
             ]
+            assert [a["reason"] for a in answers] == ["SPLIT"] * len(users), answers
+            return [answer["variant"] for answer in answers]
 
     before = variants(source.server_key)
     assert len(set(before)) == 2  # both variants occur among twelve users
