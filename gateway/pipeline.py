@@ -197,7 +197,8 @@ class Pipeline:
         stages' other attributes, and the stage-duration histogram either way."""
         if span.is_recording():
             for stage, seconds in timings:
-                attributes[stage.timing_attribute] = round(seconds * 1000, 3)
+                # ms to the microsecond (truncated: a third of round()'s cost)
+                attributes[stage.timing_attribute] = int(seconds * 1e6) / 1000
             span.set_attributes(attributes)
         if self._metrics is not None:
             for stage, seconds in timings:

@@ -23,7 +23,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -40,8 +40,17 @@ from opentelemetry.util import types
 logger = logging.getLogger(__name__)
 
 _PLAIN = (str, bool, int, float)
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+# trace flags by (sampled, random trace id)
+_FLAGS = {
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
+# Every trace, children following their parent: the default sampler, decided inline.
+SAMPLE_ALL = ParentBased(ALWAYS_ON)
 _UNSET = Status(StatusCode.UNSET)
 # a span's start: name, context, kind, attributes, links, start time
 _Start = tuple[str, Context | None, SpanKind, types.Attributes, Sequence[Link] | None, int | None]
@@ -117,22 +126,33 @@ class LeanTracer(trace_api.Tracer):
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
         links = links or ()
-        sampling = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = _SAMPLED if sampling.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if random_trace_id:
-            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        if provider.sampler is SAMPLE_ALL:
+            # ParentBased(ALWAYS_ON) decided as it decides, without building its result: a
+            # root is sampled, a child as its parent was; the parent's trace state carries on
+            sampled = parent is None or parent.trace_flags.sampled
+            recording = sampled
+            trace_state = None if parent is None else parent.trace_state
+            kept = attributes if sampled else None
+        else:
+            sampling = provider.sampler.should_sample(
+                context, trace_id, name, kind, attributes, links
+            )
+            sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
+            recording = sampling.decision is not Decision.DROP
+            trace_state = sampling.trace_state
+            kept = sampling.attributes  # the sampler's result carries the span's attributes
         span_context = SpanContext(
             trace_id,
             ids.generate_span_id(),
             is_remote=False,
-            trace_flags=flags,
-            trace_state=sampling.trace_state,
+            trace_flags=_FLAGS[sampled, bool(random_trace_id)],
+            trace_state=trace_state,
         )
-        if sampling.decision is Decision.DROP:
+        if not recording:
             return NonRecordingSpan(span_context)
         span = LeanSpan(self, name, span_context, parent, kind, links)
-        if sampling.attributes:  # the sampler's result carries the span's attributes
-            span.set_attributes(sampling.attributes)
+        if kept:
+            span.set_attributes(kept)
         span.start(start_time, context)
         return span
 
@@ -185,19 +205,25 @@ class _CurrentSpan(ContextDecorator):
                 span.end()
 
 
-class LeanSpan(trace_api.Span):
-    """A recording span: attributes in a dict, handed to the processors as a `ReadableSpan`."""
+class LeanSpan(trace_api.Span, ReadableSpan):
+    """A recording span, attributes in a dict. Ended, it is its own `ReadableSpan` for the
+    processors (as the SDK's span is one; the SDK hands them a copy, but nothing can change
+    this span once ended: every setter checks)."""
 
+    # ReadableSpan's fields too: in slots (its instances have a dict, left empty here)
     __slots__ = (
         "_attributes",
         "_context",
         "_dropped",
         "_end_time",
         "_events",
+        "_instrumentation_info",
+        "_instrumentation_scope",
         "_kind",
         "_links",
         "_name",
         "_parent",
+        "_resource",
         "_start_time",
         "_status",
         "_tracer",
@@ -217,12 +243,13 @@ class LeanSpan(trace_api.Span):
         self._context = context
         self._parent = parent
         self._kind = kind
+        self._resource = tracer._provider.resource
+        self._instrumentation_scope = tracer._scope
+        self._instrumentation_info = None
         self._attributes: dict[str, types.AttributeValue] = {}
         self._dropped = 0  # attributes dropped by the limits, as the SDK counts them
-        self._events: BoundedList[Event] | None = (
-            None  # made at the first event: most spans have none
-        )
-        self._links: BoundedList[Link] | None = None
+        self._events: Sequence[Event] = ()  # a bounded list from the first event on
+        self._links: Sequence[Link] = ()
         self._status = _UNSET
         self._start_time: int | None = None
         self._end_time: int | None = None
@@ -230,26 +257,9 @@ class LeanSpan(trace_api.Span):
             if link:
                 self.add_link(link.context, link.attributes)
 
-    # What processors' on_start may read, as on the SDK's span.
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def context(self) -> SpanContext:
-        return self._context
-
-    @property
-    def parent(self) -> SpanContext | None:
-        return self._parent
-
-    @property
-    def kind(self) -> SpanKind:
-        return self._kind
-
-    @property
-    def attributes(self) -> Mapping[str, types.AttributeValue]:
-        return self._attributes
+    def dropped_attributes(self) -> int:
+        return self._dropped
 
     def start(self, start_time: int | None = None, parent_context: Context | None = None) -> None:
         self._start_time = start_time if start_time is not None else time_ns()
@@ -260,34 +270,10 @@ class LeanSpan(trace_api.Span):
             logger.warning("Calling end() on an ended span.")
             return
         self._end_time = end_time if end_time is not None else time_ns()
-        tracer = self._tracer
-        tracer._provider._active_span_processor.on_end(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=tracer._provider.resource,
-                attributes=self._attributes if not self._dropped else self._counted(),
-                events=() if self._events is None else self._events,
-                links=() if self._links is None else self._links,
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start_time,
-                end_time=self._end_time,
-                instrumentation_scope=tracer._scope,
-            )
-        )
-
-    def _counted(self) -> BoundedAttributes:
-        """The attributes with the count of those dropped, for the exporters to report."""
-        counted = BoundedAttributes(
-            self._tracer._limits.max_span_attributes, self._attributes, immutable=True
-        )
-        counted.dropped += self._dropped
-        return counted
+        self._tracer._provider._active_span_processor.on_end(self)
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # set at start, never None
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -354,7 +340,7 @@ class LeanSpan(trace_api.Span):
         if self._end_time is not None:
             return
         limits = self._tracer._limits
-        if self._events is None:
+        if not isinstance(self._events, BoundedList):
             self._events = BoundedList(limits.max_events)
         self._events.append(
             Event(name, _bounded(attributes, limits.max_event_attributes, limits), timestamp)
@@ -366,7 +352,7 @@ class LeanSpan(trace_api.Span):
         if not (context and (context.is_valid or attributes or context.trace_state)):
             return  # the SDK's test of a link worth keeping
         limits = self._tracer._limits
-        if self._links is None:
+        if not isinstance(self._links, BoundedList):
             self._links = BoundedList(limits.max_links)
         self._links.append(Link(context, _bounded(attributes, limits.max_link_attributes, limits)))
 

@@ -21,12 +21,12 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span as AnySpan
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from observability._lean_tracing import LeanTracerProvider
+from observability._lean_tracing import SAMPLE_ALL, LeanTracerProvider
 from observability._request import current_scrubber
 
 Scrub = Callable[[str], str]
@@ -185,7 +185,7 @@ def create_tracer_provider(
             {"service.name": "consentgate", "service.version": service_version}
         ),
         # every trace at 1 (the ratio sampler's arithmetic costs a span about a microsecond)
-        sampler=ParentBased(ALWAYS_ON if sample_ratio >= 1 else TraceIdRatioBased(sample_ratio)),
+        sampler=SAMPLE_ALL if sample_ratio >= 1 else ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     if exporter is not None:
         provider.add_span_processor(PiiGuardProcessor(SimpleSpanProcessor(exporter)))

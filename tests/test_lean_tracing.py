@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
-    ALWAYS_ON,
     ParentBased,
     Sampler,
     TraceIdRatioBased,
@@ -26,7 +25,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from observability._lean_tracing import LeanTracerProvider
+from observability._lean_tracing import SAMPLE_ALL, LeanTracerProvider
 from observability._tracing import trace_headers
 
 
@@ -43,11 +42,9 @@ class _CountingIds(IdGenerator):
         return next(self._next) << 64
 
 
-_SAMPLE_ALL = ParentBased(ALWAYS_ON)
-
-
 def _pair(
-    sampler: Sampler = _SAMPLE_ALL, limits: SpanLimits | None = None
+    sampler: Sampler = SAMPLE_ALL,  # decided inline by the lean tracer: the SDK checks it
+    limits: SpanLimits | None = None,
 ) -> list[tuple[TracerProvider, InMemorySpanExporter]]:
     made = []
     resource = Resource.create({"service.name": "test"})
