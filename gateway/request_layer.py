@@ -19,6 +19,7 @@ a coroutine, a wrapped `send` and a copy of the response's start message on ever
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,25 +92,48 @@ async def _traced(
     call: tuple[dict[str, Any], Any, Any],
 ) -> None:
     scope = call[0]
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    carrier = {  # what the W3C propagator reads, not every header decoded
+        name.decode(): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _TRACE_HEADERS
+    }
     method = scope.get("method", "GET")
-    with server_span(tracer, f"HTTP {method}", headers) as span:
+    with server_span(tracer, f"HTTP {method}", carrier) as span:
         try:
             await app(*call)
         finally:
-            handler = scope.get("route_handler")
-            paths = sorted(getattr(handler, "paths", ()) or ())
+            route = _route_of(scope.get("route_handler"))
             attributes: dict[str, AttributeValue] = {
                 "http.request.method": method,
                 "consentgate.request_id": request_id,
                 "http.response.status_code": status[0],
             }
-            if paths:
-                span.update_name(f"HTTP {method} {paths[0]}")
-                attributes["http.route"] = paths[0]
+            if route is not None:
+                span.update_name(f"HTTP {method} {route}")
+                attributes["http.route"] = route
             span.set_attributes(attributes)  # at once: each set_attribute takes the span's lock
             if status[0] >= 500:
                 span.set_status(Status(StatusCode.ERROR))
+
+
+_TRACE_HEADERS = frozenset((b"traceparent", b"tracestate"))
+
+
+def _route_of(handler: object) -> str | None:
+    """The route template a span is named by (the first, when a handler has several)."""
+    try:
+        return _known_route(handler)
+    except TypeError:  # a handler that cannot be a cache key
+        return _route(handler)
+
+
+def _route(handler: object) -> str | None:
+    paths = sorted(getattr(handler, "paths", ()) or ())
+    return paths[0] if paths else None
+
+
+# route handlers live as long as their app: a few dozen of them
+_known_route = functools.lru_cache(maxsize=512)(_route)
 
 
 async def _preflight(send: Any) -> None:

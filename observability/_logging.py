@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-from observability._request import current_scrubber
+from observability._request import add_request_id, current_scrubber
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -59,6 +59,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
