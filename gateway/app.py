@@ -20,6 +20,7 @@ from gateway.api_docs import render_plugins
 from gateway.background import background_loops
 from gateway.dependencies import DEPENDENCIES
 from gateway.errors import GatewayError, TooManyRequests, Unavailable
+from gateway.ofrep_direct import DirectEvaluation
 from gateway.request_class import GatewayRequest
 from gateway.request_layer import request_layer
 from gateway.route_helpers import MAX_BODY
@@ -174,10 +175,14 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 async def _remember_identifiers(request: Request[Any, Any, Any]) -> None:
     """Raw user ids in the path or the query, for the telemetry guards (bodies: by handlers)."""
+    scope = request.scope
+    in_path = scope["path_params"].get("user_id")
+    if not scope["query_string"]:  # most requests: no query to parse
+        if in_path is not None:
+            remember_raw_identifiers((in_path,))
+        return
     query = request.query_params
-    remember_raw_identifiers(
-        (request.path_params.get("user_id"), query.get("userId"), query.get("anonymousId"))
-    )
+    remember_raw_identifiers((in_path, query.get("userId"), query.get("anonymousId")))
 
 
 def app_from_environment() -> Litestar:
@@ -206,7 +211,8 @@ def create_app(
             app.state.runtime = runtime
             yield
 
-    return Litestar(
+    direct = DirectEvaluation()
+    app = Litestar(
         route_handlers=[
             *INGEST_HANDLERS,
             *CONSENT_HANDLERS,
@@ -237,6 +243,7 @@ def create_app(
                 tracer=tracer,
                 cors_paths=[*_INGEST_PATHS, *BANNER_PATHS],
                 untraced_paths=_INGEST_PATHS,  # ingestion traces its own pipeline
+                direct=direct,
             )
         ],
         exception_handlers={
@@ -257,3 +264,6 @@ def create_app(
         ),
         logging_config=None,
     )
+    direct.bind(app)
+    app.state.ofrep_direct = direct
+    return app

@@ -74,11 +74,25 @@ Subject = NamedDependency[SkipValidation[SubjectCaller]]
 Staff = NamedDependency[SkipValidation[StaffCaller]]
 
 
+# Where the guard leaves the caller: a key of the ASGI scope (litestar's `connection.state`
+# wraps the scope's state in a new object at every access: 2% of an OFREP evaluation).
+_CALLER = "consentgate.caller"
+
+
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """The caller the route's guard authenticated, taken without dependency injection (the
     hot routes: resolving even this one dependency cost 5% of an OFREP evaluation)."""
-    caller: Caller = connection.state.caller
+    caller: Caller = connection.scope[_CALLER]  # type: ignore[literal-required]
     return caller
+
+
+def authorization_of(scope: Any) -> str | None:
+    """The request's Authorization header (the first), read from the raw headers: litestar's
+    `connection.headers` builds a mapping of them all (4% of an OFREP evaluation)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def server_key_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ServerKeyCaller:
@@ -157,7 +171,7 @@ def require(*accepted: Credential) -> Any:
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
         runtime: Runtime = connection.app.state.runtime
-        authorization = connection.headers.get("authorization")
+        authorization = authorization_of(connection.scope)
         token = bearer_token(authorization) or ""
         kind = _PREFIXES.get(token[:3], "unknown")
         caller: Caller
@@ -173,7 +187,7 @@ def require(*accepted: Credential) -> Any:
             caller = ServerKeyCaller(await authenticate_server_key(runtime.sources, authorization))
         else:
             caller = await _refuse(runtime, authorization, accepted, roles)
-        connection.state.caller = caller
+        connection.scope[_CALLER] = caller  # type: ignore[literal-required]
 
     return guard
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.trace import Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -29,6 +29,13 @@ from opentelemetry.util.types import AttributeValue
 from observability import request_id_from, request_scope, server_span
 
 ASGIApp = Any
+
+
+class Direct(Protocol):
+    """Serves some requests past the router (`gateway.ofrep_direct`)."""
+
+    def take(self, scope: dict[str, Any]) -> ASGIApp | None: ...
+
 
 # what a Segment or RudderStack browser SDK may send, and what a page may read back
 _ALLOWED_HEADERS = b"authorization, content-type, content-encoding, traceparent, x-request-id"
@@ -42,9 +49,15 @@ _CORS_HEADERS = (
 
 
 def request_layer(
-    app: ASGIApp, *, tracer: Tracer, cors_paths: Iterable[str], untraced_paths: Iterable[str]
+    app: ASGIApp,
+    *,
+    tracer: Tracer,
+    cors_paths: Iterable[str],
+    untraced_paths: Iterable[str],
+    direct: Direct | None = None,
 ) -> ASGIApp:
-    """`app` inside the layer: CORS on `cors_paths`, a span on every path but `untraced_paths`."""
+    """`app` inside the layer: CORS on `cors_paths`, a span on every path but `untraced_paths`;
+    what `direct` takes it serves instead of `app` (in the same scope and span)."""
     cors = frozenset(cors_paths)
     untraced = frozenset(untraced_paths)
 
@@ -75,11 +88,12 @@ def request_layer(
                 message = {**message, "headers": [*kept, *added]}
             await send(message)
 
+        serving = (direct.take(scope) if direct is not None else None) or app
         with request_scope(request_id):
             if path in untraced:
-                await app(scope, receive, send_labelled)
+                await serving(scope, receive, send_labelled)
             else:
-                await _traced(app, tracer, request_id, status, (scope, receive, send_labelled))
+                await _traced(serving, tracer, request_id, status, (scope, receive, send_labelled))
 
     return layer
 

@@ -11,6 +11,7 @@ bodies and error codes are the protocol's: `{"key", "errorCode", "errorDetails"}
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -198,14 +199,17 @@ def _services(
     return runtime.consent, runtime.database, runtime.settings, runtime.views
 
 
+BodyReader = Callable[[], Awaitable[bytes]]
+
+
 async def _begin(
-    caller: Any, limiter: RateLimiter, request: Request[Any, Any, Any], key: str
+    caller: Any, limiter: RateLimiter, read_body: BodyReader, key: str
 ) -> tuple[ServerKeyCaller | SubjectCaller, dict[str, Any]]:
     """The caller (within its rate) and the request's context."""
     if not isinstance(caller, ServerKeyCaller | SubjectCaller):  # the guard admits no other
         raise TypeError("OFREP takes a server key or a subject token")
     _admit(limiter, caller)
-    return caller, _context(await request.body(), key)
+    return caller, _context(await read_body(), key)
 
 
 def _admit(limiter: RateLimiter, caller: ServerKeyCaller | SubjectCaller) -> None:
@@ -286,8 +290,16 @@ _CREDENTIALS: list[dict[str, list[str]]] = [{"serverKey": []}, {"subjectToken": 
 async def evaluate_one(key: FromPath[str], request: Request[Any, Any, Any]) -> Resolution:
     """One flag for the caller's subject: its value, variant and reason; the baseline (reason
     DEFAULT, metadata.fallback) when consent, suppression or the core says so."""
-    runtime = runtime_of(request)
-    caller, context = await _begin(caller_of(request), runtime.ofrep_limiter, request, key or " ")
+    return await resolve_one(runtime_of(request), caller_of(request), key, request.body)
+
+
+async def resolve_one(
+    runtime: Runtime, guarded: Any, key: str, read_body: BodyReader
+) -> Resolution:
+    """`evaluate_one`'s answer once the route's guard named the caller (`guarded`): for the
+    routed handler and for `gateway.ofrep_direct`, which serves the route past litestar's
+    handler machinery."""
+    caller, context = await _begin(guarded, runtime.ofrep_limiter, read_body, key or " ")
     compiled = (await runtime.flags.compiled()).get(key)
     if compiled is None:
         raise OfrepFailure(404, FlagNotFound(key=key))
@@ -328,7 +340,7 @@ async def evaluate_all(
     """Every flag for the caller's subject. The ETag hashes the evaluated values, so a consent,
     segment or flag change is never hidden behind a 304."""
     runtime = runtime_of(request)
-    caller, context = await _begin(caller_of(request), runtime.ofrep_limiter, request, "")
+    caller, context = await _begin(caller_of(request), runtime.ofrep_limiter, request.body, "")
     compiled = sorted((await runtime.flags.compiled()).values(), key=lambda c: c.flag.key)
     subject = await _subject(caller, context, "", compiled, _services(runtime))
     results: list[Resolution | EvaluationFailure] = []
