@@ -155,3 +155,30 @@ def test_a_kept_alive_connections_next_request_has_its_own_header_deadline(
         answer = _answer(connection)
         assert time.monotonic() - started < 5
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_answers_on_one_connection_arrive_whole_and_in_order(bounded: Gateway) -> None:
+    """The server writes each answer in one piece: pipelined requests, a HEAD and a closing
+    request on one keep-alive connection get their answers whole, in order, then the close."""
+    with _connect(bounded) as connection:
+        connection.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: first\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: second\r\n\r\n"
+        )
+        first, second = _answer(connection), _answer(connection)
+        assert first.startswith(b"HTTP/1.1 200")
+        assert b"x-request-id: first" in first
+        assert first.endswith(b'{"status":"ok"}')
+        assert second.startswith(b"HTTP/1.1 200")
+        assert b"x-request-id: second" in second
+        connection.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += connection.recv(4096)
+        assert received.startswith(b"HTTP/1.1 ")
+        assert received.endswith(b"\r\n\r\n")
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        last = _answer(connection)
+        assert last.startswith(b"HTTP/1.1 200")
+        assert last.endswith(b'{"status":"ok"}')
+        assert connection.recv(4096) == b""  # then the server closed it
