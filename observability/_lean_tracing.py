@@ -4,9 +4,10 @@ at a fraction of the SDK span's cost on the request path.
 The SDK's span takes a lock and a cleaning pass for every attribute and builds bounded
 containers it rarely needs: about 45 us a request in the ingestion pipeline, where the request's
 own work is 80 us. `LeanTracer` keeps what the SDK decides (the provider's sampler, id generator,
-resource, span limits and processors) and records a span in a plain dict; it hands processors
-the SDK's own `ReadableSpan`, so exporters and the PII guard see exactly what they did before.
-`tests/test_lean_tracing.py` checks it against the SDK's tracer, operation for operation.
+resource, span limits and processors) and records a span in a plain dict; an ended span is
+itself an SDK `ReadableSpan` (as the SDK's span is), so processors, the PII guard and exporters
+read exactly what they read before. `tests/test_lean_tracing.py` checks it against the SDK's
+tracer, operation for operation.
 """
 
 from __future__ import annotations
@@ -68,15 +69,10 @@ class LeanTracerProvider(TracerProvider):
     ) -> trace_api.Tracer:
         if self._disabled:
             return trace_api.NoOpTracer()
-        return LeanTracer(
-            self,
-            InstrumentationScope(
-                instrumenting_module_name or "",
-                instrumenting_library_version,
-                schema_url,
-                attributes,
-            ),
+        scope = InstrumentationScope(
+            instrumenting_module_name or "", instrumenting_library_version, schema_url, attributes
         )
+        return LeanTracer(self, scope)
 
 
 class LeanTracer(trace_api.Tracer):
