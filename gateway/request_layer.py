@@ -32,7 +32,7 @@ ASGIApp = Any
 
 
 class Direct(Protocol):
-    """Serves some requests past the router (`gateway.ofrep_direct`)."""
+    """Answers some routed requests itself, past litestar's handling (`gateway.ofrep_direct`)."""
 
     def take(self, scope: dict[str, Any]) -> ASGIApp | None: ...
 
