@@ -43,7 +43,6 @@ class DirectEvaluation:
         self.enabled = True  # False: every request to the router (the tests compare the two)
         self.served = 0
         self._handler: Any = None
-        self._exception_handlers: Any = None
         self._max_body: float = math.inf
         self._asgi: ASGIApp = ExceptionHandlerMiddleware(self._serve, debug=None)  # type: ignore[arg-type]
 
@@ -53,7 +52,6 @@ class DirectEvaluation:
         if template != TEMPLATE or not isinstance(handler, HTTPRouteHandler):
             raise RuntimeError(f"{ROUTE}/{{key}} routes to {template}, not to {TEMPLATE}")
         self._handler = handler
-        self._exception_handlers = handler.resolve_exception_handlers()
         self._max_body = handler.resolve_request_max_body_size() or math.inf
 
     def take(self, scope: dict[str, Any]) -> ASGIApp | None:
