@@ -391,7 +391,9 @@ def test_an_erasure_completes_once_the_core_has_applied_it_not_at_the_next_round
         request = client.post(
             "/v1/privacy/requests", json={"type": "erasure", "userId": USER}, headers=server
         ).json()
-        assert request["status"] == "in_progress"
+        # The answer is read back after the hand-off, so a quick core may already have
+        # completed it; either way it completes now, not in an hour.
+        assert request["status"] in {"in_progress", "completed"}
         done = completed_privacy_request(client, server, request["id"])
         assert ("profiles", "deleted", 1) in {
             (r["store"], r["action"], r["count"]) for r in done["receipts"]
