@@ -69,6 +69,8 @@ def _ratios(figures: dict[str, float]) -> dict[str, float]:
             "core_no_segments_events_per_s",
         ),
         "ofrep_vs_bare": ("ofrep_single_req_per_s", "bare_ofrep_req_per_s"),
+        # the gateway's tail at half its peak rate against the framework's at the same rate
+        "ofrep_half_rate_p99_vs_bare": ("ofrep_half_rate_p99_ms", "bare_ofrep_half_rate_p99_ms"),
         # one gateway worker's events into JetStream against raw pipelined publishes
         "scaleout_batch_vs_raw_publish": (
             "scaleout_batch_1w_events_per_s",

@@ -3,6 +3,7 @@ uniform and stable), and evaluation with its fallbacks, as pure functions."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -195,5 +196,79 @@ async def test_a_new_flag_past_the_cap_is_refused(
         assert (await store.put("one", DEFINITION)).version == 2
         with pytest.raises(FlagError, match=r"at most 1 flags at \$\.key"):
             await store.put("two", DEFINITION)
+    finally:
+        await database.dispose()
+
+
+class _SlowReads:
+    """A database whose reads, once read, wait until `release` is set to answer (the writes
+    go straight through)."""
+
+    def __init__(self, database: Any) -> None:
+        self._database = database
+        self.release = asyncio.Event()
+        self.release.set()
+        self.reads = 0
+
+    async def read(self, work: Any) -> Any:
+        self.reads += 1
+        read = await self._database.read(work)
+        await self.release.wait()
+        return read
+
+    async def transaction(self, work: Any) -> Any:
+        return await self._database.transaction(work)
+
+
+async def test_evaluations_never_wait_for_the_periodic_reread_and_see_changes_made_elsewhere(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change made through another store (another worker, the CLI) shows once the set is
+    DEFINITIONS_SECONDS old and a background re-read lands; meanwhile evaluations answer at
+    once with the set they have. A change made through this store shows at the very next
+    evaluation, even when a re-read begun before it lands after it."""
+    import personalization._flags as flags_module
+    from gateway.database import open_database
+    from personalization import FlagStore
+
+    monkeypatch.setattr(flags_module, "DEFINITIONS_SECONDS", 0.3)
+    database = open_database(migrated.database_url)
+
+    async def segments() -> list[str]:
+        return ["beta"]
+
+    def variant_of(compiled: dict[str, CompiledFlag], key: str) -> str:
+        return compiled[key].flag.definition.default_variant
+
+    try:
+        slow = _SlowReads(database)
+        here, elsewhere = FlagStore(slow, segments), FlagStore(database, segments)  # type: ignore[arg-type]
+        await here.put("f", DEFINITION)
+        assert variant_of(await here.compiled(), "f") == "off"
+
+        await elsewhere.put("f", {**DEFINITION, "default_variant": "on"})
+        await asyncio.sleep(0.35)
+        slow.release.clear()
+
+        async def twenty() -> list[str]:
+            return [variant_of(await here.compiled(), "f") for _ in range(20)]
+
+        # the set is old: the first starts a re-read, and none waits for it
+        reads = slow.reads
+        assert await asyncio.wait_for(twenty(), 1.0) == ["off"] * 20
+        await asyncio.sleep(0.05)
+        assert slow.reads == reads + 1  # one re-read, held
+        slow.release.set()
+        await asyncio.sleep(0.05)
+        assert variant_of(await here.compiled(), "f") == "on"
+
+        await elsewhere.put("f", DEFINITION)
+        await asyncio.sleep(0.35)
+        slow.release.clear()
+        await here.compiled()  # starts a re-read
+        await asyncio.sleep(0.05)  # which has read "off" and is held
+        await here.put("f", {**DEFINITION, "default_variant": "on"})
+        slow.release.set()
+        assert variant_of(await here.compiled(), "f") == "on"  # not the held read's "off"
     finally:
         await database.dispose()
