@@ -150,9 +150,8 @@ HALF_RATE_WINDOWS = 3
 def _half_rate(url: str, authorization: str, rate: float, seconds: float) -> dict[str, float]:
     """p50/p99 at `rate` (half the peak): the median of three windows, each followed by one of
     bare litestar's OFREP endpoint at the same rate. A p99 is the slowest 1% of one window, so
-    a few ms of the host's steal time in it decide it (bare litestar's own p99 on these
-    machines ranges 1.8-5.6 ms at this rate); the median window, and the framework's own
-    tail measured beside it, say what belongs to the gateway."""
+    a few ms of the host's steal time in it decide it; the median window, and the framework's
+    own tail measured beside it, say what belongs to the gateway (docs/performance.md)."""
     gateway: list[dict[str, Any]] = []
     bare: list[dict[str, Any]] = []
     with servers.bare() as reference:
